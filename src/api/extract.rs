@@ -1,0 +1,210 @@
+//! Request extractors: the caller's token, and JSON bodies with the
+//! project's error shape.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::error::{ApiError, ApiResult};
+use crate::app::App;
+use crate::store::{Organization, Role, Token};
+
+/// Largest accepted API request body.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Token);
+
+impl Caller {
+    /// How the caller appears in the audit log.
+    pub fn actor(&self) -> String {
+        format!("token:{}:{}", self.0.name, self.0.id)
+    }
+
+    pub fn require_admin(&self) -> ApiResult<()> {
+        match self.0.role {
+            Role::Admin => Ok(()),
+            _ => Err(ApiError::Forbidden("this needs a platform admin token".into())),
+        }
+    }
+}
+
+impl FromRequestParts<Arc<App>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> ApiResult<Self> {
+        let presented = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim);
+        let Some(presented) = presented else {
+            app.metrics.auth_failures.inc();
+            return Err(ApiError::Unauthorized);
+        };
+        match app.store.authenticate(presented).await? {
+            Some(token) => Ok(Caller(token)),
+            None => {
+                app.metrics.auth_failures.inc();
+                Err(ApiError::Unauthorized)
+            }
+        }
+    }
+}
+
+/// What a route needs of the caller within one organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Metadata reads: member, owner or admin.
+    Read,
+    /// Changes: owner or admin.
+    Write,
+    /// Values: runtime tokens only.
+    Resolve,
+}
+
+/// Finds the organization `id_or_name` and checks that the caller may act on
+/// it. Another organization's objects are reported exactly as missing ones.
+pub async fn organization_for(
+    app: &App,
+    caller: &Caller,
+    id_or_name: &str,
+    access: Access,
+) -> ApiResult<Organization> {
+    let not_found = || ApiError::NotFound(format!("organization {id_or_name:?} not found"));
+    let org = app.store.find_organization(id_or_name).await?.ok_or_else(not_found)?;
+    let token = &caller.0;
+    if token.role != Role::Admin && token.organization_id.as_deref() != Some(org.id.as_str()) {
+        return Err(not_found());
+    }
+    match (access, token.role) {
+        (Access::Resolve, Role::Runtime) => Ok(org),
+        (Access::Resolve, _) => Err(ApiError::Forbidden("only runtime tokens may resolve values".into())),
+        (_, Role::Runtime) => Err(ApiError::Forbidden("a runtime token may only call resolve".into())),
+        (Access::Read, _) | (Access::Write, Role::Admin | Role::Owner) => Ok(org),
+        (Access::Write, Role::Member) => Err(ApiError::Forbidden("this needs an owner token".into())),
+    }
+}
+
+/// A JSON request body: at most [`MAX_BODY`] bytes (413 beyond), unknown
+/// fields refused with 422 naming the field, malformed JSON 400.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request<Body>, _state: &S) -> ApiResult<Self> {
+        let declared = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > MAX_BODY) {
+            return Err(ApiError::PayloadTooLarge { limit: MAX_BODY });
+        }
+        let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY)
+            .await
+            .map_err(|error| {
+                if is_length_limit(&error) {
+                    ApiError::PayloadTooLarge { limit: MAX_BODY }
+                } else {
+                    ApiError::BadRequest(format!("cannot read request body: {error}"))
+                }
+            })?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+pub fn is_length_limit(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// Parses a JSON body with the API's error shape: syntax errors are 400,
+/// shape errors 422 with the path of the field at fault.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        let text = inner.to_string();
+        if inner.classify() != serde_json::error::Category::Data {
+            return ApiError::BadRequest(format!("request body is not valid JSON: {text}"));
+        }
+        let text = strip_position(&text);
+        let prefix = if path == "." { String::new() } else { format!("{path}.") };
+        let (field, message) = if quoted_field(text, "unknown field `").is_some() {
+            (path, "unknown field".to_owned())
+        } else if let Some(name) = quoted_field(text, "missing field `") {
+            (format!("{prefix}{name}"), "is required".to_owned())
+        } else if path == "." {
+            return ApiError::Validation {
+                field: None,
+                message: format!("request body: {text}"),
+            };
+        } else {
+            (path, text.to_owned())
+        };
+        ApiError::Validation {
+            message: format!("{field}: {message}"),
+            field: Some(field),
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+fn quoted_field<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    text.strip_prefix(prefix)?.split('`').next()
+}
+
+fn strip_position(text: &str) -> &str {
+    text.rsplit_once(" at line ").map_or(text, |(head, _)| head)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        let ApiError::Validation { field, message } = parse_json::<Body>(br#"{"name":"a","nmae":1}"#).unwrap_err()
+        else {
+            panic!("expected a validation error")
+        };
+        assert_eq!(field.as_deref(), Some("nmae"));
+        assert_eq!(message, "nmae: unknown field");
+        let ApiError::Validation { field, .. } = parse_json::<Body>(b"{}").unwrap_err() else {
+            panic!("expected a validation error")
+        };
+        assert_eq!(field.as_deref(), Some("name"));
+        assert!(matches!(parse_json::<Body>(b"{"), Err(ApiError::BadRequest(_))));
+        let ApiError::Validation { field, .. } = parse_json::<Body>(br#"{"name":1}"#).unwrap_err() else {
+            panic!("expected a validation error")
+        };
+        assert_eq!(field.as_deref(), Some("name"));
+        assert!(matches!(parse_json::<Body>(b"[]"), Err(ApiError::Validation { field: None, .. })));
+    }
+}

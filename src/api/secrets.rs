@@ -1,0 +1,333 @@
+//! Secrets: metadata, rotation, references, the delete guard, and the
+//! runtime `resolve` endpoint, the one route that returns values.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{Access, Caller, JsonBody, organization_for};
+use super::organizations::{Items, check_name};
+use crate::app::App;
+use crate::crypto::SecretValue;
+use crate::store::{
+    NewSecret, Reference, RemoteChanges, RemoteRef, Secret, SecretContent, Storage, format_time,
+};
+
+/// Largest accepted secret value.
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Serialize)]
+pub struct SecretView {
+    id: String,
+    organization_id: String,
+    name: String,
+    storage: Storage,
+    provider_id: Option<String>,
+    remote_path: Option<String>,
+    remote_key: Option<String>,
+    version: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value_set: Option<bool>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<Secret> for SecretView {
+    fn from(secret: Secret) -> Self {
+        let storage = secret.storage();
+        let (remote, value_set) = match secret.content {
+            SecretContent::Local(_) => (None, Some(true)),
+            SecretContent::Remote(remote) => (Some(remote), None),
+        };
+        Self {
+            id: secret.id,
+            organization_id: secret.organization_id,
+            name: secret.name,
+            storage,
+            provider_id: remote.as_ref().map(|r| r.provider_id.clone()),
+            remote_path: remote.as_ref().map(|r| r.remote_path.clone()),
+            remote_key: remote.map(|r| r.remote_key),
+            version: secret.version,
+            value_set,
+            created_at: format_time(secret.created_at),
+            updated_at: format_time(secret.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSecret {
+    name: String,
+    storage: Option<Storage>,
+    value: Option<SecretValue>,
+    provider_id: Option<String>,
+    remote_path: Option<String>,
+    remote_key: Option<String>,
+}
+
+fn check_value(value: &SecretValue) -> ApiResult<()> {
+    if value.is_empty() {
+        return Err(ApiError::invalid("value", "must not be empty"));
+    }
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(ApiError::invalid(
+            "value",
+            format!("is longer than {MAX_VALUE_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// A Vault API path such as `kv/data/prod/stripe-api-key`.
+pub fn check_remote_path(path: &str) -> ApiResult<()> {
+    let ok = !path.is_empty()
+        && path.len() <= 1024
+        && !path.starts_with('/')
+        && !path.ends_with('/')
+        && path
+            .split('/')
+            .all(|segment| !segment.is_empty() && segment != "." && segment != "..")
+        && path.chars().all(|c| !c.is_control() && !c.is_whitespace() && !matches!(c, '?' | '#' | '%'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "remote_path",
+            "must be a Vault API path such as kv/data/prod/name (no leading '/', no empty, '.' or '..' segments, no spaces, '?', '#' or '%')",
+        ))
+    }
+}
+
+fn check_remote_key(key: &str) -> ApiResult<()> {
+    if key.is_empty() || key.len() > 256 || key.chars().any(char::is_control) {
+        Err(ApiError::invalid("remote_key", "must be a key of the value map, 1 to 256 characters"))
+    } else {
+        Ok(())
+    }
+}
+
+pub async fn create(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(org): Path<String>,
+    JsonBody(body): JsonBody<CreateSecret>,
+) -> ApiResult<(StatusCode, Json<SecretView>)> {
+    let org = organization_for(&app, &caller, &org, Access::Write).await?;
+    check_name("name", &body.name)?;
+    let remote_given = body.provider_id.is_some() || body.remote_path.is_some() || body.remote_key.is_some();
+    let storage = match (body.storage, &body.value, remote_given) {
+        (Some(storage), _, _) => storage,
+        (None, Some(_), false) => Storage::Local,
+        (None, None, true) => Storage::Remote,
+        (None, Some(_), true) => {
+            return Err(ApiError::invalid("value", "give either value or provider_id, remote_path and remote_key, not both"));
+        }
+        (None, None, false) => return Err(ApiError::invalid("storage", "is required: \"local\" or \"remote\"")),
+    };
+    let new = match storage {
+        Storage::Local => {
+            if remote_given {
+                return Err(ApiError::invalid(
+                    "provider_id",
+                    "a local secret has no provider_id, remote_path or remote_key",
+                ));
+            }
+            let value = body.value.ok_or_else(|| ApiError::invalid("value", "is required for a local secret"))?;
+            check_value(&value)?;
+            NewSecret::Local(value)
+        }
+        Storage::Remote => {
+            if body.value.is_some() {
+                return Err(ApiError::invalid("value", "a remote secret has no value here; it lives in its provider"));
+            }
+            let provider_id = body
+                .provider_id
+                .ok_or_else(|| ApiError::invalid("provider_id", "is required for a remote secret"))?;
+            let remote_path = body
+                .remote_path
+                .ok_or_else(|| ApiError::invalid("remote_path", "is required for a remote secret"))?;
+            let remote_key = body
+                .remote_key
+                .ok_or_else(|| ApiError::invalid("remote_key", "is required for a remote secret"))?;
+            check_remote_path(&remote_path)?;
+            check_remote_key(&remote_key)?;
+            NewSecret::Remote(RemoteRef {
+                provider_id,
+                remote_path,
+                remote_key,
+            })
+        }
+    };
+    let keys = app.keys.current();
+    let secret = app
+        .store
+        .create_secret(&org.id, &body.name, new, &keys, &caller.actor())
+        .await?;
+    Ok((StatusCode::CREATED, Json(secret.into())))
+}
+
+pub async fn list(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(org): Path<String>,
+) -> ApiResult<Json<Items<SecretView>>> {
+    let org = organization_for(&app, &caller, &org, Access::Read).await?;
+    Ok(Items::of(app.store.list_secrets(&org.id).await?))
+}
+
+async fn find(app: &App, organization_id: &str, id: &str) -> ApiResult<Secret> {
+    app.store
+        .find_secret(organization_id, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("secret {id:?} not found")))
+}
+
+pub async fn get(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path((org, id)): Path<(String, String)>,
+) -> ApiResult<Json<SecretView>> {
+    let org = organization_for(&app, &caller, &org, Access::Read).await?;
+    Ok(Json(find(&app, &org.id, &id).await?.into()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSecret {
+    value: Option<SecretValue>,
+    provider_id: Option<String>,
+    remote_path: Option<String>,
+    remote_key: Option<String>,
+}
+
+/// Rotates a local value, or repoints a remote secret.
+pub async fn update(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path((org, id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<UpdateSecret>,
+) -> ApiResult<Json<SecretView>> {
+    let org = organization_for(&app, &caller, &org, Access::Write).await?;
+    let repoint = body.provider_id.is_some() || body.remote_path.is_some() || body.remote_key.is_some();
+    let secret = match (body.value, repoint) {
+        (Some(_), true) => {
+            return Err(ApiError::invalid("value", "give either value or provider_id, remote_path and remote_key, not both"));
+        }
+        (Some(value), false) => {
+            check_value(&value)?;
+            let keys = app.keys.current();
+            app.store
+                .rotate_secret(&org.id, &id, &value, &keys, &caller.actor())
+                .await?
+        }
+        (None, true) => {
+            if let Some(path) = &body.remote_path {
+                check_remote_path(path)?;
+            }
+            if let Some(key) = &body.remote_key {
+                check_remote_key(key)?;
+            }
+            let changes = RemoteChanges {
+                provider_id: body.provider_id,
+                remote_path: body.remote_path,
+                remote_key: body.remote_key,
+            };
+            app.store
+                .repoint_secret(&org.id, &id, changes, &caller.actor())
+                .await?
+        }
+        (None, false) => {
+            return Err(ApiError::Validation {
+                field: None,
+                message: "nothing to change: send value (local) or provider_id, remote_path, remote_key (remote)".into(),
+            });
+        }
+    };
+    Ok(Json(secret.into()))
+}
+
+pub async fn references(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path((org, id)): Path<(String, String)>,
+) -> ApiResult<Json<Items<Reference>>> {
+    let org = organization_for(&app, &caller, &org, Access::Read).await?;
+    let secret = find(&app, &org.id, &id).await?;
+    Ok(Items::of(app.store.list_references(&secret).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+pub async fn delete(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path((org, id)): Path<(String, String)>,
+    query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<StatusCode> {
+    let Query(query) = query.map_err(|e| ApiError::invalid("force", e.body_text()))?;
+    let org = organization_for(&app, &caller, &org, Access::Write).await?;
+    app.store
+        .delete_secret(&org.id, &id, query.force, &caller.actor())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    names: Vec<String>,
+    consumer: String,
+}
+
+#[derive(Serialize)]
+pub struct ResolveResponse {
+    values: BTreeMap<String, String>,
+}
+
+/// Largest number of names one `resolve` call may ask for.
+const MAX_RESOLVE_NAMES: usize = 100;
+
+pub async fn resolve(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path(org): Path<String>,
+    JsonBody(body): JsonBody<ResolveRequest>,
+) -> ApiResult<Json<ResolveResponse>> {
+    let org = organization_for(&app, &caller, &org, Access::Resolve).await?;
+    if body.names.is_empty() || body.names.len() > MAX_RESOLVE_NAMES {
+        return Err(ApiError::invalid("names", format!("give 1 to {MAX_RESOLVE_NAMES} secret names")));
+    }
+    for name in &body.names {
+        check_name("names", name)?;
+    }
+    let consumer = body.consumer.trim();
+    if consumer.is_empty() || consumer.len() > 253 || consumer.chars().any(char::is_control) {
+        return Err(ApiError::invalid("consumer", "must name the consumer, 1 to 253 characters, e.g. llm-provider/openai-prod"));
+    }
+    let mut names: Vec<&str> = body.names.iter().map(String::as_str).collect();
+    names.sort_unstable();
+    names.dedup();
+    let resolved = app.resolver.resolve(&org, &names).await?;
+    let ids: Vec<&str> = resolved.values().map(|s| s.id.as_str()).collect();
+    app.store.record_runtime_references(&ids, consumer).await?;
+    app.store
+        .audit_resolve(&org.id, &caller.actor(), resolved.values().map(|s| (s.id.as_str(), s.name.as_str())))
+        .await?;
+    tracing::info!(organization = %org.name, consumer, count = resolved.len(), "Resolved for runtime");
+    let values = resolved
+        .into_values()
+        .map(|s| (s.name, s.value.expose().to_owned()))
+        .collect();
+    Ok(Json(ResolveResponse { values }))
+}

@@ -1,0 +1,45 @@
+//! What the webhook and the API share in one process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::crypto::KeyRingHandle;
+use crate::metrics::Metrics;
+use crate::resolve::Resolver;
+use crate::store::Store;
+
+/// Settings that shape request handling.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub admission_timeout: Duration,
+    pub provider_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            admission_timeout: Duration::from_secs(5),
+            provider_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+pub struct App {
+    pub store: Store,
+    pub keys: KeyRingHandle,
+    pub resolver: Resolver,
+    pub metrics: Metrics,
+    pub settings: Settings,
+}
+
+impl App {
+    pub fn new(store: Store, keys: KeyRingHandle, settings: Settings) -> Arc<Self> {
+        Arc::new(Self {
+            resolver: Resolver::new(store.clone(), keys.clone()),
+            store,
+            keys,
+            metrics: Metrics::new(),
+            settings,
+        })
+    }
+}

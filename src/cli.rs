@@ -1,0 +1,144 @@
+//! What each command does, after `main` has parsed the command line.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use crate::app::{App, Settings};
+use crate::config::{
+    CertsCommand, Cli, Command, DatabaseArgs, KeyringArgs, KeysCommand, ServeArgs, ServerArgs,
+    TokenCommand,
+};
+use crate::crypto::{KeyRingHandle, generate_key_file};
+use crate::server::{self, Roles};
+use crate::store::{Role, Store};
+use crate::{certs, telemetry};
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Webhook(args) => {
+            telemetry::init(args.log.log_format);
+            start(args, Roles::Webhook).await
+        }
+        Command::Api(args) => {
+            telemetry::init(args.log.log_format);
+            start(args, Roles::Api).await
+        }
+        Command::Migrate(args) => {
+            telemetry::init(args.log.log_format);
+            let store = connect(&args.database).await?;
+            store.migrate().await.context("migrate the database")?;
+            tracing::info!("Database migrations applied");
+            Ok(())
+        }
+        Command::Certs(CertsCommand::Generate { service, namespace, out }) => {
+            let written = certs::generate(&service, &namespace, &out)?;
+            for path in written {
+                println!("wrote {}", path.display());
+            }
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Generate { keyring, id, primary }) => {
+            let dir = keyring_dir(&keyring)?;
+            let id = generate_key_file(&dir, id.as_deref(), primary)
+                .with_context(|| format!("write a key into {}", dir.display()))?;
+            println!("{id}");
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Rewrap { database, keyring, log }) => {
+            telemetry::init(log.log_format);
+            let keys = load_keys(&keyring_dir(&keyring)?)?;
+            let store = connect(&database).await?;
+            store.migrate().await?;
+            let count = store.rewrap_all(&keys.current()).await?;
+            println!("re-wrapped {count} data key(s) under primary key {:?}", keys.current().primary_id());
+            Ok(())
+        }
+        Command::Token(TokenCommand::Create { database, admin, name }) => {
+            if !admin {
+                bail!("only admin tokens are made here; organization tokens come from the API");
+            }
+            let store = connect(&database).await?;
+            store.migrate().await?;
+            let (_, token) = store.create_token(None, &name, Role::Admin, "cli").await?;
+            println!("{}", token.expose());
+            Ok(())
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    telemetry::init(args.server.log.log_format);
+    let mut server = args.server;
+    if args.dev {
+        crate::dev::prepare(&args.data_dir, &mut server).await?;
+    }
+    start(server, Roles::Both).await
+}
+
+async fn start(args: ServerArgs, roles: Roles) -> anyhow::Result<()> {
+    let keys = load_keys(&keyring_dir(&args.keyring)?)?;
+    let store = connect(&args.database).await?;
+    store.migrate().await.context("migrate the database")?;
+    let settings = Settings {
+        admission_timeout: args.admission_timeout,
+        provider_timeout: args.provider_timeout,
+    };
+    let app = App::new(store, keys, settings);
+    server::run(app, &args, roles).await
+}
+
+fn keyring_dir(args: &KeyringArgs) -> anyhow::Result<PathBuf> {
+    args.keyring_dir
+        .clone()
+        .context("no key ring: set --keyring-dir (AGYN_KEYRING_DIR), or use `serve --dev`")
+}
+
+/// Loads the key ring, refusing to go on without a usable primary key.
+pub fn load_keys(dir: &Path) -> anyhow::Result<KeyRingHandle> {
+    let keys = KeyRingHandle::load(dir).with_context(|| {
+        format!("cannot start without a usable primary key in {}", dir.display())
+    })?;
+    tracing::info!(dir = %dir.display(), primary = keys.current().primary_id(), "Key ring loaded");
+    Ok(keys)
+}
+
+async fn connect(args: &DatabaseArgs) -> anyhow::Result<Store> {
+    let url = args
+        .database_url
+        .as_deref()
+        .context("no database: set --database-url (AGYN_DATABASE_URL), or use `serve --dev`")?;
+    Store::connect(url).await.with_context(|| {
+        format!("connect to the database at {}", redact_url(url))
+    })
+}
+
+/// A database URL with its password replaced, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:<redacted>{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://agyn:s3cret@db:5432/agyn"),
+            "postgres://agyn:<redacted>@db:5432/agyn"
+        );
+        assert_eq!(redact_url("sqlite://data/agyn.db"), "sqlite://data/agyn.db");
+        assert_eq!(redact_url("postgres://agyn@db/agyn"), "postgres://agyn@db/agyn");
+    }
+}

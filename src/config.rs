@@ -1,0 +1,199 @@
+//! Command line and environment configuration.
+//!
+//! Every flag also reads an `AGYN_*` environment variable, so that the same
+//! settings work from a shell, a Deployment or a Helm chart.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Kubernetes admission webhook and resolver for organization secrets.
+#[derive(Debug, Parser)]
+#[command(name = "agyn-secrets", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the webhook and the API in one process.
+    Serve(ServeArgs),
+    /// Run the admission webhook only.
+    Webhook(ServerArgs),
+    /// Run the companion API only.
+    Api(ServerArgs),
+    /// Apply database migrations and exit.
+    Migrate(MigrateArgs),
+    /// Write TLS certificates for the webhook.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+    /// Manage the key ring.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Create API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Embedded default for a laptop: SQLite, a dev key ring, a dev TLS
+    /// certificate and an admin token, all under --data-dir. Not for production.
+    #[arg(long, env = "AGYN_DEV")]
+    pub dev: bool,
+
+    /// Where `--dev` keeps its database, key ring, certificate and admin token.
+    #[arg(long, env = "AGYN_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// Flags shared by every command that serves traffic.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub keyring: KeyringArgs,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
+    /// Address of the admission webhook (HTTPS).
+    #[arg(long, env = "AGYN_WEBHOOK_ADDR", default_value = "0.0.0.0:8443")]
+    pub webhook_addr: SocketAddr,
+
+    /// Address of the companion API (HTTP).
+    #[arg(long, env = "AGYN_API_ADDR", default_value = "0.0.0.0:8080")]
+    pub api_addr: SocketAddr,
+
+    /// Kubeconfig for the Kubernetes API; in-cluster configuration when absent.
+    #[arg(long, env = "AGYN_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Namespace the product runs in (holds its coordination Lease).
+    #[arg(long, env = "AGYN_NAMESPACE", default_value = "agyn-secrets")]
+    pub namespace: String,
+
+    /// Deadline for one admission, well below the webhook's timeoutSeconds.
+    #[arg(long, env = "AGYN_ADMISSION_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub admission_timeout: Duration,
+
+    /// Timeout of each call to a secret provider.
+    #[arg(long, env = "AGYN_PROVIDER_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub provider_timeout: Duration,
+
+    /// How long a managed image pull Secret may stay unused before it is deleted.
+    #[arg(long, env = "AGYN_PULL_SECRET_GRACE", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub pull_secret_grace: Duration,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// Database URL: `sqlite://path?mode=rwc` or `postgres://user:pass@host/db`.
+    #[arg(long, env = "AGYN_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KeyringArgs {
+    /// Directory of key-encryption keys: one file per key id, and `primary`.
+    #[arg(long, env = "AGYN_KEYRING_DIR")]
+    pub keyring_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TlsArgs {
+    /// PEM certificate chain of the webhook; reloaded when the file changes.
+    #[arg(long, env = "AGYN_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of the webhook; reloaded when the file changes.
+    #[arg(long, env = "AGYN_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Log line format.
+    #[arg(long, env = "AGYN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Write a CA and a serving certificate for `<service>.<namespace>.svc`.
+    Generate {
+        /// Name of the webhook's Service.
+        #[arg(long, env = "AGYN_CERTS_SERVICE", default_value = "agyn-secrets")]
+        service: String,
+        /// Namespace of the webhook's Service.
+        #[arg(long, env = "AGYN_CERTS_NAMESPACE", default_value = "agyn-secrets")]
+        namespace: String,
+        /// Output directory.
+        #[arg(long, env = "AGYN_CERTS_OUT", default_value = "certs")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Write a new key-encryption key into the key ring.
+    Generate {
+        #[command(flatten)]
+        keyring: KeyringArgs,
+        /// Key id (the file name); a timestamped id when absent.
+        #[arg(long, env = "AGYN_KEY_ID")]
+        id: Option<String>,
+        /// Also make the new key the primary key.
+        #[arg(long, env = "AGYN_KEY_PRIMARY")]
+        primary: bool,
+    },
+    /// Re-wrap every stored data key under the primary key.
+    Rewrap {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        keyring: KeyringArgs,
+        #[command(flatten)]
+        log: LogArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a new API token (talks to the database directly).
+    Create {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Make a platform-admin token (the only kind this command makes).
+        #[arg(long, env = "AGYN_TOKEN_ADMIN", required = true)]
+        admin: bool,
+        /// A name for the token, shown in listings and the audit log.
+        #[arg(long, env = "AGYN_TOKEN_NAME", default_value = "admin")]
+        name: String,
+    },
+}

@@ -1,0 +1,232 @@
+use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload, rand_core::RngCore};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
+use zeroize::Zeroizing;
+
+use super::{CryptoError, KeyRing, SecretValue};
+
+const NONCE_LEN: usize = 12;
+
+/// What a ciphertext is bound to. Decryption under any other binding fails,
+/// so a ciphertext copied onto another row does not decrypt.
+#[derive(Debug, Clone, Copy)]
+pub struct Aad<'a> {
+    pub organization_id: &'a str,
+    pub secret_id: &'a str,
+    pub version: i64,
+}
+
+impl Aad<'_> {
+    fn bytes(&self, purpose: &str) -> Vec<u8> {
+        // Ids are UUIDs and never contain the separator.
+        format!(
+            "agyn-secrets/v1|{purpose}|org={}|secret={}|version={}",
+            self.organization_id, self.secret_id, self.version
+        )
+        .into_bytes()
+    }
+}
+
+/// An envelope-encrypted value as stored: the value sealed under a fresh data
+/// key, and that data key wrapped by the key-encryption key `kek_id`. Both
+/// blobs are `nonce || ciphertext || tag`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    pub kek_id: String,
+    pub wrapped_dek: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+}
+
+impl KeyRing {
+    /// Encrypts a value under a fresh data key wrapped by the primary key.
+    pub fn seal(&self, value: &SecretValue, aad: Aad<'_>) -> Sealed {
+        let mut dek = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(dek.as_mut_slice());
+        let ciphertext = seal_with(
+            &Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(dek.as_slice())),
+            value.expose().as_bytes(),
+            &aad.bytes("value"),
+        );
+        let wrapped_dek = seal_with(self.primary_cipher(), dek.as_slice(), &aad.bytes("dek"));
+        Sealed {
+            kek_id: self.primary.clone(),
+            wrapped_dek,
+            ciphertext,
+        }
+    }
+
+    /// Decrypts a stored value.
+    pub fn open(&self, sealed: &Sealed, aad: Aad<'_>) -> Result<SecretValue, CryptoError> {
+        let dek = self.unwrap_dek(sealed, aad)?;
+        let plain = Zeroizing::new(
+            open_with(
+                &Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&dek)),
+                &sealed.ciphertext,
+                &aad.bytes("value"),
+            )
+            .ok_or_else(|| CryptoError::Authentication {
+                kek_id: sealed.kek_id.clone(),
+            })?,
+        );
+        let text = std::str::from_utf8(&plain).map_err(|_| CryptoError::NotUtf8)?;
+        Ok(SecretValue::new(text.to_owned()))
+    }
+
+    /// Wraps the data key of `sealed` under the primary key, leaving the value
+    /// ciphertext as it is. `None` when it is already under the primary key.
+    pub fn rewrap(&self, sealed: &Sealed, aad: Aad<'_>) -> Result<Option<Sealed>, CryptoError> {
+        if sealed.kek_id == self.primary {
+            return Ok(None);
+        }
+        let dek = self.unwrap_dek(sealed, aad)?;
+        Ok(Some(Sealed {
+            kek_id: self.primary.clone(),
+            wrapped_dek: seal_with(self.primary_cipher(), &dek, &aad.bytes("dek")),
+            ciphertext: sealed.ciphertext.clone(),
+        }))
+    }
+
+    fn unwrap_dek(&self, sealed: &Sealed, aad: Aad<'_>) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let kek = self
+            .keys
+            .get(&sealed.kek_id)
+            .ok_or_else(|| CryptoError::UnknownKey {
+                kek_id: sealed.kek_id.clone(),
+            })?;
+        let dek = open_with(kek, &sealed.wrapped_dek, &aad.bytes("dek"))
+            .map(Zeroizing::new)
+            .ok_or_else(|| CryptoError::Authentication {
+                kek_id: sealed.kek_id.clone(),
+            })?;
+        if dek.len() != 32 {
+            return Err(CryptoError::Malformed);
+        }
+        Ok(dek)
+    }
+
+    fn primary_cipher(&self) -> &Aes256Gcm {
+        self.keys
+            .get(&self.primary)
+            .expect("the primary key is checked to be in the ring at load time")
+    }
+}
+
+fn seal_with(cipher: &Aes256Gcm, plain: &[u8], aad: &[u8]) -> Vec<u8> {
+    let nonce = Aes256Gcm::generate_nonce(OsRng);
+    let sealed = cipher
+        .encrypt(&nonce, Payload { msg: plain, aad })
+        .expect("AES-GCM encryption of a small buffer cannot fail");
+    let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&sealed);
+    out
+}
+
+fn open_with(cipher: &Aes256Gcm, blob: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+    if blob.len() < NONCE_LEN + 16 {
+        return None;
+    }
+    let (nonce, sealed) = blob.split_at(NONCE_LEN);
+    cipher
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad })
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::generate_key_file;
+
+    fn ring(dir: &std::path::Path) -> KeyRing {
+        KeyRing::load(dir).unwrap()
+    }
+
+    const AAD: Aad<'static> = Aad {
+        organization_id: "org-1",
+        secret_id: "secret-1",
+        version: 1,
+    };
+
+    #[test]
+    fn round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        generate_key_file(dir.path(), Some("k1"), false).unwrap();
+        let ring = ring(dir.path());
+        let sealed = ring.seal(&SecretValue::from("hunter2"), AAD);
+        assert_eq!(sealed.kek_id, "k1");
+        assert!(!sealed.ciphertext.windows(7).any(|w| w == b"hunter2"));
+        assert_eq!(ring.open(&sealed, AAD).unwrap().expose(), "hunter2");
+    }
+
+    #[test]
+    fn every_seal_uses_a_fresh_data_key_and_nonce() {
+        let dir = tempfile::tempdir().unwrap();
+        generate_key_file(dir.path(), Some("k1"), false).unwrap();
+        let ring = ring(dir.path());
+        let a = ring.seal(&SecretValue::from("same"), AAD);
+        let b = ring.seal(&SecretValue::from("same"), AAD);
+        assert_ne!(a.wrapped_dek, b.wrapped_dek);
+        assert_ne!(a.ciphertext, b.ciphertext);
+    }
+
+    #[test]
+    fn tampering_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        generate_key_file(dir.path(), Some("k1"), false).unwrap();
+        let ring = ring(dir.path());
+        let sealed = ring.seal(&SecretValue::from("hunter2"), AAD);
+        for i in 0..sealed.ciphertext.len() {
+            let mut bad = sealed.clone();
+            bad.ciphertext[i] ^= 1;
+            assert!(matches!(ring.open(&bad, AAD), Err(CryptoError::Authentication { .. })));
+        }
+        let mut bad = sealed.clone();
+        bad.wrapped_dek[20] ^= 0x80;
+        assert!(matches!(ring.open(&bad, AAD), Err(CryptoError::Authentication { .. })));
+        let mut bad = sealed;
+        bad.ciphertext.truncate(10);
+        assert!(ring.open(&bad, AAD).is_err());
+    }
+
+    #[test]
+    fn a_ciphertext_moved_to_another_binding_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        generate_key_file(dir.path(), Some("k1"), false).unwrap();
+        let ring = ring(dir.path());
+        let sealed = ring.seal(&SecretValue::from("hunter2"), AAD);
+        for other in [
+            Aad { organization_id: "org-2", ..AAD },
+            Aad { secret_id: "secret-2", ..AAD },
+            Aad { version: 2, ..AAD },
+        ] {
+            let error = ring.open(&sealed, other).unwrap_err();
+            assert!(matches!(error, CryptoError::Authentication { .. }), "{error}");
+        }
+    }
+
+    #[test]
+    fn unknown_key_id_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        generate_key_file(dir.path(), Some("k1"), false).unwrap();
+        let mut sealed = ring(dir.path()).seal(&SecretValue::from("x"), AAD);
+        sealed.kek_id = "gone".into();
+        let error = ring(dir.path()).open(&sealed, AAD).unwrap_err().to_string();
+        assert!(error.contains("\"gone\""), "{error}");
+    }
+
+    #[test]
+    fn rewrap_moves_to_the_new_primary_and_survives_removal_of_the_old_key() {
+        let dir = tempfile::tempdir().unwrap();
+        generate_key_file(dir.path(), Some("old"), false).unwrap();
+        let sealed = ring(dir.path()).seal(&SecretValue::from("hunter2"), AAD);
+        generate_key_file(dir.path(), Some("new"), true).unwrap();
+        let ring2 = ring(dir.path());
+        let moved = ring2.rewrap(&sealed, AAD).unwrap().expect("rewrapped");
+        assert_eq!(moved.kek_id, "new");
+        assert_eq!(moved.ciphertext, sealed.ciphertext);
+        assert!(ring2.rewrap(&moved, AAD).unwrap().is_none());
+        std::fs::remove_file(dir.path().join("old")).unwrap();
+        let ring3 = ring(dir.path());
+        assert_eq!(ring3.open(&moved, AAD).unwrap().expose(), "hunter2");
+        assert!(matches!(ring3.open(&sealed, AAD), Err(CryptoError::UnknownKey { .. })));
+    }
+}

@@ -1,0 +1,64 @@
+//! `serve --dev`: everything a laptop needs, under one data directory.
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::config::ServerArgs;
+use crate::crypto::generate_key_file;
+use crate::store::{Role, Store};
+
+const BANNER: &str = "\
+************************************************************************
+*  agyn-secrets is running in DEV MODE. NOT FOR PRODUCTION.            *
+*  The key ring, TLS certificate and admin token live unprotected in   *
+*  the data directory. Use `serve` with a mounted key ring instead.    *
+************************************************************************";
+
+/// Fills in the database, key ring and TLS files of `server` from
+/// `data_dir`, creating what is missing. Started again on the same directory,
+/// everything is reused.
+pub async fn prepare(data_dir: &Path, server: &mut ServerArgs) -> anyhow::Result<()> {
+    eprintln!("{BANNER}");
+    tracing::warn!(data_dir = %data_dir.display(), "Dev mode: not for production");
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("create the data directory {}", data_dir.display()))?;
+
+    let keyring = server
+        .keyring
+        .keyring_dir
+        .get_or_insert_with(|| data_dir.join("keyring"))
+        .clone();
+    if !keyring.join("primary").exists() {
+        let id = generate_key_file(&keyring, Some("dev-1"), true)
+            .with_context(|| format!("create a dev key ring in {}", keyring.display()))?;
+        tracing::info!(dir = %keyring.display(), id, "Created a dev key ring");
+    }
+
+    if server.tls.tls_cert.is_none() && server.tls.tls_key.is_none() {
+        let (cert, key) = crate::certs::ensure_dev_certificate(&data_dir.join("tls"))?;
+        server.tls.tls_cert = Some(cert);
+        server.tls.tls_key = Some(key);
+    }
+
+    let url = server
+        .database
+        .database_url
+        .get_or_insert_with(|| format!("sqlite://{}", data_dir.join("agyn-secrets.db").display()))
+        .clone();
+
+    let token_file = data_dir.join("admin-token");
+    if !token_file.exists() {
+        let store = Store::connect(&url).await.context("open the dev database")?;
+        store.migrate().await.context("migrate the dev database")?;
+        let (_, token) = store.create_token(None, "dev-admin", Role::Admin, "dev").await?;
+        crate::certs::write_file(&token_file, &format!("{}\n", token.expose()), 0o600)
+            .with_context(|| format!("write {}", token_file.display()))?;
+        store.close().await;
+        println!("Admin token (shown once; also stored in {}):", token_file.display());
+        println!("{}", token.expose());
+    } else {
+        tracing::info!(file = %token_file.display(), "Admin token kept from an earlier start");
+    }
+    Ok(())
+}

@@ -1,0 +1,20 @@
+//! agyn-secrets: a Kubernetes mutating admission webhook and resolver for
+//! organization secrets, with a companion API.
+#![forbid(unsafe_code)]
+
+pub mod admission;
+pub mod api;
+pub mod app;
+pub mod certs;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod dev;
+pub mod metrics;
+pub mod resolve;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod tls;
+pub mod validate;
+pub mod webhook;

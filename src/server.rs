@@ -1,0 +1,152 @@
+//! Listeners: the API over HTTP and the webhook over TLS, in one process or
+//! one role each.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::app::App;
+use crate::config::ServerArgs;
+use crate::tls::{self, ReloadingCert};
+
+/// Which listeners a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Roles {
+    Both,
+    Api,
+    Webhook,
+}
+
+/// How often the key ring and certificate files are checked for changes.
+const RELOAD_EVERY: Duration = Duration::from_secs(1);
+/// A client that has not finished its TLS handshake by then is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs until SIGINT or SIGTERM.
+pub async fn run(app: Arc<App>, args: &ServerArgs, roles: Roles) -> anyhow::Result<()> {
+    let _keyring_watcher = AbortOnDrop(app.keys.spawn_watcher(RELOAD_EVERY));
+    let webhook = if roles != Roles::Api {
+        let (Some(cert), Some(key)) = (&args.tls.tls_cert, &args.tls.tls_key) else {
+            anyhow::bail!("the webhook needs --tls-cert and --tls-key (AGYN_TLS_CERT, AGYN_TLS_KEY)");
+        };
+        // Checked before any port is bound.
+        let cert = ReloadingCert::load(cert, key).context("load the webhook's TLS certificate")?;
+        let listener = TcpListener::bind(args.webhook_addr)
+            .await
+            .with_context(|| format!("bind the webhook to {}", args.webhook_addr))?;
+        Some((listener, cert))
+    } else {
+        None
+    };
+    let api = if roles != Roles::Webhook {
+        Some(
+            TcpListener::bind(args.api_addr)
+                .await
+                .with_context(|| format!("bind the API to {}", args.api_addr))?,
+        )
+    } else {
+        None
+    };
+
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some((listener, cert)) = webhook {
+        let watcher = AbortOnDrop(cert.spawn_watcher(RELOAD_EVERY));
+        let router = crate::webhook::router(app.clone());
+        tracing::info!(addr = %listener.local_addr()?, "Webhook listening (TLS)");
+        tasks.spawn(async move {
+            let _watcher = watcher;
+            serve_tls(listener, tls::server_config(cert), router).await
+        });
+    }
+    if let Some(listener) = api {
+        let router = crate::api::router(app.clone());
+        tracing::info!(addr = %listener.local_addr()?, "API listening");
+        tasks.spawn(async move {
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+                .context("serve the API")
+        });
+    }
+    tokio::select! {
+        _ = shutdown_signal() => {
+            tracing::info!("Shutting down");
+            Ok(())
+        }
+        Some(result) = tasks.join_next() => result.context("listener task")?,
+    }
+}
+
+/// Serves `router` over TLS on `listener`, one task per connection.
+pub async fn serve_tls(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    router: Router,
+) -> anyhow::Result<()> {
+    let acceptor = TlsAcceptor::from(config);
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                tracing::warn!(%error, "Accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(error)) => {
+                    tracing::debug!(%peer, %error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let service = TowerToHyperService::new(router.into_service::<hyper::body::Incoming>());
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder.http1().max_buf_size(64 * 1024).timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10));
+            builder.http2().max_header_list_size(64 * 1024);
+            if let Err(error) = builder.serve_connection(TokioIo::new(tls), service).await {
+                tracing::debug!(%peer, %error, "Connection ended with an error");
+            }
+        });
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,113 @@
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::audit::Change;
+use super::{NamespaceBinding, Result, Store, now_ms};
+
+fn from_row(row: &AnyRow) -> Result<NamespaceBinding> {
+    Ok(NamespaceBinding {
+        namespace: row.try_get("namespace")?,
+        organization_id: row.try_get("organization_id")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+impl Store {
+    /// Binds a namespace to an organization, replacing an earlier binding.
+    /// Returns the binding and whether it is new.
+    pub async fn bind_namespace(
+        &self,
+        namespace: &str,
+        organization_id: &str,
+        actor: &str,
+    ) -> Result<(NamespaceBinding, bool)> {
+        let mut w = self.write().await?;
+        let existing = sqlx::query(
+            "SELECT namespace, organization_id, created_at FROM namespace_bindings WHERE namespace = $1",
+        )
+        .bind(namespace.to_owned())
+        .fetch_optional(&mut *w.tx)
+        .await?;
+        let existing = existing.as_ref().map(from_row).transpose()?;
+        if let Some(binding) = &existing {
+            if binding.organization_id == organization_id {
+                return Ok((binding.clone(), false));
+            }
+        }
+        let binding = NamespaceBinding {
+            namespace: namespace.to_owned(),
+            organization_id: organization_id.to_owned(),
+            created_at: now_ms(),
+        };
+        sqlx::query(
+            "INSERT INTO namespace_bindings (namespace, organization_id, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (namespace) DO UPDATE SET organization_id = excluded.organization_id, \
+             created_at = excluded.created_at",
+        )
+        .bind(binding.namespace.clone())
+        .bind(binding.organization_id.clone())
+        .bind(binding.created_at)
+        .execute(&mut *w.tx)
+        .await?;
+        Change {
+            organization_id: Some(organization_id),
+            actor,
+            action: "namespace.bind",
+            target_kind: "namespace",
+            target_id: namespace,
+            target_name: namespace,
+        }
+        .record(&mut w.tx)
+        .await?;
+        w.commit().await?;
+        Ok((binding, existing.is_none()))
+    }
+
+    pub async fn find_namespace_binding(&self, namespace: &str) -> Result<Option<NamespaceBinding>> {
+        let row = sqlx::query(
+            "SELECT namespace, organization_id, created_at FROM namespace_bindings WHERE namespace = $1",
+        )
+        .bind(namespace.to_owned())
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn list_namespace_bindings(&self) -> Result<Vec<NamespaceBinding>> {
+        let rows = sqlx::query(
+            "SELECT namespace, organization_id, created_at FROM namespace_bindings ORDER BY namespace",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Removes a binding; false when the namespace was not bound.
+    pub async fn unbind_namespace(&self, namespace: &str, actor: &str) -> Result<bool> {
+        let mut w = self.write().await?;
+        let organization_id: Option<String> =
+            sqlx::query_scalar("SELECT organization_id FROM namespace_bindings WHERE namespace = $1")
+                .bind(namespace.to_owned())
+                .fetch_optional(&mut *w.tx)
+                .await?;
+        let Some(organization_id) = organization_id else {
+            return Ok(false);
+        };
+        sqlx::query("DELETE FROM namespace_bindings WHERE namespace = $1")
+            .bind(namespace.to_owned())
+            .execute(&mut *w.tx)
+            .await?;
+        Change {
+            organization_id: Some(&organization_id),
+            actor,
+            action: "namespace.unbind",
+            target_kind: "namespace",
+            target_id: namespace,
+            target_name: namespace,
+        }
+        .record(&mut w.tx)
+        .await?;
+        w.commit().await?;
+        Ok(true)
+    }
+}

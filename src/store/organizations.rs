@@ -1,0 +1,62 @@
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::audit::Change;
+use super::{Organization, Result, Store, conflict_on_unique, new_id, now_ms};
+
+fn from_row(row: &AnyRow) -> Result<Organization> {
+    Ok(Organization {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+impl Store {
+    pub async fn create_organization(&self, name: &str, actor: &str) -> Result<Organization> {
+        let org = Organization {
+            id: new_id(),
+            name: name.to_owned(),
+            created_at: now_ms(),
+        };
+        let mut w = self.write().await?;
+        sqlx::query("INSERT INTO organizations (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(org.id.clone())
+            .bind(org.name.clone())
+            .bind(org.created_at)
+            .execute(&mut *w.tx)
+            .await
+            .map_err(|e| conflict_on_unique(e, || format!("organization {name:?} already exists")))?;
+        Change {
+            organization_id: Some(&org.id),
+            actor,
+            action: "organization.create",
+            target_kind: "organization",
+            target_id: &org.id,
+            target_name: name,
+        }
+        .record(&mut w.tx)
+        .await?;
+        w.commit().await?;
+        Ok(org)
+    }
+
+    /// Finds an organization by id or by name.
+    pub async fn find_organization(&self, id_or_name: &str) -> Result<Option<Organization>> {
+        let row = sqlx::query(
+            "SELECT id, name, created_at FROM organizations WHERE id = $1 OR name = $1 \
+             ORDER BY CASE WHEN id = $1 THEN 0 ELSE 1 END LIMIT 1",
+        )
+        .bind(id_or_name.to_owned())
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    pub async fn list_organizations(&self) -> Result<Vec<Organization>> {
+        let rows = sqlx::query("SELECT id, name, created_at FROM organizations ORDER BY name")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+}

@@ -1,0 +1,415 @@
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::audit::Change;
+use super::references::references_of;
+use super::{
+    RemoteRef, Result, Secret, SecretContent, Store, StoreError, conflict_on_unique, new_id,
+    now_ms,
+};
+use crate::crypto::{Aad, KeyRing, Sealed, SecretValue};
+
+const COLUMNS: &str = "id, organization_id, name, storage, version, provider_id, remote_path, \
+                       remote_key, kek_id, wrapped_dek, ciphertext, created_at, updated_at";
+
+/// What a new secret holds.
+#[derive(Debug)]
+pub enum NewSecret {
+    Local(SecretValue),
+    Remote(RemoteRef),
+}
+
+/// A repointing of a remote secret; absent fields stay as they are.
+#[derive(Debug, Default)]
+pub struct RemoteChanges {
+    pub provider_id: Option<String>,
+    pub remote_path: Option<String>,
+    pub remote_key: Option<String>,
+}
+
+fn from_row(row: &AnyRow) -> Result<Secret> {
+    let storage: String = row.try_get("storage")?;
+    let id: String = row.try_get("id")?;
+    let corrupt = |what: &str| StoreError::Corrupt(format!("secret {id}: {what}"));
+    let content = match storage.as_str() {
+        "local" => SecretContent::Local(Sealed {
+            kek_id: row
+                .try_get::<Option<String>, _>("kek_id")?
+                .ok_or_else(|| corrupt("local secret without key id"))?,
+            wrapped_dek: row
+                .try_get::<Option<Vec<u8>>, _>("wrapped_dek")?
+                .ok_or_else(|| corrupt("local secret without data key"))?,
+            ciphertext: row
+                .try_get::<Option<Vec<u8>>, _>("ciphertext")?
+                .ok_or_else(|| corrupt("local secret without ciphertext"))?,
+        }),
+        "remote" => SecretContent::Remote(RemoteRef {
+            provider_id: row
+                .try_get::<Option<String>, _>("provider_id")?
+                .ok_or_else(|| corrupt("remote secret without provider"))?,
+            remote_path: row
+                .try_get::<Option<String>, _>("remote_path")?
+                .unwrap_or_default(),
+            remote_key: row
+                .try_get::<Option<String>, _>("remote_key")?
+                .unwrap_or_default(),
+        }),
+        other => return Err(corrupt(&format!("unknown storage {other:?}"))),
+    };
+    Ok(Secret {
+        id: id.clone(),
+        organization_id: row.try_get("organization_id")?,
+        name: row.try_get("name")?,
+        version: row.try_get("version")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        content,
+    })
+}
+
+async fn ensure_provider(conn: &mut AnyConnection, organization_id: &str, provider_id: &str) -> Result<()> {
+    let found: Option<String> =
+        sqlx::query_scalar("SELECT id FROM providers WHERE organization_id = $1 AND id = $2")
+            .bind(organization_id.to_owned())
+            .bind(provider_id.to_owned())
+            .fetch_optional(conn)
+            .await?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(StoreError::Invalid {
+            field: "provider_id",
+            message: format!("no provider {provider_id:?} in this organization"),
+        }),
+    }
+}
+
+async fn fetch(conn: &mut AnyConnection, organization_id: &str, id_or_name: &str) -> Result<Option<Secret>> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM secrets WHERE organization_id = $1 AND (id = $2 OR name = $2) \
+         ORDER BY CASE WHEN id = $2 THEN 0 ELSE 1 END LIMIT 1"
+    ))
+    .bind(organization_id.to_owned())
+    .bind(id_or_name.to_owned())
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+impl Store {
+    pub async fn create_secret(
+        &self,
+        organization_id: &str,
+        name: &str,
+        new: NewSecret,
+        keys: &KeyRing,
+        actor: &str,
+    ) -> Result<Secret> {
+        let id = new_id();
+        let now = now_ms();
+        let content = match new {
+            NewSecret::Local(value) => SecretContent::Local(keys.seal(
+                &value,
+                Aad {
+                    organization_id,
+                    secret_id: &id,
+                    version: 1,
+                },
+            )),
+            NewSecret::Remote(remote) => SecretContent::Remote(remote),
+        };
+        let secret = Secret {
+            id,
+            organization_id: organization_id.to_owned(),
+            name: name.to_owned(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            content,
+        };
+        let mut w = self.write().await?;
+        if let Some(remote) = secret.remote() {
+            ensure_provider(&mut w.tx, organization_id, &remote.provider_id).await?;
+        }
+        let (local, remote) = match &secret.content {
+            SecretContent::Local(sealed) => (Some(sealed), None),
+            SecretContent::Remote(remote) => (None, Some(remote)),
+        };
+        sqlx::query(&format!(
+            "INSERT INTO secrets ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        ))
+        .bind(secret.id.clone())
+        .bind(secret.organization_id.clone())
+        .bind(secret.name.clone())
+        .bind(secret.storage().as_str())
+        .bind(secret.version)
+        .bind(remote.map(|r| r.provider_id.clone()))
+        .bind(remote.map(|r| r.remote_path.clone()))
+        .bind(remote.map(|r| r.remote_key.clone()))
+        .bind(local.map(|s| s.kek_id.clone()))
+        .bind(local.map(|s| s.wrapped_dek.clone()))
+        .bind(local.map(|s| s.ciphertext.clone()))
+        .bind(secret.created_at)
+        .bind(secret.updated_at)
+        .execute(&mut *w.tx)
+        .await
+        .map_err(|e| conflict_on_unique(e, || format!("secret {name:?} already exists in this organization")))?;
+        Change {
+            organization_id: Some(organization_id),
+            actor,
+            action: "secret.create",
+            target_kind: "secret",
+            target_id: &secret.id,
+            target_name: name,
+        }
+        .record(&mut w.tx)
+        .await?;
+        w.commit().await?;
+        Ok(secret)
+    }
+
+    /// Finds a secret of an organization by id or by name.
+    pub async fn find_secret(&self, organization_id: &str, id_or_name: &str) -> Result<Option<Secret>> {
+        let mut conn = self.pool().acquire().await?;
+        fetch(&mut conn, organization_id, id_or_name).await
+    }
+
+    /// Finds secrets of an organization by name, in one round trip.
+    pub async fn find_secrets_by_name(&self, organization_id: &str, names: &[&str]) -> Result<Vec<Secret>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (0..names.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM secrets WHERE organization_id = $1 AND name IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(organization_id.to_owned());
+        for name in names {
+            query = query.bind((*name).to_owned());
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    pub async fn list_secrets(&self, organization_id: &str) -> Result<Vec<Secret>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM secrets WHERE organization_id = $1 ORDER BY name"
+        ))
+        .bind(organization_id.to_owned())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Replaces a local secret's value; the version goes up by one.
+    pub async fn rotate_secret(
+        &self,
+        organization_id: &str,
+        id: &str,
+        value: &SecretValue,
+        keys: &KeyRing,
+        actor: &str,
+    ) -> Result<Secret> {
+        let mut w = self.write().await?;
+        let mut secret = fetch(&mut w.tx, organization_id, id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("secret {id:?} not found")))?;
+        if secret.remote().is_some() {
+            return Err(StoreError::Invalid {
+                field: "value",
+                message: "a remote secret has no value here; change the value in its provider, or repoint it with provider_id, remote_path and remote_key".into(),
+            });
+        }
+        let version = secret.version + 1;
+        let sealed = keys.seal(
+            value,
+            Aad {
+                organization_id,
+                secret_id: &secret.id,
+                version,
+            },
+        );
+        let now = now_ms();
+        let updated = sqlx::query(
+            "UPDATE secrets SET version = $1, kek_id = $2, wrapped_dek = $3, ciphertext = $4, updated_at = $5 \
+             WHERE id = $6 AND version = $7",
+        )
+        .bind(version)
+        .bind(sealed.kek_id.clone())
+        .bind(sealed.wrapped_dek.clone())
+        .bind(sealed.ciphertext.clone())
+        .bind(now)
+        .bind(secret.id.clone())
+        .bind(secret.version)
+        .execute(&mut *w.tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Err(StoreError::Conflict(format!(
+                "secret {:?} was changed concurrently; retry",
+                secret.name
+            )));
+        }
+        Change {
+            organization_id: Some(organization_id),
+            actor,
+            action: "secret.rotate",
+            target_kind: "secret",
+            target_id: &secret.id,
+            target_name: &secret.name,
+        }
+        .record(&mut w.tx)
+        .await?;
+        w.commit().await?;
+        secret.version = version;
+        secret.updated_at = now;
+        secret.content = SecretContent::Local(sealed);
+        Ok(secret)
+    }
+
+    /// Points a remote secret somewhere else; the version goes up by one.
+    pub async fn repoint_secret(
+        &self,
+        organization_id: &str,
+        id: &str,
+        changes: RemoteChanges,
+        actor: &str,
+    ) -> Result<Secret> {
+        let mut w = self.write().await?;
+        let mut secret = fetch(&mut w.tx, organization_id, id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("secret {id:?} not found")))?;
+        let Some(current) = secret.remote().cloned() else {
+            return Err(StoreError::Invalid {
+                field: "provider_id",
+                message: "a local secret cannot be repointed; send {\"value\": …} to rotate it".into(),
+            });
+        };
+        let remote = RemoteRef {
+            provider_id: changes.provider_id.unwrap_or(current.provider_id),
+            remote_path: changes.remote_path.unwrap_or(current.remote_path),
+            remote_key: changes.remote_key.unwrap_or(current.remote_key),
+        };
+        ensure_provider(&mut w.tx, organization_id, &remote.provider_id).await?;
+        let version = secret.version + 1;
+        let now = now_ms();
+        let updated = sqlx::query(
+            "UPDATE secrets SET version = $1, provider_id = $2, remote_path = $3, remote_key = $4, updated_at = $5 \
+             WHERE id = $6 AND version = $7",
+        )
+        .bind(version)
+        .bind(remote.provider_id.clone())
+        .bind(remote.remote_path.clone())
+        .bind(remote.remote_key.clone())
+        .bind(now)
+        .bind(secret.id.clone())
+        .bind(secret.version)
+        .execute(&mut *w.tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Err(StoreError::Conflict(format!(
+                "secret {:?} was changed concurrently; retry",
+                secret.name
+            )));
+        }
+        Change {
+            organization_id: Some(organization_id),
+            actor,
+            action: "secret.repoint",
+            target_kind: "secret",
+            target_id: &secret.id,
+            target_name: &secret.name,
+        }
+        .record(&mut w.tx)
+        .await?;
+        w.commit().await?;
+        secret.version = version;
+        secret.updated_at = now;
+        secret.content = SecretContent::Remote(remote);
+        Ok(secret)
+    }
+
+    /// Deletes a secret. While anything references it the delete is refused
+    /// with the list of references, unless `force` is set.
+    pub async fn delete_secret(
+        &self,
+        organization_id: &str,
+        id: &str,
+        force: bool,
+        actor: &str,
+    ) -> Result<Secret> {
+        let mut w = self.write().await?;
+        let secret = fetch(&mut w.tx, organization_id, id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("secret {id:?} not found")))?;
+        let references = references_of(&mut w.tx, &secret).await?;
+        if !references.is_empty() && !force {
+            return Err(StoreError::Referenced(references));
+        }
+        sqlx::query("DELETE FROM secret_references WHERE secret_id = $1")
+            .bind(secret.id.clone())
+            .execute(&mut *w.tx)
+            .await?;
+        sqlx::query("DELETE FROM secrets WHERE id = $1")
+            .bind(secret.id.clone())
+            .execute(&mut *w.tx)
+            .await?;
+        Change {
+            organization_id: Some(organization_id),
+            actor,
+            action: if references.is_empty() {
+                "secret.delete"
+            } else {
+                "secret.delete.forced"
+            },
+            target_kind: "secret",
+            target_id: &secret.id,
+            target_name: &secret.name,
+        }
+        .record(&mut w.tx)
+        .await?;
+        w.commit().await?;
+        Ok(secret)
+    }
+
+    /// Re-wraps every data key that is not under the primary key. Returns how
+    /// many were re-wrapped. Values themselves are not re-encrypted.
+    pub async fn rewrap_all(&self, keys: &KeyRing) -> Result<u64> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM secrets WHERE storage = 'local' AND kek_id <> $1"
+        ))
+        .bind(keys.primary_id().to_owned())
+        .fetch_all(self.pool())
+        .await?;
+        let mut count = 0;
+        for row in &rows {
+            let secret = from_row(row)?;
+            let SecretContent::Local(sealed) = &secret.content else {
+                continue;
+            };
+            let aad = Aad {
+                organization_id: &secret.organization_id,
+                secret_id: &secret.id,
+                version: secret.version,
+            };
+            let Some(moved) = keys.rewrap(sealed, aad)? else {
+                continue;
+            };
+            let mut w = self.write().await?;
+            let updated = sqlx::query(
+                "UPDATE secrets SET kek_id = $1, wrapped_dek = $2 \
+                 WHERE id = $3 AND version = $4 AND kek_id = $5",
+            )
+            .bind(moved.kek_id.clone())
+            .bind(moved.wrapped_dek.clone())
+            .bind(secret.id.clone())
+            .bind(secret.version)
+            .bind(sealed.kek_id.clone())
+            .execute(&mut *w.tx)
+            .await?;
+            w.commit().await?;
+            // A concurrent rotation already wrote under the primary key.
+            count += updated.rows_affected();
+        }
+        Ok(count)
+    }
+}

@@ -1,0 +1,177 @@
+//! The webhook's TLS: rustls, TLS 1.2 and 1.3 only, with a certificate that
+//! is reloaded when its files change.
+//!
+//! Kubernetes swaps mounted Secret files through a `..data` symlink, which
+//! file-change notifications can miss, so the files are re-read on a short
+//! interval and compared by content. A pair that fails to load leaves the
+//! previous certificate in service.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} holds no PEM certificate")]
+    NoCertificate { path: PathBuf },
+    #[error("{path} holds no usable PEM private key: {reason}")]
+    BadKey { path: PathBuf, reason: String },
+    #[error("certificate {cert} and key {key} do not belong together: {reason}")]
+    Mismatch {
+        cert: PathBuf,
+        key: PathBuf,
+        reason: String,
+    },
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()))
+}
+
+/// Loads and checks a certificate chain and its private key.
+pub fn load_pair(cert_path: &Path, key_path: &Path) -> Result<(CertifiedKey, [u8; 32]), TlsError> {
+    let read = |path: &Path| {
+        fs::read(path).map_err(|source| TlsError::Read {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let cert_pem = read(cert_path)?;
+    let key_pem = zeroize::Zeroizing::new(read(key_path)?);
+    let fingerprint = fingerprint(&cert_pem, &key_pem);
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|_| TlsError::NoCertificate {
+            path: cert_path.to_owned(),
+        })?;
+    if chain.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: cert_path.to_owned(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::BadKey {
+        path: key_path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let certified = CertifiedKey::from_der(chain, key, &provider()).map_err(|e| TlsError::Mismatch {
+        cert: cert_path.to_owned(),
+        key: key_path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    Ok((certified, fingerprint))
+}
+
+fn fingerprint(cert: &[u8], key: &[u8]) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update((cert.len() as u64).to_le_bytes());
+    hash.update(cert);
+    hash.update(key);
+    hash.finalize().into()
+}
+
+/// Serves the current certificate and swaps in new ones as the files change.
+#[derive(Debug)]
+pub struct ReloadingCert {
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    current: ArcSwap<CertifiedKey>,
+    fingerprint: Mutex<[u8; 32]>,
+    last_error: Mutex<Option<String>>,
+}
+
+impl ReloadingCert {
+    /// Loads the pair once; an error here stops start-up before any port is bound.
+    pub fn load(cert_path: &Path, key_path: &Path) -> Result<Arc<Self>, TlsError> {
+        let (certified, fingerprint) = load_pair(cert_path, key_path)?;
+        Ok(Arc::new(Self {
+            cert_path: cert_path.to_owned(),
+            key_path: key_path.to_owned(),
+            current: ArcSwap::from_pointee(certified),
+            fingerprint: Mutex::new(fingerprint),
+            last_error: Mutex::new(None),
+        }))
+    }
+
+    /// Re-reads the files; returns whether a new certificate went into service.
+    pub fn reload(&self) -> bool {
+        let unchanged = {
+            let (Ok(cert), Ok(key)) = (fs::read(&self.cert_path), fs::read(&self.key_path)) else {
+                self.report("cannot read the certificate or key file".into());
+                return false;
+            };
+            let key = zeroize::Zeroizing::new(key);
+            fingerprint(&cert, &key) == *self.fingerprint.lock().expect("lock poisoned")
+        };
+        if unchanged {
+            return false;
+        }
+        match load_pair(&self.cert_path, &self.key_path) {
+            Ok((certified, fingerprint)) => {
+                self.current.store(Arc::new(certified));
+                *self.fingerprint.lock().expect("lock poisoned") = fingerprint;
+                *self.last_error.lock().expect("lock poisoned") = None;
+                tracing::info!(cert = %self.cert_path.display(), "TLS certificate reloaded");
+                true
+            }
+            Err(error) => {
+                self.report(error.to_string());
+                false
+            }
+        }
+    }
+
+    fn report(&self, message: String) {
+        let mut last = self.last_error.lock().expect("lock poisoned");
+        if last.as_deref() != Some(message.as_str()) {
+            tracing::warn!(error = %message, "New TLS certificate not loaded; the previous one keeps serving");
+            *last = Some(message);
+        }
+    }
+
+    pub fn spawn_watcher(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let this = this.clone();
+                let _ = tokio::task::spawn_blocking(move || this.reload()).await;
+            }
+        })
+    }
+}
+
+impl ResolvesServerCert for ReloadingCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+}
+
+/// The webhook's server configuration: TLS 1.3 and 1.2, HTTP/2 and HTTP/1.1.
+pub fn server_config(cert: Arc<ReloadingCert>) -> Arc<ServerConfig> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .expect("TLS 1.2 and 1.3 are supported by the ring provider")
+        .with_no_client_auth()
+        .with_cert_resolver(cert);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Arc::new(config)
+}

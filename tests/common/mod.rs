@@ -1,0 +1,387 @@
+//! Shared test harness: the real binary on free loopback ports, a real
+//! SQLite file or a fresh PostgreSQL database, and a real HTTPS client.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_agyn-secrets");
+
+/// Whether a missing tool fails the test instead of skipping it (CI).
+pub fn require_all() -> bool {
+    std::env::var("AGYN_TEST_REQUIRE_ALL").is_ok_and(|v| v == "1")
+}
+
+/// Skips loudly, or fails when `AGYN_TEST_REQUIRE_ALL=1`.
+pub fn skip(reason: &str) {
+    if require_all() {
+        panic!("AGYN_TEST_REQUIRE_ALL=1 and a required tool is missing: {reason}");
+    }
+    eprintln!("\n************************************************************");
+    eprintln!("SKIPPED: {reason}");
+    eprintln!("************************************************************\n");
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A database for one test.
+pub struct TestDb {
+    pub label: &'static str,
+    /// `None` for SQLite: the server's `--dev` default under its data directory.
+    pub url: Option<String>,
+}
+
+/// SQLite always; PostgreSQL when `AGYN_TEST_POSTGRES_URL` names a server
+/// (a fresh database is created per call).
+pub async fn databases() -> Vec<TestDb> {
+    let mut dbs = vec![TestDb {
+        label: "sqlite",
+        url: None,
+    }];
+    match std::env::var("AGYN_TEST_POSTGRES_URL") {
+        Ok(base) => dbs.push(TestDb {
+            label: "postgres",
+            url: Some(fresh_postgres(&base).await),
+        }),
+        Err(_) => skip("AGYN_TEST_POSTGRES_URL is not set; PostgreSQL cases not run (make test starts a server)"),
+    }
+    dbs
+}
+
+/// Creates an empty database on the server at `base` and returns its URL.
+pub async fn fresh_postgres(base: &str) -> String {
+    use sqlx::Connection;
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(base).await.expect("connect to the test PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create a test database");
+    let (head, _) = base.rsplit_once('/').expect("a database URL with a path");
+    format!("{head}/{name}")
+}
+
+/// A running `agyn-secrets serve --dev`.
+pub struct Server {
+    pub api: String,
+    pub webhook: String,
+    pub admin_token: String,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub extra_args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub log_path: PathBuf,
+    api_port: u16,
+    webhook_port: u16,
+    child: Option<Child>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    pub async fn start(db: &TestDb) -> Server {
+        Self::start_with(db, &[], &[]).await
+    }
+
+    pub async fn start_with(db: &TestDb, extra_args: &[&str], env: &[(&str, &str)]) -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let data_dir = tmp.path().join("data");
+        let mut server = Server {
+            api: String::new(),
+            webhook: String::new(),
+            admin_token: String::new(),
+            log_path: tmp.path().join("server.log"),
+            data_dir,
+            database_url: db.url.clone(),
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            api_port: free_port(),
+            webhook_port: free_port(),
+            child: None,
+            _tmp: Some(tmp),
+        };
+        server.spawn().await;
+        server.admin_token = std::fs::read_to_string(server.data_dir.join("admin-token"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        server
+    }
+
+    async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .unwrap();
+        let mut command = Command::new(BIN);
+        command
+            .arg("serve")
+            .arg("--dev")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--api-addr")
+            .arg(format!("127.0.0.1:{}", self.api_port))
+            .arg("--webhook-addr")
+            .arg(format!("127.0.0.1:{}", self.webhook_port))
+            .args(&self.extra_args)
+            .env("RUST_LOG", std::env::var("AGYN_TEST_SERVER_LOG").unwrap_or_else(|_| "trace".into()))
+            .env_remove("AGYN_DATABASE_URL")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        if let Some(url) = &self.database_url {
+            command.arg("--database-url").arg(url);
+        }
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        self.child = Some(command.spawn().expect("start agyn-secrets"));
+        self.api = format!("http://127.0.0.1:{}", self.api_port);
+        self.webhook = format!("https://127.0.0.1:{}", self.webhook_port);
+        self.wait_ready().await;
+    }
+
+    async fn wait_ready(&mut self) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("server exited with {status}:\n{}", self.logs());
+            }
+            if let Ok(r) = client.get(format!("{}/readyz", self.api)).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "server not ready:\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the process with SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills and starts again on the same data directory and database.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn ca_pem(&self) -> Vec<u8> {
+        std::fs::read(self.data_dir.join("tls/ca.crt")).unwrap()
+    }
+
+    /// A client of the webhook that trusts the dev CA.
+    pub fn webhook_client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .add_root_certificate(reqwest::Certificate::from_pem(&self.ca_pem()).unwrap())
+            .build()
+            .unwrap()
+    }
+
+    pub fn client(&self) -> Api {
+        Api {
+            base: self.api.clone(),
+            token: Some(self.admin_token.clone()),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn client_as(&self, token: &str) -> Api {
+        Api {
+            base: self.api.clone(),
+            token: Some(token.to_owned()),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Sends an AdmissionReview to `/mutate` and returns the response review.
+    pub async fn review(&self, review: &Value) -> Value {
+        let response = self
+            .webhook_client()
+            .post(format!("{}/mutate", self.webhook))
+            .json(review)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "mutate answered {}", response.status());
+        response.json().await.unwrap()
+    }
+
+    /// Sets up an organization `org`, binds `namespace` to it, creates local
+    /// secrets, and returns an owner token.
+    pub async fn seed(&self, org: &str, namespace: &str, secrets: &[(&str, &str)]) -> String {
+        let admin = self.client();
+        admin.post("/v1/organizations", json!({"name": org})).await.expect(201);
+        admin
+            .put(&format!("/v1/namespaces/{namespace}"), json!({"organization": org}))
+            .await
+            .expect_ok();
+        let owner = admin
+            .post(&format!("/v1/organizations/{org}/tokens"), json!({"name": "owner", "role": "owner"}))
+            .await
+            .expect(201)["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for (name, value) in secrets {
+            self.client_as(&owner)
+                .post(
+                    &format!("/v1/organizations/{org}/secrets"),
+                    json!({"name": name, "storage": "local", "value": value}),
+                )
+                .await
+                .expect(201);
+        }
+        owner
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A small JSON client of the API.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub token: Option<String>,
+    pub http: reqwest::Client,
+}
+
+/// A response: status and parsed body (`Value::Null` when empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(self.status, status, "body: {}", self.text);
+        self.body
+    }
+
+    #[track_caller]
+    pub fn expect_ok(self) -> Value {
+        assert!((200..300).contains(&self.status), "status {}: {}", self.status, self.text);
+        self.body
+    }
+
+    pub fn error_message(&self) -> &str {
+        self.body["error"]["message"].as_str().unwrap_or("")
+    }
+}
+
+impl Api {
+    pub fn anonymous(mut self) -> Self {
+        self.token = None;
+        self
+    }
+
+    pub async fn send(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let mut request = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply { status, body, text }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send("GET", path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send("POST", path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Reply {
+        self.send("PUT", path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Reply {
+        self.send("PATCH", path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send("DELETE", path, None).await
+    }
+}
+
+/// Applies a webhook answer's patch to `object`; no patch leaves it as it is.
+pub fn apply_patch(object: &Value, review: &Value) -> Value {
+    use base64::Engine;
+    let mut object = object.clone();
+    if let Some(patch) = review["response"]["patch"].as_str() {
+        assert_eq!(review["response"]["patchType"], "JSONPatch");
+        let bytes = base64::engine::general_purpose::STANDARD.decode(patch).unwrap();
+        let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
+        json_patch::patch(&mut object, &patch).unwrap();
+    }
+    object
+}
+
+/// The patch operations of a webhook answer (empty when there is no patch).
+pub fn patch_ops(review: &Value) -> Vec<Value> {
+    use base64::Engine;
+    match review["response"]["patch"].as_str() {
+        Some(patch) => {
+            let bytes = base64::engine::general_purpose::STANDARD.decode(patch).unwrap();
+            serde_json::from_slice(&bytes).unwrap()
+        }
+        None => Vec::new(),
+    }
+}
+
+/// Loads a fixture from `tests/data`.
+pub fn fixture(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Finds a tool in the project's `.venv`, then on PATH.
+pub fn venv_tool(name: &str) -> Option<PathBuf> {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin").join(name);
+    if venv.exists() {
+        return Some(venv);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.exists())
+    })
+}
