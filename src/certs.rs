@@ -28,7 +28,8 @@ pub fn issue(common_name: &str, names: Vec<String>, days: i64) -> anyhow::Result
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.distinguished_name
         .push(DnType::CommonName, format!("{common_name} CA"));
-    ca.distinguished_name.push(DnType::OrganizationName, "agyn-secrets");
+    ca.distinguished_name
+        .push(DnType::OrganizationName, "agyn-secrets");
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -42,7 +43,8 @@ pub fn issue(common_name: &str, names: Vec<String>, days: i64) -> anyhow::Result
     let ca = CertifiedIssuer::self_signed(ca, ca_key)?;
 
     let mut leaf = CertificateParams::new(names)?;
-    leaf.distinguished_name.push(DnType::CommonName, common_name);
+    leaf.distinguished_name
+        .push(DnType::CommonName, common_name);
     leaf.is_ca = IsCa::ExplicitNoCa;
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
@@ -127,7 +129,11 @@ pub fn ensure_dev_certificate(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> 
     let cert = dir.join("tls.crt");
     let key = dir.join("tls.key");
     if !(cert.exists() && key.exists()) {
-        let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+        let names = vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+        ];
         write_issued(dir, &issue("localhost", names, 365)?)?;
     }
     Ok((cert, key))

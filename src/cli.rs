@@ -32,30 +32,49 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!("Database migrations applied");
             Ok(())
         }
-        Command::Certs(CertsCommand::Generate { service, namespace, out }) => {
+        Command::Certs(CertsCommand::Generate {
+            service,
+            namespace,
+            out,
+        }) => {
             let written = certs::generate(&service, &namespace, &out)?;
             for path in written {
                 println!("wrote {}", path.display());
             }
             Ok(())
         }
-        Command::Keys(KeysCommand::Generate { keyring, id, primary }) => {
+        Command::Keys(KeysCommand::Generate {
+            keyring,
+            id,
+            primary,
+        }) => {
             let dir = keyring_dir(&keyring)?;
             let id = generate_key_file(&dir, id.as_deref(), primary)
                 .with_context(|| format!("write a key into {}", dir.display()))?;
             println!("{id}");
             Ok(())
         }
-        Command::Keys(KeysCommand::Rewrap { database, keyring, log }) => {
+        Command::Keys(KeysCommand::Rewrap {
+            database,
+            keyring,
+            log,
+        }) => {
             telemetry::init(log.log_format);
             let keys = load_keys(&keyring_dir(&keyring)?)?;
             let store = connect(&database).await?;
             store.migrate().await?;
             let count = store.rewrap_all(&keys.current()).await?;
-            println!("re-wrapped {count} data key(s) under primary key {:?}", keys.current().primary_id());
+            println!(
+                "re-wrapped {count} data key(s) under primary key {:?}",
+                keys.current().primary_id()
+            );
             Ok(())
         }
-        Command::Token(TokenCommand::Create { database, admin, name }) => {
+        Command::Token(TokenCommand::Create {
+            database,
+            admin,
+            name,
+        }) => {
             if !admin {
                 bail!("only admin tokens are made here; organization tokens come from the API");
             }
@@ -98,7 +117,10 @@ fn keyring_dir(args: &KeyringArgs) -> anyhow::Result<PathBuf> {
 /// Loads the key ring, refusing to go on without a usable primary key.
 pub fn load_keys(dir: &Path) -> anyhow::Result<KeyRingHandle> {
     let keys = KeyRingHandle::load(dir).with_context(|| {
-        format!("cannot start without a usable primary key in {}", dir.display())
+        format!(
+            "cannot start without a usable primary key in {}",
+            dir.display()
+        )
     })?;
     tracing::info!(dir = %dir.display(), primary = keys.current().primary_id(), "Key ring loaded");
     Ok(keys)
@@ -109,9 +131,9 @@ async fn connect(args: &DatabaseArgs) -> anyhow::Result<Store> {
         .database_url
         .as_deref()
         .context("no database: set --database-url (AGYN_DATABASE_URL), or use `serve --dev`")?;
-    Store::connect(url).await.with_context(|| {
-        format!("connect to the database at {}", redact_url(url))
-    })
+    Store::connect(url)
+        .await
+        .with_context(|| format!("connect to the database at {}", redact_url(url)))
 }
 
 /// A database URL with its password replaced, for messages.
@@ -139,6 +161,9 @@ mod tests {
             "postgres://agyn:<redacted>@db:5432/agyn"
         );
         assert_eq!(redact_url("sqlite://data/agyn.db"), "sqlite://data/agyn.db");
-        assert_eq!(redact_url("postgres://agyn@db/agyn"), "postgres://agyn@db/agyn");
+        assert_eq!(
+            redact_url("postgres://agyn@db/agyn"),
+            "postgres://agyn@db/agyn"
+        );
     }
 }

@@ -49,13 +49,20 @@ pub async fn prepare(data_dir: &Path, server: &mut ServerArgs) -> anyhow::Result
 
     let token_file = data_dir.join("admin-token");
     if !token_file.exists() {
-        let store = Store::connect(&url).await.context("open the dev database")?;
+        let store = Store::connect(&url)
+            .await
+            .context("open the dev database")?;
         store.migrate().await.context("migrate the dev database")?;
-        let (_, token) = store.create_token(None, "dev-admin", Role::Admin, "dev").await?;
+        let (_, token) = store
+            .create_token(None, "dev-admin", Role::Admin, "dev")
+            .await?;
         crate::certs::write_file(&token_file, &format!("{}\n", token.expose()), 0o600)
             .with_context(|| format!("write {}", token_file.display()))?;
         store.close().await;
-        println!("Admin token (shown once; also stored in {}):", token_file.display());
+        println!(
+            "Admin token (shown once; also stored in {}):",
+            token_file.display()
+        );
         println!("{}", token.expose());
     } else {
         tracing::info!(file = %token_file.display(), "Admin token kept from an earlier start");

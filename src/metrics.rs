@@ -84,8 +84,16 @@ impl Metrics {
             auth_failures: Counter::default(),
             registry: Registry::default(),
         };
-        registry.register("http_requests", "HTTP requests by server, route and status", metrics.http_requests.clone());
-        registry.register("admissions", "Admission reviews by result", metrics.admissions.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests by server, route and status",
+            metrics.http_requests.clone(),
+        );
+        registry.register(
+            "admissions",
+            "Admission reviews by result",
+            metrics.admissions.clone(),
+        );
         registry.register(
             "admission_duration_seconds",
             "Time to answer an admission review",
@@ -96,29 +104,57 @@ impl Metrics {
             "Secrets that could not be resolved, by kind of error",
             metrics.resolution_errors.clone(),
         );
-        registry.register("decrypt_failures", "Stored values that failed to decrypt", metrics.decrypt_failures.clone());
+        registry.register(
+            "decrypt_failures",
+            "Stored values that failed to decrypt",
+            metrics.decrypt_failures.clone(),
+        );
         registry.register(
             "keyring_healthy",
             "1 while the key ring directory loads cleanly, 0 while the last good ring is kept",
             metrics.keyring_healthy.clone(),
         );
-        registry.register("provider_requests", "Requests to secret providers", metrics.provider_requests.clone());
-        registry.register("provider_errors", "Failed provider requests by kind", metrics.provider_errors.clone());
+        registry.register(
+            "provider_requests",
+            "Requests to secret providers",
+            metrics.provider_requests.clone(),
+        );
+        registry.register(
+            "provider_errors",
+            "Failed provider requests by kind",
+            metrics.provider_errors.clone(),
+        );
         registry.register(
             "provider_request_duration_seconds",
             "Latency of provider requests",
             metrics.provider_duration.clone(),
         );
-        registry.register("provider_logins", "Logins to secret providers", metrics.provider_logins.clone());
-        registry.register("provider_renewals", "Provider token renewals", metrics.provider_renewals.clone());
-        registry.register("auth_failures", "Rejected API credentials", metrics.auth_failures.clone());
-        Self { registry, ..metrics }
+        registry.register(
+            "provider_logins",
+            "Logins to secret providers",
+            metrics.provider_logins.clone(),
+        );
+        registry.register(
+            "provider_renewals",
+            "Provider token renewals",
+            metrics.provider_renewals.clone(),
+        );
+        registry.register(
+            "auth_failures",
+            "Rejected API credentials",
+            metrics.auth_failures.clone(),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
     }
 
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("write to a String");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("write to a String");
         out
     }
 }

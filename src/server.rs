@@ -34,7 +34,9 @@ pub async fn run(app: Arc<App>, args: &ServerArgs, roles: Roles) -> anyhow::Resu
     let _keyring_watcher = AbortOnDrop(app.keys.spawn_watcher(RELOAD_EVERY));
     let webhook = if roles != Roles::Api {
         let (Some(cert), Some(key)) = (&args.tls.tls_cert, &args.tls.tls_key) else {
-            anyhow::bail!("the webhook needs --tls-cert and --tls-key (AGYN_TLS_CERT, AGYN_TLS_KEY)");
+            anyhow::bail!(
+                "the webhook needs --tls-cert and --tls-key (AGYN_TLS_CERT, AGYN_TLS_KEY)"
+            );
         };
         // Checked before any port is bound.
         let cert = ReloadingCert::load(cert, key).context("load the webhook's TLS certificate")?;
@@ -69,10 +71,13 @@ pub async fn run(app: Arc<App>, args: &ServerArgs, roles: Roles) -> anyhow::Resu
         let router = crate::api::router(app.clone());
         tracing::info!(addr = %listener.local_addr()?, "API listening");
         tasks.spawn(async move {
-            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-                .context("serve the API")
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("serve the API")
         });
     }
     tokio::select! {
@@ -118,7 +123,10 @@ pub async fn serve_tls(
             };
             let service = TowerToHyperService::new(router.into_service::<hyper::body::Incoming>());
             let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            builder.http1().max_buf_size(64 * 1024).timer(hyper_util::rt::TokioTimer::new())
+            builder
+                .http1()
+                .max_buf_size(64 * 1024)
+                .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(10));
             builder.http2().max_header_list_size(64 * 1024);
             if let Err(error) = builder.serve_connection(TokioIo::new(tls), service).await {

@@ -70,11 +70,12 @@ pub fn load_pair(cert_path: &Path, key_path: &Path) -> Result<(CertifiedKey, [u8
         path: key_path.to_owned(),
         reason: e.to_string(),
     })?;
-    let certified = CertifiedKey::from_der(chain, key, &provider()).map_err(|e| TlsError::Mismatch {
-        cert: cert_path.to_owned(),
-        key: key_path.to_owned(),
-        reason: e.to_string(),
-    })?;
+    let certified =
+        CertifiedKey::from_der(chain, key, &provider()).map_err(|e| TlsError::Mismatch {
+            cert: cert_path.to_owned(),
+            key: key_path.to_owned(),
+            reason: e.to_string(),
+        })?;
     Ok((certified, fingerprint))
 }
 

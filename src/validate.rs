@@ -14,8 +14,7 @@ pub fn is_dns_label(name: &str) -> bool {
 }
 
 /// Why a name is not a DNS label, for messages.
-pub const DNS_LABEL_RULE: &str =
-    "must be a DNS label: lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters";
+pub const DNS_LABEL_RULE: &str = "must be a DNS label: lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters";
 
 /// Kubernetes' classic environment variable name rule.
 pub fn is_env_var_name(name: &str) -> bool {

@@ -11,16 +11,14 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::header::CONTENT_LENGTH;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::Value;
 use tracing::{Instrument, field};
 
 use crate::admission::{
-    self, Denial, Injection, ENV_ANNOTATION, PULL_SECRETS_ANNOTATION, build_patch, parse_env,
+    self, Denial, ENV_ANNOTATION, Injection, PULL_SECRETS_ANNOTATION, build_patch, parse_env,
     parse_pull_secrets, plan_env, pod_name, pod_owner,
 };
 use crate::api::ApiError;
@@ -72,7 +70,7 @@ impl Outcome {
 async fn mutate(State(hook): State<Arc<Webhook>>, request: Request) -> Response {
     let started = Instant::now();
     let app = &hook.app;
-    let response = match read_body(request).await {
+    let response = match crate::api::read_limited(request, MAX_REVIEW).await {
         Err(error) => {
             count(app, "bad_request", started);
             error.into_response()
@@ -120,7 +118,15 @@ async fn mutate(State(hook): State<Arc<Webhook>>, request: Request) -> Response 
                     Outcome::Denied(denial, message) => {
                         span.record("allowed", false).record("patch_ops", 0);
                         tracing::info!(reason = %message, "Denied");
-                        count(app, if *denial == Denial::Forbidden { "denied" } else { "unavailable" }, started);
+                        count(
+                            app,
+                            if *denial == Denial::Forbidden {
+                                "denied"
+                            } else {
+                                "unavailable"
+                            },
+                            started,
+                        );
                         admission::deny(&request.uid, *denial, message)
                     }
                 };
@@ -149,26 +155,6 @@ fn count(app: &App, result: &'static str, started: Instant) {
         .observe(started.elapsed().as_secs_f64());
 }
 
-async fn read_body(request: Request<Body>) -> Result<bytes::Bytes, ApiError> {
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_REVIEW) {
-        return Err(ApiError::PayloadTooLarge { limit: MAX_REVIEW });
-    }
-    axum::body::to_bytes(request.into_body(), MAX_REVIEW)
-        .await
-        .map_err(|error| {
-            if crate::api::is_length_limit(&error) {
-                ApiError::PayloadTooLarge { limit: MAX_REVIEW }
-            } else {
-                ApiError::BadRequest(format!("cannot read request body: {error}"))
-            }
-        })
-}
-
 impl Webhook {
     async fn admit(&self, request: &admission::AdmissionRequest) -> Outcome {
         if !request.is_pod_create() {
@@ -183,7 +169,15 @@ impl Webhook {
         if env_text.is_none() && pull_text.is_none() {
             return Outcome::Allowed(Vec::new());
         }
-        match self.inject(request, pod, env_text.unwrap_or(""), pull_text.unwrap_or("")).await {
+        match self
+            .inject(
+                request,
+                pod,
+                env_text.unwrap_or(""),
+                pull_text.unwrap_or(""),
+            )
+            .await
+        {
             Ok(ops) => Outcome::Allowed(ops),
             Err(outcome) => outcome,
         }
@@ -225,16 +219,25 @@ impl Webhook {
             .find_organization(&binding.organization_id)
             .await
             .map_err(store_unavailable)?
-            .ok_or_else(|| Outcome::deny(format!("namespace {namespace:?} is bound to an organization that no longer exists")))?;
+            .ok_or_else(|| {
+                Outcome::deny(format!(
+                    "namespace {namespace:?} is bound to an organization that no longer exists"
+                ))
+            })?;
         let names = plan.secret_names();
         let resolved = app.resolver.resolve(&org, &names).await.map_err(|error| {
-            app.metrics.resolution_errors.get_or_create(&KindLabels { kind: error.kind() }).inc();
+            app.metrics
+                .resolution_errors
+                .get_or_create(&KindLabels { kind: error.kind() })
+                .inc();
             if let ResolveError::Crypto { .. } = &error {
                 app.metrics.decrypt_failures.inc();
                 tracing::error!(%error, "Stored secret failed to decrypt");
             }
             let denial = match &error {
-                ResolveError::NotFound { .. } | ResolveError::Unsupported { .. } => Denial::Forbidden,
+                ResolveError::NotFound { .. } | ResolveError::Unsupported { .. } => {
+                    Denial::Forbidden
+                }
                 _ => Denial::Unavailable,
             };
             Outcome::Denied(denial, error.to_string())
@@ -251,7 +254,10 @@ impl Webhook {
                 )
             })
             .collect();
-        let stamp: BTreeMap<String, i64> = resolved.values().map(|s| (s.name.clone(), s.version)).collect();
+        let stamp: BTreeMap<String, i64> = resolved
+            .values()
+            .map(|s| (s.name.clone(), s.version))
+            .collect();
         let ops = build_patch(pod, &plan, &values, &pulls, &stamp);
 
         if !request.dry_run() {
@@ -285,7 +291,11 @@ impl Webhook {
             let recent = self.recent.lock().expect("lock poisoned");
             references
                 .into_iter()
-                .filter(|r| recent.get(r).is_none_or(|at| now.duration_since(*at) > REFERENCE_REFRESH))
+                .filter(|r| {
+                    recent
+                        .get(r)
+                        .is_none_or(|at| now.duration_since(*at) > REFERENCE_REFRESH)
+                })
                 .collect()
         };
         if fresh.is_empty() {
@@ -310,4 +320,3 @@ fn store_unavailable(error: StoreError) -> Outcome {
         "the secret store's database is unavailable; retry shortly".into(),
     )
 }
-

@@ -50,17 +50,24 @@ pub fn parse_env(text: &str) -> Result<Vec<EnvEntry>, ParseError> {
         let position = entries.len() + 1;
         let at = || format!("entry {position} {}", quote(item));
         let Some((target, secret)) = item.split_once('=') else {
-            return Err(error(format!("{} has no \"=\"; write VAR=secret-name or container:VAR=secret-name", at())));
+            return Err(error(format!(
+                "{} has no \"=\"; write VAR=secret-name or container:VAR=secret-name",
+                at()
+            )));
         };
         let (container, var) = match target.split_once(':') {
             Some((container, var)) => (Some(container.trim()), var.trim()),
             None => (None, target.trim()),
         };
         let secret = secret.trim();
-        if let Some(container) = container {
-            if !is_dns_label(container) {
-                return Err(error(format!("{}: container name {} is not valid", at(), quote(container))));
-            }
+        if let Some(container) = container
+            && !is_dns_label(container)
+        {
+            return Err(error(format!(
+                "{}: container name {} is not valid",
+                at(),
+                quote(container)
+            )));
         }
         if !is_env_var_name(var) {
             return Err(error(format!(
@@ -91,7 +98,12 @@ pub fn parse_env(text: &str) -> Result<Vec<EnvEntry>, ParseError> {
 /// duplicates dropped, order kept.
 pub fn parse_pull_secrets(text: &str) -> Result<Vec<String>, ParseError> {
     let mut names: Vec<String> = Vec::new();
-    for (i, raw) in text.split([',', '\n']).map(str::trim).filter(|s| !s.is_empty()).enumerate() {
+    for (i, raw) in text
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .enumerate()
+    {
         if !is_dns_label(raw) {
             return Err(ParseError {
                 annotation: super::PULL_SECRETS_ANNOTATION,
@@ -119,15 +131,27 @@ mod tests {
         let entries = parse_env("A=one, worker:B = two\n\n C=three,").unwrap();
         assert_eq!(entries.len(), 3);
         assert_eq!(entries[0].container, None);
-        assert_eq!((entries[0].var.as_str(), entries[0].secret.as_str()), ("A", "one"));
+        assert_eq!(
+            (entries[0].var.as_str(), entries[0].secret.as_str()),
+            ("A", "one")
+        );
         assert_eq!(entries[1].container.as_deref(), Some("worker"));
-        assert_eq!((entries[1].var.as_str(), entries[1].secret.as_str()), ("B", "two"));
+        assert_eq!(
+            (entries[1].var.as_str(), entries[1].secret.as_str()),
+            ("B", "two")
+        );
         assert_eq!(entries[2].position, 3);
     }
 
     #[rstest]
-    #[case::no_equals("A=a,B=b,FOO", "annotation secrets.agyn.io/env: entry 3 \"FOO\" has no \"=\"")]
-    #[case::bad_var("1A=a", "entry 1 \"1A=a\": \"1A\" is not a valid environment variable name")]
+    #[case::no_equals(
+        "A=a,B=b,FOO",
+        "annotation secrets.agyn.io/env: entry 3 \"FOO\" has no \"=\""
+    )]
+    #[case::bad_var(
+        "1A=a",
+        "entry 1 \"1A=a\": \"1A\" is not a valid environment variable name"
+    )]
     #[case::bad_secret("A=Not_Valid", "secret name \"Not_Valid\" is not valid")]
     #[case::empty_secret("A=", "secret name \"\" is not valid")]
     #[case::bad_container("Web:A=a", "container name \"Web\" is not valid")]
@@ -145,8 +169,16 @@ mod tests {
 
     #[test]
     fn pull_secret_names() {
-        assert_eq!(parse_pull_secrets("ghcr, quay ,ghcr").unwrap(), vec!["ghcr", "quay"]);
-        assert!(parse_pull_secrets("ghcr,Bad Name").unwrap_err().to_string().contains("entry 2"));
+        assert_eq!(
+            parse_pull_secrets("ghcr, quay ,ghcr").unwrap(),
+            vec!["ghcr", "quay"]
+        );
+        assert!(
+            parse_pull_secrets("ghcr,Bad Name")
+                .unwrap_err()
+                .to_string()
+                .contains("entry 2")
+        );
         assert!(parse_pull_secrets(" , ").unwrap().is_empty());
     }
 }

@@ -5,8 +5,10 @@ mod patch;
 mod review;
 
 pub use annotations::{EnvEntry, ParseError, parse_env, parse_pull_secrets};
-pub use patch::{Injection, PatchError, Plan, plan_env, build_patch, pod_owner, pod_name};
-pub use review::{AdmissionRequest, AdmissionReview, Denial, ReviewError, parse_review, allow, deny};
+pub use patch::{Injection, PatchError, Plan, build_patch, plan_env, pod_name, pod_owner};
+pub use review::{
+    AdmissionRequest, AdmissionReview, Denial, ReviewError, allow, deny, parse_review,
+};
 
 /// Annotation naming the env vars to inject.
 pub const ENV_ANNOTATION: &str = "secrets.agyn.io/env";

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Value, json};
 
-use super::annotations::{EnvEntry, quote};
 use super::INJECTED_ANNOTATION;
+use super::annotations::{EnvEntry, quote};
 
 /// The variables one container receives, in annotation order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +82,9 @@ fn containers(pod: &Value) -> Result<Vec<(String, String)>, PatchError> {
         let Some(list) = spec.get(field).filter(|v| !v.is_null()) else {
             continue;
         };
-        let list = list.as_array().ok_or(PatchError::Malformed("containers is not a list"))?;
+        let list = list
+            .as_array()
+            .ok_or(PatchError::Malformed("containers is not a list"))?;
         for (i, container) in list.iter().enumerate() {
             let name = container
                 .get("name")
@@ -100,15 +102,15 @@ pub fn plan_env(pod: &Value, entries: &[EnvEntry]) -> Result<Plan, PatchError> {
     let all = containers(pod)?;
     let names: Vec<String> = all.iter().map(|(_, n)| n.clone()).collect();
     for entry in entries {
-        if let Some(container) = &entry.container {
-            if !names.contains(container) {
-                return Err(PatchError::UnknownContainer {
-                    position: entry.position,
-                    text: entry.text.clone(),
-                    container: container.clone(),
-                    known: names,
-                });
-            }
+        if let Some(container) = &entry.container
+            && !names.contains(container)
+        {
+            return Err(PatchError::UnknownContainer {
+                position: entry.position,
+                text: entry.text.clone(),
+                container: container.clone(),
+                known: names,
+            });
         }
     }
     let mut plan = Plan::default();
@@ -131,7 +133,11 @@ pub fn plan_env(pod: &Value, entries: &[EnvEntry]) -> Result<Plan, PatchError> {
             vars.push((entry.var.clone(), entry.secret.clone()));
         }
         if !vars.is_empty() {
-            plan.containers.push(ContainerPlan { pointer, name, vars });
+            plan.containers.push(ContainerPlan {
+                pointer,
+                name,
+                vars,
+            });
         }
     }
     Ok(plan)
@@ -200,7 +206,9 @@ pub fn build_patch(
         let current = pod
             .pointer("/spec/imagePullSecrets")
             .and_then(Value::as_array);
-        let wanted = pull_secrets.iter().map(|name| json!({ "name": format!("agyn-pull-{name}") }));
+        let wanted = pull_secrets
+            .iter()
+            .map(|name| json!({ "name": format!("agyn-pull-{name}") }));
         match current {
             None => ops.push(json!({
                 "op": "add",
@@ -224,7 +232,9 @@ pub fn build_patch(
             .collect::<Vec<_>>()
             .join(",");
         let annotations = pod.pointer("/metadata/annotations");
-        let current = annotations.and_then(|a| a.get(INJECTED_ANNOTATION)).and_then(Value::as_str);
+        let current = annotations
+            .and_then(|a| a.get(INJECTED_ANNOTATION))
+            .and_then(Value::as_str);
         if current != Some(text.as_str()) {
             if annotations.is_some_and(Value::is_object) {
                 ops.push(json!({
@@ -251,7 +261,10 @@ pub fn pod_name(pod: &Value) -> String {
     meta.and_then(|m| m.get("name"))
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty())
-        .or_else(|| meta.and_then(|m| m.get("generateName")).and_then(Value::as_str))
+        .or_else(|| {
+            meta.and_then(|m| m.get("generateName"))
+                .and_then(Value::as_str)
+        })
         .unwrap_or("")
         .to_owned()
 }
@@ -298,7 +311,11 @@ mod tests {
     #[test]
     fn plans_global_and_specific_entries() {
         let plan = plan_env(&pod(), &parse_env("A=a,app:B=b").unwrap()).unwrap();
-        let summary: Vec<(&str, usize)> = plan.containers.iter().map(|c| (c.name.as_str(), c.vars.len())).collect();
+        let summary: Vec<(&str, usize)> = plan
+            .containers
+            .iter()
+            .map(|c| (c.name.as_str(), c.vars.len()))
+            .collect();
         assert_eq!(summary, vec![("init", 1), ("app", 2), ("sidecar", 1)]);
         assert_eq!(plan.containers[0].pointer, "/spec/initContainers/0");
         assert_eq!(plan.secret_names(), vec!["a", "b"]);
@@ -306,11 +323,21 @@ mod tests {
 
     #[test]
     fn unknown_containers_and_duplicates_are_refused() {
-        let error = plan_env(&pod(), &parse_env("worker:A=a").unwrap()).unwrap_err().to_string();
-        assert!(error.contains("container \"worker\" not found in pod"), "{error}");
+        let error = plan_env(&pod(), &parse_env("worker:A=a").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("container \"worker\" not found in pod"),
+            "{error}"
+        );
         assert!(error.contains("init, app, sidecar"), "{error}");
-        let error = plan_env(&pod(), &parse_env("A=a,app:A=b").unwrap()).unwrap_err().to_string();
-        assert!(error.contains("entry 2") && error.contains("A is set twice for container \"app\""), "{error}");
+        let error = plan_env(&pod(), &parse_env("A=a,app:A=b").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("entry 2") && error.contains("A is set twice for container \"app\""),
+            "{error}"
+        );
     }
 
     #[test]
@@ -318,22 +345,45 @@ mod tests {
         let pod = pod();
         let plan = plan_env(&pod, &parse_env("A=a,app:B=b").unwrap()).unwrap();
         let values = HashMap::from([
-            ("a", Injection { version: 2, value: "va" }),
-            ("b", Injection { version: 1, value: "vb" }),
+            (
+                "a",
+                Injection {
+                    version: 2,
+                    value: "va",
+                },
+            ),
+            (
+                "b",
+                Injection {
+                    version: 1,
+                    value: "vb",
+                },
+            ),
         ]);
         let stamp = BTreeMap::from([("a".to_owned(), 2), ("b".to_owned(), 1)]);
         let pulls = vec!["ghcr".to_owned()];
         let ops = build_patch(&pod, &plan, &values, &pulls, &stamp);
         let patched = apply(&pod, &ops);
-        assert_eq!(patched.pointer("/spec/initContainers/0/env").unwrap(), &json!([{"name": "A", "value": "va"}]));
+        assert_eq!(
+            patched.pointer("/spec/initContainers/0/env").unwrap(),
+            &json!([{"name": "A", "value": "va"}])
+        );
         assert_eq!(
             patched.pointer("/spec/containers/0/env").unwrap(),
             &json!([{"name": "KEEP", "value": "k"}, {"name": "A", "value": "va"}, {"name": "B", "value": "vb"}])
         );
-        assert_eq!(patched.pointer("/spec/containers/1/env").unwrap(), &json!([{"name": "A", "value": "va"}]));
-        assert_eq!(patched.pointer("/spec/imagePullSecrets").unwrap(), &json!([{"name": "agyn-pull-ghcr"}]));
         assert_eq!(
-            patched.pointer("/metadata/annotations/secrets.agyn.io~1injected").unwrap(),
+            patched.pointer("/spec/containers/1/env").unwrap(),
+            &json!([{"name": "A", "value": "va"}])
+        );
+        assert_eq!(
+            patched.pointer("/spec/imagePullSecrets").unwrap(),
+            &json!([{"name": "agyn-pull-ghcr"}])
+        );
+        assert_eq!(
+            patched
+                .pointer("/metadata/annotations/secrets.agyn.io~1injected")
+                .unwrap(),
             &json!("a@2,b@1")
         );
         assert!(build_patch(&patched, &plan, &values, &pulls, &stamp).is_empty());
@@ -342,7 +392,10 @@ mod tests {
     #[test]
     fn names_and_owners() {
         assert_eq!(pod_name(&pod()), "web-");
-        assert_eq!(pod_owner(&pod()), Some(("ReplicaSet".into(), "web-7d9".into())));
+        assert_eq!(
+            pod_owner(&pod()),
+            Some(("ReplicaSet".into(), "web-7d9".into()))
+        );
         assert_eq!(pod_owner(&json!({"metadata": {}})), None);
     }
 }

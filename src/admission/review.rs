@@ -66,7 +66,9 @@ pub enum ReviewError {
     NotJson(String),
     #[error("body is not an AdmissionReview: {0}")]
     Shape(String),
-    #[error("apiVersion {0:?} is not supported; send admission.k8s.io/v1 (admissionReviewVersions: [\"v1\"])")]
+    #[error(
+        "apiVersion {0:?} is not supported; send admission.k8s.io/v1 (admissionReviewVersions: [\"v1\"])"
+    )]
     Version(String),
     #[error("kind {0:?} is not AdmissionReview")]
     Kind(String),
@@ -141,12 +143,21 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_v1_review() {
-        assert!(matches!(parse_review(b"not json"), Err(ReviewError::NotJson(_))));
+        assert!(matches!(
+            parse_review(b"not json"),
+            Err(ReviewError::NotJson(_))
+        ));
         assert!(matches!(parse_review(b"[]"), Err(ReviewError::Shape(_))));
         let v1beta1 = br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Pod"}}}"#;
-        assert!(matches!(parse_review(v1beta1), Err(ReviewError::Version(_))));
+        assert!(matches!(
+            parse_review(v1beta1),
+            Err(ReviewError::Version(_))
+        ));
         let no_request = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#;
-        assert!(matches!(parse_review(no_request), Err(ReviewError::NoRequest)));
+        assert!(matches!(
+            parse_review(no_request),
+            Err(ReviewError::NoRequest)
+        ));
     }
 
     #[test]

@@ -62,7 +62,9 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Referenced { .. } => (StatusCode::CONFLICT, "referenced"),
-            ApiError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::PayloadTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+            }
             ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::BadGateway(_) => (StatusCode::BAD_GATEWAY, "provider_error"),
@@ -83,7 +85,10 @@ impl IntoResponse for ApiError {
             tracing::warn!(error = %cause, "Service unavailable");
         }
         let mut error = json!({ "code": code, "message": self.to_string() });
-        if let ApiError::Validation { field: Some(field), .. } = &self {
+        if let ApiError::Validation {
+            field: Some(field), ..
+        } = &self
+        {
             error["field"] = json!(field);
         }
         let mut body = json!({ "error": error });
@@ -94,7 +99,10 @@ impl IntoResponse for ApiError {
         if let ApiError::RateLimited { retry_after } = self {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                retry_after.to_string().parse().expect("a number is a header value"),
+                retry_after
+                    .to_string()
+                    .parse()
+                    .expect("a number is a header value"),
             );
         }
         response
@@ -126,7 +134,9 @@ impl From<ResolveError> for ApiError {
     fn from(error: ResolveError) -> Self {
         match error {
             ResolveError::NotFound { .. } => ApiError::NotFound(error.to_string()),
-            ResolveError::Provider { timed_out: true, .. } => ApiError::GatewayTimeout(error.to_string()),
+            ResolveError::Provider {
+                timed_out: true, ..
+            } => ApiError::GatewayTimeout(error.to_string()),
             ResolveError::Provider { .. } | ResolveError::Unsupported { .. } => {
                 ApiError::BadGateway(error.to_string())
             }
@@ -141,6 +151,9 @@ impl From<ResolveError> for ApiError {
 pub fn is_unavailable(error: &sqlx::Error) -> bool {
     matches!(
         error,
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_)
+        sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
     )
 }

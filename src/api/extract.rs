@@ -29,7 +29,9 @@ impl Caller {
     pub fn require_admin(&self) -> ApiResult<()> {
         match self.0.role {
             Role::Admin => Ok(()),
-            _ => Err(ApiError::Forbidden("this needs a platform admin token".into())),
+            _ => Err(ApiError::Forbidden(
+                "this needs a platform admin token".into(),
+            )),
         }
     }
 }
@@ -42,7 +44,10 @@ impl FromRequestParts<Arc<App>> for Caller {
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim);
         let Some(presented) = presented else {
             app.metrics.auth_failures.inc();
@@ -78,17 +83,27 @@ pub async fn organization_for(
     access: Access,
 ) -> ApiResult<Organization> {
     let not_found = || ApiError::NotFound(format!("organization {id_or_name:?} not found"));
-    let org = app.store.find_organization(id_or_name).await?.ok_or_else(not_found)?;
+    let org = app
+        .store
+        .find_organization(id_or_name)
+        .await?
+        .ok_or_else(not_found)?;
     let token = &caller.0;
     if token.role != Role::Admin && token.organization_id.as_deref() != Some(org.id.as_str()) {
         return Err(not_found());
     }
     match (access, token.role) {
         (Access::Resolve, Role::Runtime) => Ok(org),
-        (Access::Resolve, _) => Err(ApiError::Forbidden("only runtime tokens may resolve values".into())),
-        (_, Role::Runtime) => Err(ApiError::Forbidden("a runtime token may only call resolve".into())),
+        (Access::Resolve, _) => Err(ApiError::Forbidden(
+            "only runtime tokens may resolve values".into(),
+        )),
+        (_, Role::Runtime) => Err(ApiError::Forbidden(
+            "a runtime token may only call resolve".into(),
+        )),
         (Access::Read, _) | (Access::Write, Role::Admin | Role::Owner) => Ok(org),
-        (Access::Write, Role::Member) => Err(ApiError::Forbidden("this needs an owner token".into())),
+        (Access::Write, Role::Member) => {
+            Err(ApiError::Forbidden("this needs an owner token".into()))
+        }
     }
 }
 
@@ -100,28 +115,35 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request<Body>, _state: &S) -> ApiResult<Self> {
-        let declared = request
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|n| n > MAX_BODY) {
-            return Err(ApiError::PayloadTooLarge { limit: MAX_BODY });
-        }
-        let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY)
-            .await
-            .map_err(|error| {
-                if is_length_limit(&error) {
-                    ApiError::PayloadTooLarge { limit: MAX_BODY }
-                } else {
-                    ApiError::BadRequest(format!("cannot read request body: {error}"))
-                }
-            })?;
+        let bytes = read_limited(request, MAX_BODY).await?;
         parse_json(&bytes).map(JsonBody)
     }
 }
 
-pub fn is_length_limit(error: &axum::Error) -> bool {
+/// Reads a request body of at most `limit` bytes: 413 when a declared or
+/// actual length is larger (refused before reading when declared), 400 when
+/// the body cannot be read.
+pub async fn read_limited(request: Request<Body>, limit: usize) -> ApiResult<bytes::Bytes> {
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    axum::body::to_bytes(request.into_body(), limit)
+        .await
+        .map_err(|error| {
+            if is_length_limit(&error) {
+                ApiError::PayloadTooLarge { limit }
+            } else {
+                ApiError::BadRequest(format!("cannot read request body: {error}"))
+            }
+        })
+}
+
+fn is_length_limit(error: &axum::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
         if e.is::<http_body_util::LengthLimitError>() {
@@ -144,7 +166,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
             return ApiError::BadRequest(format!("request body is not valid JSON: {text}"));
         }
         let text = strip_position(&text);
-        let prefix = if path == "." { String::new() } else { format!("{path}.") };
+        let prefix = if path == "." {
+            String::new()
+        } else {
+            format!("{path}.")
+        };
         let (field, message) = if quoted_field(text, "unknown field `").is_some() {
             (path, "unknown field".to_owned())
         } else if let Some(name) = quoted_field(text, "missing field `") {
@@ -190,7 +216,8 @@ mod tests {
 
     #[test]
     fn json_errors_name_the_field() {
-        let ApiError::Validation { field, message } = parse_json::<Body>(br#"{"name":"a","nmae":1}"#).unwrap_err()
+        let ApiError::Validation { field, message } =
+            parse_json::<Body>(br#"{"name":"a","nmae":1}"#).unwrap_err()
         else {
             panic!("expected a validation error")
         };
@@ -200,11 +227,18 @@ mod tests {
             panic!("expected a validation error")
         };
         assert_eq!(field.as_deref(), Some("name"));
-        assert!(matches!(parse_json::<Body>(b"{"), Err(ApiError::BadRequest(_))));
-        let ApiError::Validation { field, .. } = parse_json::<Body>(br#"{"name":1}"#).unwrap_err() else {
+        assert!(matches!(
+            parse_json::<Body>(b"{"),
+            Err(ApiError::BadRequest(_))
+        ));
+        let ApiError::Validation { field, .. } = parse_json::<Body>(br#"{"name":1}"#).unwrap_err()
+        else {
             panic!("expected a validation error")
         };
         assert_eq!(field.as_deref(), Some("name"));
-        assert!(matches!(parse_json::<Body>(b"[]"), Err(ApiError::Validation { field: None, .. })));
+        assert!(matches!(
+            parse_json::<Body>(b"[]"),
+            Err(ApiError::Validation { field: None, .. })
+        ));
     }
 }

@@ -20,7 +20,7 @@ use axum::response::Response;
 use axum::routing::{get, post, put};
 
 pub use error::{ApiError, ApiResult, is_unavailable};
-pub use extract::{MAX_BODY, is_length_limit, parse_json};
+pub use extract::{MAX_BODY, parse_json, read_limited};
 pub use system::{healthz, readiness};
 
 use crate::app::App;
@@ -49,7 +49,9 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route(
             "/organizations/{org}/secrets/{id}",
-            get(secrets::get).patch(secrets::update).delete(secrets::delete),
+            get(secrets::get)
+                .patch(secrets::update)
+                .delete(secrets::delete),
         )
         .route(
             "/organizations/{org}/secrets/{id}/references",
@@ -78,7 +80,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/namespaces", get(namespaces::list))
         .route(
             "/namespaces/{namespace}",
-            put(namespaces::put).get(namespaces::get).delete(namespaces::delete),
+            put(namespaces::put)
+                .get(namespaces::get)
+                .delete(namespaces::delete),
         );
     Router::new()
         .nest("/v1", v1)

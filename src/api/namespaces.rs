@@ -49,9 +49,21 @@ pub async fn put(
         .store
         .find_organization(&body.organization)
         .await?
-        .ok_or_else(|| ApiError::invalid("organization", format!("no organization {:?}", body.organization)))?;
-    let (binding, created) = app.store.bind_namespace(&namespace, &org.id, &caller.actor()).await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "organization",
+                format!("no organization {:?}", body.organization),
+            )
+        })?;
+    let (binding, created) = app
+        .store
+        .bind_namespace(&namespace, &org.id, &caller.actor())
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(binding.into())))
 }
 
@@ -65,11 +77,18 @@ pub async fn get(
         .store
         .find_namespace_binding(&namespace)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("namespace {namespace:?} is not bound to an organization")))?;
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "namespace {namespace:?} is not bound to an organization"
+            ))
+        })?;
     Ok(Json(binding.into()))
 }
 
-pub async fn list(State(app): State<Arc<App>>, caller: Caller) -> ApiResult<Json<Items<BindingView>>> {
+pub async fn list(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+) -> ApiResult<Json<Items<BindingView>>> {
     caller.require_admin()?;
     Ok(Items::of(app.store.list_namespace_bindings().await?))
 }
@@ -80,9 +99,15 @@ pub async fn delete(
     Path(namespace): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require_admin()?;
-    if app.store.unbind_namespace(&namespace, &caller.actor()).await? {
+    if app
+        .store
+        .unbind_namespace(&namespace, &caller.actor())
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::NotFound(format!("namespace {namespace:?} is not bound to an organization")))
+        Err(ApiError::NotFound(format!(
+            "namespace {namespace:?} is not bound to an organization"
+        )))
     }
 }

@@ -88,15 +88,25 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<OrganizationView>)> {
     caller.require_admin()?;
     check_name("name", &body.name)?;
-    let org = app.store.create_organization(&body.name, &caller.actor()).await?;
+    let org = app
+        .store
+        .create_organization(&body.name, &caller.actor())
+        .await?;
     Ok((StatusCode::CREATED, Json(org.into())))
 }
 
 /// Admins see every organization; everyone else sees their own.
-pub async fn list(State(app): State<Arc<App>>, caller: Caller) -> ApiResult<Json<Items<OrganizationView>>> {
+pub async fn list(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+) -> ApiResult<Json<Items<OrganizationView>>> {
     let orgs = match (&caller.0.role, &caller.0.organization_id) {
         (Role::Admin, _) => app.store.list_organizations().await?,
-        (Role::Runtime, _) => return Err(ApiError::Forbidden("a runtime token may only call resolve".into())),
+        (Role::Runtime, _) => {
+            return Err(ApiError::Forbidden(
+                "a runtime token may only call resolve".into(),
+            ));
+        }
         (_, Some(id)) => app.store.find_organization(id).await?.into_iter().collect(),
         (_, None) => Vec::new(),
     };
@@ -108,7 +118,11 @@ pub async fn get(
     caller: Caller,
     Path(org): Path<String>,
 ) -> ApiResult<Json<OrganizationView>> {
-    Ok(Json(organization_for(&app, &caller, &org, Access::Read).await?.into()))
+    Ok(Json(
+        organization_for(&app, &caller, &org, Access::Read)
+            .await?
+            .into(),
+    ))
 }
 
 #[derive(Debug, Serialize)]
@@ -158,7 +172,9 @@ pub async fn create_token(
             ));
         }
         Role::Owner if caller.0.role != Role::Admin => {
-            return Err(ApiError::Forbidden("only a platform admin may create owner tokens".into()));
+            return Err(ApiError::Forbidden(
+                "only a platform admin may create owner tokens".into(),
+            ));
         }
         _ => {}
     }
@@ -200,7 +216,11 @@ pub async fn delete_token(
     Path((org, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let org = organization_for(&app, &caller, &org, Access::Write).await?;
-    if app.store.delete_token(&org.id, &id, &caller.actor()).await? {
+    if app
+        .store
+        .delete_token(&org.id, &id, &caller.actor())
+        .await?
+    {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound(format!("token {id:?} not found")))

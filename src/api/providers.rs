@@ -12,7 +12,9 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Access, Caller, JsonBody, organization_for};
 use super::organizations::{Items, check_name};
 use crate::app::App;
-use crate::store::{NewProvider, Provider, ProviderAuth, ProviderChanges, SecretContent, format_time};
+use crate::store::{
+    NewProvider, Provider, ProviderAuth, ProviderChanges, SecretContent, format_time,
+};
 
 #[derive(Debug, Serialize)]
 pub struct ProviderView {
@@ -58,13 +60,21 @@ pub fn is_forbidden_ip(ip: IpAddr) -> bool {
             // fe80::/10 link-local; fd00:ec2::254 is the EC2 metadata service.
             (seg[0] & 0xffc0) == 0xfe80
                 || v6.is_unspecified()
-                || v6 == "fd00:ec2::254".parse::<std::net::Ipv6Addr>().expect("literal")
+                || v6
+                    == "fd00:ec2::254"
+                        .parse::<std::net::Ipv6Addr>()
+                        .expect("literal")
         }
     }
 }
 
 /// Host names that reach cloud metadata services.
-const METADATA_HOSTS: &[&str] = &["metadata.google.internal", "metadata", "instance-data", "metadata.azure.com"];
+const METADATA_HOSTS: &[&str] = &[
+    "metadata.google.internal",
+    "metadata",
+    "instance-data",
+    "metadata.azure.com",
+];
 
 /// Checks a provider address: an http(s) URL with a host that is not a
 /// link-local or metadata address.
@@ -75,7 +85,11 @@ pub fn check_address(address: &str) -> ApiResult<()> {
         .map_err(|_| invalid("must be a URL such as https://vault.example.com:8200"))?;
     match uri.scheme_str() {
         Some("http" | "https") => {}
-        _ => return Err(invalid("must start with https:// (or http:// for a development server)")),
+        _ => {
+            return Err(invalid(
+                "must start with https:// (or http:// for a development server)",
+            ));
+        }
     }
     let host = uri.host().ok_or_else(|| invalid("must name a host"))?;
     let bare = host.trim_start_matches('[').trim_end_matches(']');
@@ -86,10 +100,14 @@ pub fn check_address(address: &str) -> ApiResult<()> {
             )));
         }
     } else if METADATA_HOSTS.contains(&bare.trim_end_matches('.').to_ascii_lowercase().as_str()) {
-        return Err(invalid(&format!("{bare} is a cloud metadata host, which a provider may not use")));
+        return Err(invalid(&format!(
+            "{bare} is a cloud metadata host, which a provider may not use"
+        )));
     }
     if uri.query().is_some() || !matches!(uri.path(), "" | "/") {
-        return Err(invalid("must be the server's base URL, without a path or query; paths go in each secret's remote_path"));
+        return Err(invalid(
+            "must be the server's base URL, without a path or query; paths go in each secret's remote_path",
+        ));
     }
     Ok(())
 }
@@ -99,18 +117,26 @@ fn check_ca_pem(pem: &str) -> ApiResult<()> {
     let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(pem.as_bytes()).collect();
     match certs {
         Ok(certs) if !certs.is_empty() => Ok(()),
-        _ => Err(ApiError::invalid("ca_pem", "must hold one or more PEM certificates")),
+        _ => Err(ApiError::invalid(
+            "ca_pem",
+            "must hold one or more PEM certificates",
+        )),
     }
 }
 
 fn check_namespace(namespace: &str) -> ApiResult<()> {
     let ok = !namespace.is_empty()
         && namespace.len() <= 255
-        && namespace.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '/' | '.'));
+        && namespace
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '/' | '.'));
     if ok {
         Ok(())
     } else {
-        Err(ApiError::invalid("namespace", "must be a Vault namespace path such as admin/team-a"))
+        Err(ApiError::invalid(
+            "namespace",
+            "must be a Vault namespace path such as admin/team-a",
+        ))
     }
 }
 
@@ -119,12 +145,19 @@ fn check_mount(field: &str, mount: &str) -> ApiResult<()> {
         && mount.len() <= 128
         && !mount.starts_with('/')
         && !mount.ends_with('/')
-        && mount.split('/').all(|s| !s.is_empty() && s != "." && s != "..")
-        && mount.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '/' | '.'));
+        && mount
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != "..")
+        && mount
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '/' | '.'));
     if ok {
         Ok(())
     } else {
-        Err(ApiError::invalid(field, "must be an auth mount path such as kubernetes or approle"))
+        Err(ApiError::invalid(
+            field,
+            "must be an auth mount path such as kubernetes or approle",
+        ))
     }
 }
 
@@ -133,13 +166,20 @@ fn check_mount(field: &str, mount: &str) -> ApiResult<()> {
 async fn check_auth(app: &App, organization_id: &str, auth: &ProviderAuth) -> ApiResult<()> {
     match auth {
         ProviderAuth::Token { .. } => {}
-        ProviderAuth::Kubernetes { role, mount, jwt_path } => {
+        ProviderAuth::Kubernetes {
+            role,
+            mount,
+            jwt_path,
+        } => {
             if role.is_empty() {
                 return Err(ApiError::invalid("auth.role", "is required"));
             }
             check_mount("auth.mount", mount)?;
             if !jwt_path.starts_with('/') {
-                return Err(ApiError::invalid("auth.jwt_path", "must be an absolute file path"));
+                return Err(ApiError::invalid(
+                    "auth.jwt_path",
+                    "must be an absolute file path",
+                ));
             }
         }
         ProviderAuth::Approle { role_id, mount, .. } => {
@@ -155,9 +195,22 @@ async fn check_auth(app: &App, organization_id: &str, auth: &ProviderAuth) -> Ap
             _ => "auth.secret_id_secret",
         };
         match app.store.find_secret(organization_id, name).await? {
-            Some(secret) if matches!(secret.content, SecretContent::Local(_)) && secret.name == name => {}
-            Some(_) => return Err(ApiError::invalid(field, format!("secret {name:?} is remote; a provider credential must be a local secret"))),
-            None => return Err(ApiError::invalid(field, format!("no local secret {name:?} in this organization"))),
+            Some(secret)
+                if matches!(secret.content, SecretContent::Local(_)) && secret.name == name => {}
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    field,
+                    format!(
+                        "secret {name:?} is remote; a provider credential must be a local secret"
+                    ),
+                ));
+            }
+            None => {
+                return Err(ApiError::invalid(
+                    field,
+                    format!("no local secret {name:?} in this organization"),
+                ));
+            }
         }
     }
     Ok(())
@@ -183,7 +236,10 @@ pub async fn create(
     let org = organization_for(&app, &caller, &org, Access::Write).await?;
     check_name("name", &body.name)?;
     if body.kind != "vault" {
-        return Err(ApiError::invalid("kind", "must be \"vault\" (HashiCorp Vault or OpenBao)"));
+        return Err(ApiError::invalid(
+            "kind",
+            "must be \"vault\" (HashiCorp Vault or OpenBao)",
+        ));
     }
     check_address(&body.address)?;
     let namespace = body.namespace.filter(|n| !n.is_empty());
@@ -203,7 +259,10 @@ pub async fn create(
         ca_pem,
         auth: body.auth,
     };
-    let provider = app.store.create_provider(&org.id, new, &caller.actor()).await?;
+    let provider = app
+        .store
+        .create_provider(&org.id, new, &caller.actor())
+        .await?;
     Ok((StatusCode::CREATED, Json(provider.into())))
 }
 
@@ -273,7 +332,10 @@ pub async fn update(
         ca_pem,
         auth: body.auth,
     };
-    let provider = app.store.update_provider(&org.id, &id, changes, &caller.actor()).await?;
+    let provider = app
+        .store
+        .update_provider(&org.id, &id, changes, &caller.actor())
+        .await?;
     Ok(Json(provider.into()))
 }
 
@@ -283,7 +345,9 @@ pub async fn delete(
     Path((org, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let org = organization_for(&app, &caller, &org, Access::Write).await?;
-    app.store.delete_provider(&org.id, &id, &caller.actor()).await?;
+    app.store
+        .delete_provider(&org.id, &id, &caller.actor())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

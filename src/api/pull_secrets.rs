@@ -50,8 +50,14 @@ pub struct CreateImagePullSecret {
 }
 
 fn check_text(field: &str, text: &str, max: usize) -> ApiResult<()> {
-    if text.is_empty() || text.len() > max || text.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        Err(ApiError::invalid(field, format!("must be 1 to {max} characters without spaces")))
+    if text.is_empty()
+        || text.len() > max
+        || text.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        Err(ApiError::invalid(
+            field,
+            format!("must be 1 to {max} characters without spaces"),
+        ))
     } else {
         Ok(())
     }

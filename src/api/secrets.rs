@@ -93,7 +93,9 @@ pub fn check_remote_path(path: &str) -> ApiResult<()> {
         && path
             .split('/')
             .all(|segment| !segment.is_empty() && segment != "." && segment != "..")
-        && path.chars().all(|c| !c.is_control() && !c.is_whitespace() && !matches!(c, '?' | '#' | '%'));
+        && path
+            .chars()
+            .all(|c| !c.is_control() && !c.is_whitespace() && !matches!(c, '?' | '#' | '%'));
     if ok {
         Ok(())
     } else {
@@ -106,7 +108,10 @@ pub fn check_remote_path(path: &str) -> ApiResult<()> {
 
 fn check_remote_key(key: &str) -> ApiResult<()> {
     if key.is_empty() || key.len() > 256 || key.chars().any(char::is_control) {
-        Err(ApiError::invalid("remote_key", "must be a key of the value map, 1 to 256 characters"))
+        Err(ApiError::invalid(
+            "remote_key",
+            "must be a key of the value map, 1 to 256 characters",
+        ))
     } else {
         Ok(())
     }
@@ -120,15 +125,24 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<SecretView>)> {
     let org = organization_for(&app, &caller, &org, Access::Write).await?;
     check_name("name", &body.name)?;
-    let remote_given = body.provider_id.is_some() || body.remote_path.is_some() || body.remote_key.is_some();
+    let remote_given =
+        body.provider_id.is_some() || body.remote_path.is_some() || body.remote_key.is_some();
     let storage = match (body.storage, &body.value, remote_given) {
         (Some(storage), _, _) => storage,
         (None, Some(_), false) => Storage::Local,
         (None, None, true) => Storage::Remote,
         (None, Some(_), true) => {
-            return Err(ApiError::invalid("value", "give either value or provider_id, remote_path and remote_key, not both"));
+            return Err(ApiError::invalid(
+                "value",
+                "give either value or provider_id, remote_path and remote_key, not both",
+            ));
         }
-        (None, None, false) => return Err(ApiError::invalid("storage", "is required: \"local\" or \"remote\"")),
+        (None, None, false) => {
+            return Err(ApiError::invalid(
+                "storage",
+                "is required: \"local\" or \"remote\"",
+            ));
+        }
     };
     let new = match storage {
         Storage::Local => {
@@ -138,23 +152,28 @@ pub async fn create(
                     "a local secret has no provider_id, remote_path or remote_key",
                 ));
             }
-            let value = body.value.ok_or_else(|| ApiError::invalid("value", "is required for a local secret"))?;
+            let value = body
+                .value
+                .ok_or_else(|| ApiError::invalid("value", "is required for a local secret"))?;
             check_value(&value)?;
             NewSecret::Local(value)
         }
         Storage::Remote => {
             if body.value.is_some() {
-                return Err(ApiError::invalid("value", "a remote secret has no value here; it lives in its provider"));
+                return Err(ApiError::invalid(
+                    "value",
+                    "a remote secret has no value here; it lives in its provider",
+                ));
             }
-            let provider_id = body
-                .provider_id
-                .ok_or_else(|| ApiError::invalid("provider_id", "is required for a remote secret"))?;
-            let remote_path = body
-                .remote_path
-                .ok_or_else(|| ApiError::invalid("remote_path", "is required for a remote secret"))?;
-            let remote_key = body
-                .remote_key
-                .ok_or_else(|| ApiError::invalid("remote_key", "is required for a remote secret"))?;
+            let provider_id = body.provider_id.ok_or_else(|| {
+                ApiError::invalid("provider_id", "is required for a remote secret")
+            })?;
+            let remote_path = body.remote_path.ok_or_else(|| {
+                ApiError::invalid("remote_path", "is required for a remote secret")
+            })?;
+            let remote_key = body.remote_key.ok_or_else(|| {
+                ApiError::invalid("remote_key", "is required for a remote secret")
+            })?;
             check_remote_path(&remote_path)?;
             check_remote_key(&remote_key)?;
             NewSecret::Remote(RemoteRef {
@@ -214,10 +233,14 @@ pub async fn update(
     JsonBody(body): JsonBody<UpdateSecret>,
 ) -> ApiResult<Json<SecretView>> {
     let org = organization_for(&app, &caller, &org, Access::Write).await?;
-    let repoint = body.provider_id.is_some() || body.remote_path.is_some() || body.remote_key.is_some();
+    let repoint =
+        body.provider_id.is_some() || body.remote_path.is_some() || body.remote_key.is_some();
     let secret = match (body.value, repoint) {
         (Some(_), true) => {
-            return Err(ApiError::invalid("value", "give either value or provider_id, remote_path and remote_key, not both"));
+            return Err(ApiError::invalid(
+                "value",
+                "give either value or provider_id, remote_path and remote_key, not both",
+            ));
         }
         (Some(value), false) => {
             check_value(&value)?;
@@ -306,14 +329,20 @@ pub async fn resolve(
 ) -> ApiResult<Json<ResolveResponse>> {
     let org = organization_for(&app, &caller, &org, Access::Resolve).await?;
     if body.names.is_empty() || body.names.len() > MAX_RESOLVE_NAMES {
-        return Err(ApiError::invalid("names", format!("give 1 to {MAX_RESOLVE_NAMES} secret names")));
+        return Err(ApiError::invalid(
+            "names",
+            format!("give 1 to {MAX_RESOLVE_NAMES} secret names"),
+        ));
     }
     for name in &body.names {
         check_name("names", name)?;
     }
     let consumer = body.consumer.trim();
     if consumer.is_empty() || consumer.len() > 253 || consumer.chars().any(char::is_control) {
-        return Err(ApiError::invalid("consumer", "must name the consumer, 1 to 253 characters, e.g. llm-provider/openai-prod"));
+        return Err(ApiError::invalid(
+            "consumer",
+            "must name the consumer, 1 to 253 characters, e.g. llm-provider/openai-prod",
+        ));
     }
     let mut names: Vec<&str> = body.names.iter().map(String::as_str).collect();
     names.sort_unstable();
@@ -322,7 +351,11 @@ pub async fn resolve(
     let ids: Vec<&str> = resolved.values().map(|s| s.id.as_str()).collect();
     app.store.record_runtime_references(&ids, consumer).await?;
     app.store
-        .audit_resolve(&org.id, &caller.actor(), resolved.values().map(|s| (s.id.as_str(), s.name.as_str())))
+        .audit_resolve(
+            &org.id,
+            &caller.actor(),
+            resolved.values().map(|s| (s.id.as_str(), s.name.as_str())),
+        )
         .await?;
     tracing::info!(organization = %org.name, consumer, count = resolved.len(), "Resolved for runtime");
     let values = resolved

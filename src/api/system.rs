@@ -49,9 +49,15 @@ pub async fn readiness(app: &App) -> (StatusCode, Json<serde_json::Value>) {
         // The last good ring still serves; say why the directory is not reloading.
         keyring["warning"] = json!(error);
     }
-    app.metrics.keyring_healthy.set(i64::from(app.keys.reload_error().is_none()));
+    app.metrics
+        .keyring_healthy
+        .set(i64::from(app.keys.reload_error().is_none()));
     let ready = database["ok"] == json!(true);
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (
         status,
         Json(json!({
@@ -63,7 +69,10 @@ pub async fn readiness(app: &App) -> (StatusCode, Json<serde_json::Value>) {
 
 async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         app.metrics.encode(),
     )
 }

@@ -177,11 +177,17 @@ mod tests {
         for i in 0..sealed.ciphertext.len() {
             let mut bad = sealed.clone();
             bad.ciphertext[i] ^= 1;
-            assert!(matches!(ring.open(&bad, AAD), Err(CryptoError::Authentication { .. })));
+            assert!(matches!(
+                ring.open(&bad, AAD),
+                Err(CryptoError::Authentication { .. })
+            ));
         }
         let mut bad = sealed.clone();
         bad.wrapped_dek[20] ^= 0x80;
-        assert!(matches!(ring.open(&bad, AAD), Err(CryptoError::Authentication { .. })));
+        assert!(matches!(
+            ring.open(&bad, AAD),
+            Err(CryptoError::Authentication { .. })
+        ));
         let mut bad = sealed;
         bad.ciphertext.truncate(10);
         assert!(ring.open(&bad, AAD).is_err());
@@ -194,12 +200,21 @@ mod tests {
         let ring = ring(dir.path());
         let sealed = ring.seal(&SecretValue::from("hunter2"), AAD);
         for other in [
-            Aad { organization_id: "org-2", ..AAD },
-            Aad { secret_id: "secret-2", ..AAD },
+            Aad {
+                organization_id: "org-2",
+                ..AAD
+            },
+            Aad {
+                secret_id: "secret-2",
+                ..AAD
+            },
             Aad { version: 2, ..AAD },
         ] {
             let error = ring.open(&sealed, other).unwrap_err();
-            assert!(matches!(error, CryptoError::Authentication { .. }), "{error}");
+            assert!(
+                matches!(error, CryptoError::Authentication { .. }),
+                "{error}"
+            );
         }
     }
 
@@ -227,6 +242,9 @@ mod tests {
         std::fs::remove_file(dir.path().join("old")).unwrap();
         let ring3 = ring(dir.path());
         assert_eq!(ring3.open(&moved, AAD).unwrap().expose(), "hunter2");
-        assert!(matches!(ring3.open(&sealed, AAD), Err(CryptoError::UnknownKey { .. })));
+        assert!(matches!(
+            ring3.open(&sealed, AAD),
+            Err(CryptoError::UnknownKey { .. })
+        ));
     }
 }

@@ -49,7 +49,9 @@ impl KeyRing {
                 reason: reason.to_owned(),
             };
             if !valid_key_id(name) {
-                return Err(bad("a key id may use only letters, digits, '.', '_' and '-'"));
+                return Err(bad(
+                    "a key id may use only letters, digits, '.', '_' and '-'",
+                ));
             }
             let text = std::str::from_utf8(content).map_err(|_| bad("it is not base64 text"))?;
             let raw = Zeroizing::new(
@@ -273,7 +275,10 @@ pub fn generate_key_file(
         .create_new(true)
         .open(&path)
         .map_err(|e| {
-            std::io::Error::new(e.kind(), format!("cannot create key file {}: {e}", path.display()))
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot create key file {}: {e}", path.display()),
+            )
         })?;
     set_mode(&path, 0o600)?;
     std::io::Write::write_all(&mut file, encoded.as_bytes())?;
@@ -337,7 +342,10 @@ mod tests {
 
         fs::write(dir.path().join("k9"), "bm90IDMyIGJ5dGVz\n").unwrap();
         let error = KeyRing::load(dir.path()).unwrap_err().to_string();
-        assert!(error.contains("k9") && error.contains("decodes to 12 bytes"), "{error}");
+        assert!(
+            error.contains("k9") && error.contains("decodes to 12 bytes"),
+            "{error}"
+        );
 
         fs::write(dir.path().join("k9"), "%%%").unwrap();
         let error = KeyRing::load(dir.path()).unwrap_err().to_string();

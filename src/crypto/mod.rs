@@ -19,8 +19,13 @@ pub enum CryptoError {
     },
     #[error("key ring directory {dir} has no `primary` file naming the key for new writes")]
     NoPrimary { dir: std::path::PathBuf },
-    #[error("key ring file {path} names primary key {id:?}, but there is no key file {id:?} beside it")]
-    PrimaryUnknown { path: std::path::PathBuf, id: String },
+    #[error(
+        "key ring file {path} names primary key {id:?}, but there is no key file {id:?} beside it"
+    )]
+    PrimaryUnknown {
+        path: std::path::PathBuf,
+        id: String,
+    },
     #[error("key file {path} (key id {id:?}) is not usable: {reason}")]
     BadKeyFile {
         path: std::path::PathBuf,

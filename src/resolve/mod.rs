@@ -43,7 +43,9 @@ impl ResolveError {
         match self {
             ResolveError::NotFound { .. } => "not_found",
             ResolveError::Unsupported { .. } => "unsupported",
-            ResolveError::Provider { timed_out: true, .. } => "provider_timeout",
+            ResolveError::Provider {
+                timed_out: true, ..
+            } => "provider_timeout",
             ResolveError::Provider { .. } => "provider",
             ResolveError::Crypto { .. } => "decrypt",
             ResolveError::Store(_) => "database",
@@ -56,7 +58,11 @@ fn not_found(organization: &str, names: &[String]) -> String {
         [name] => format!("secret {name:?} not found in organization {organization:?}"),
         _ => format!(
             "secrets {} not found in organization {organization:?}",
-            names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
+            names
+                .iter()
+                .map(|n| format!("{n:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
@@ -79,7 +85,10 @@ impl Resolver {
         organization: &Organization,
         names: &[&str],
     ) -> Result<HashMap<String, ResolvedSecret>, ResolveError> {
-        let secrets = self.store.find_secrets_by_name(&organization.id, names).await?;
+        let secrets = self
+            .store
+            .find_secrets_by_name(&organization.id, names)
+            .await?;
         let found: HashMap<&str, &Secret> = secrets.iter().map(|s| (s.name.as_str(), s)).collect();
         let missing: Vec<String> = names
             .iter()

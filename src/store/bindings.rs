@@ -29,10 +29,10 @@ impl Store {
         .fetch_optional(&mut *w.tx)
         .await?;
         let existing = existing.as_ref().map(from_row).transpose()?;
-        if let Some(binding) = &existing {
-            if binding.organization_id == organization_id {
-                return Ok((binding.clone(), false));
-            }
+        if let Some(binding) = &existing
+            && binding.organization_id == organization_id
+        {
+            return Ok((binding.clone(), false));
         }
         let binding = NamespaceBinding {
             namespace: namespace.to_owned(),
@@ -63,7 +63,10 @@ impl Store {
         Ok((binding, existing.is_none()))
     }
 
-    pub async fn find_namespace_binding(&self, namespace: &str) -> Result<Option<NamespaceBinding>> {
+    pub async fn find_namespace_binding(
+        &self,
+        namespace: &str,
+    ) -> Result<Option<NamespaceBinding>> {
         let row = sqlx::query(
             "SELECT namespace, organization_id, created_at FROM namespace_bindings WHERE namespace = $1",
         )
@@ -85,11 +88,12 @@ impl Store {
     /// Removes a binding; false when the namespace was not bound.
     pub async fn unbind_namespace(&self, namespace: &str, actor: &str) -> Result<bool> {
         let mut w = self.write().await?;
-        let organization_id: Option<String> =
-            sqlx::query_scalar("SELECT organization_id FROM namespace_bindings WHERE namespace = $1")
-                .bind(namespace.to_owned())
-                .fetch_optional(&mut *w.tx)
-                .await?;
+        let organization_id: Option<String> = sqlx::query_scalar(
+            "SELECT organization_id FROM namespace_bindings WHERE namespace = $1",
+        )
+        .bind(namespace.to_owned())
+        .fetch_optional(&mut *w.tx)
+        .await?;
         let Some(organization_id) = organization_id else {
             return Ok(false);
         };

@@ -40,7 +40,10 @@ pub enum StoreError {
     #[error("{0}")]
     NotFound(String),
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error("secret is referenced")]
     Referenced(Vec<Reference>),
     #[error("database is unavailable: {0}")]
@@ -184,7 +187,10 @@ pub fn now_ms() -> i64 {
 pub fn format_time(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -193,7 +199,10 @@ pub(crate) fn new_id() -> String {
 }
 
 /// Turns a unique-constraint violation into a 409-shaped error.
-pub(crate) fn conflict_on_unique(error: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
+pub(crate) fn conflict_on_unique(
+    error: sqlx::Error,
+    message: impl FnOnce() -> String,
+) -> StoreError {
     match &error {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(message()),
         _ => StoreError::Database(error),

@@ -26,7 +26,9 @@ impl Store {
             .bind(org.created_at)
             .execute(&mut *w.tx)
             .await
-            .map_err(|e| conflict_on_unique(e, || format!("organization {name:?} already exists")))?;
+            .map_err(|e| {
+                conflict_on_unique(e, || format!("organization {name:?} already exists"))
+            })?;
         Change {
             organization_id: Some(&org.id),
             actor,

@@ -2,7 +2,9 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::audit::Change;
-use super::{Provider, ProviderAuth, Result, Store, StoreError, conflict_on_unique, new_id, now_ms};
+use super::{
+    Provider, ProviderAuth, Result, Store, StoreError, conflict_on_unique, new_id, now_ms,
+};
 
 const COLUMNS: &str =
     "id, organization_id, name, kind, address, namespace, ca_pem, auth, created_at, updated_at";
@@ -37,7 +39,8 @@ fn from_row(row: &AnyRow) -> Result<Provider> {
         address: row.try_get("address")?,
         namespace: row.try_get("namespace")?,
         ca_pem: row.try_get("ca_pem")?,
-        auth: serde_json::from_str(&auth).map_err(|e| StoreError::Corrupt(format!("provider auth: {e}")))?,
+        auth: serde_json::from_str(&auth)
+            .map_err(|e| StoreError::Corrupt(format!("provider auth: {e}")))?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -48,7 +51,12 @@ fn auth_json(auth: &ProviderAuth) -> String {
 }
 
 impl Store {
-    pub async fn create_provider(&self, organization_id: &str, new: NewProvider, actor: &str) -> Result<Provider> {
+    pub async fn create_provider(
+        &self,
+        organization_id: &str,
+        new: NewProvider,
+        actor: &str,
+    ) -> Result<Provider> {
         let now = now_ms();
         let provider = Provider {
             id: new_id(),
@@ -79,7 +87,12 @@ impl Store {
         .execute(&mut *w.tx)
         .await
         .map_err(|e| {
-            conflict_on_unique(e, || format!("provider {:?} already exists in this organization", provider.name))
+            conflict_on_unique(e, || {
+                format!(
+                    "provider {:?} already exists in this organization",
+                    provider.name
+                )
+            })
         })?;
         Change {
             organization_id: Some(organization_id),
@@ -96,7 +109,11 @@ impl Store {
     }
 
     /// Finds a provider of an organization by id or by name.
-    pub async fn find_provider(&self, organization_id: &str, id_or_name: &str) -> Result<Option<Provider>> {
+    pub async fn find_provider(
+        &self,
+        organization_id: &str,
+        id_or_name: &str,
+    ) -> Result<Option<Provider>> {
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM providers WHERE organization_id = $1 AND (id = $2 OR name = $2) \
              ORDER BY CASE WHEN id = $2 THEN 0 ELSE 1 END LIMIT 1"
@@ -170,7 +187,12 @@ impl Store {
     }
 
     /// Deletes a provider; refused while secrets use it.
-    pub async fn delete_provider(&self, organization_id: &str, id: &str, actor: &str) -> Result<Provider> {
+    pub async fn delete_provider(
+        &self,
+        organization_id: &str,
+        id: &str,
+        actor: &str,
+    ) -> Result<Provider> {
         let provider = self
             .find_provider(organization_id, id)
             .await?
@@ -185,7 +207,11 @@ impl Store {
             return Err(StoreError::Conflict(format!(
                 "provider {:?} is used by secrets {}; repoint or delete them first",
                 provider.name,
-                users.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
+                users
+                    .iter()
+                    .map(|n| format!("{n:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         sqlx::query("DELETE FROM providers WHERE id = $1")

@@ -56,7 +56,10 @@ impl Store {
         if password.is_none() {
             return Err(StoreError::Invalid {
                 field: "password_secret",
-                message: format!("no secret {:?} in this organization", record.password_secret),
+                message: format!(
+                    "no secret {:?} in this organization",
+                    record.password_secret
+                ),
             });
         }
         sqlx::query(&format!(
@@ -74,7 +77,10 @@ impl Store {
         .await
         .map_err(|e| {
             conflict_on_unique(e, || {
-                format!("image pull secret {:?} already exists in this organization", record.name)
+                format!(
+                    "image pull secret {:?} already exists in this organization",
+                    record.name
+                )
             })
         })?;
         Change {
@@ -108,7 +114,10 @@ impl Store {
         row.as_ref().map(from_row).transpose()
     }
 
-    pub async fn list_image_pull_secrets(&self, organization_id: &str) -> Result<Vec<ImagePullSecret>> {
+    pub async fn list_image_pull_secrets(
+        &self,
+        organization_id: &str,
+    ) -> Result<Vec<ImagePullSecret>> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM image_pull_secrets WHERE organization_id = $1 ORDER BY name"
         ))

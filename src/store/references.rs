@@ -17,7 +17,10 @@ fn non_empty(text: String) -> Option<String> {
 
 /// Everything that uses `secret`: recorded pods and runtime consumers, and the
 /// image pull secrets and providers of its organization that name it.
-pub(super) async fn references_of(conn: &mut AnyConnection, secret: &Secret) -> Result<Vec<Reference>> {
+pub(super) async fn references_of(
+    conn: &mut AnyConnection,
+    secret: &Secret,
+) -> Result<Vec<Reference>> {
     let mut references = Vec::new();
     let rows = sqlx::query(
         "SELECT kind, namespace, pod, owner_kind, owner_name, container, env_var, consumer, \
@@ -47,7 +50,11 @@ pub(super) async fn references_of(conn: &mut AnyConnection, secret: &Secret) -> 
                 first_seen_at,
                 last_seen_at,
             },
-            other => return Err(StoreError::Corrupt(format!("unknown reference kind {other:?}"))),
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "unknown reference kind {other:?}"
+                )));
+            }
         });
     }
     let rows = sqlx::query(
@@ -63,10 +70,12 @@ pub(super) async fn references_of(conn: &mut AnyConnection, secret: &Secret) -> 
             name: row.try_get("name")?,
         });
     }
-    let rows = sqlx::query("SELECT id, name, auth FROM providers WHERE organization_id = $1 ORDER BY name")
-        .bind(secret.organization_id.clone())
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT id, name, auth FROM providers WHERE organization_id = $1 ORDER BY name",
+    )
+    .bind(secret.organization_id.clone())
+    .fetch_all(&mut *conn)
+    .await?;
     for row in &rows {
         let auth: String = row.try_get("auth")?;
         let auth: ProviderAuth = serde_json::from_str(&auth)
@@ -114,7 +123,11 @@ impl Store {
     }
 
     /// Records (or refreshes) a runtime consumer's use of secrets.
-    pub async fn record_runtime_references(&self, secret_ids: &[&str], consumer: &str) -> Result<()> {
+    pub async fn record_runtime_references(
+        &self,
+        secret_ids: &[&str],
+        consumer: &str,
+    ) -> Result<()> {
         let now = now_ms();
         let mut w = self.write().await?;
         for id in secret_ids {

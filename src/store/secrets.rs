@@ -4,8 +4,7 @@ use sqlx::{AnyConnection, Row};
 use super::audit::Change;
 use super::references::references_of;
 use super::{
-    RemoteRef, Result, Secret, SecretContent, Store, StoreError, conflict_on_unique, new_id,
-    now_ms,
+    RemoteRef, Result, Secret, SecretContent, Store, StoreError, conflict_on_unique, new_id, now_ms,
 };
 use crate::crypto::{Aad, KeyRing, Sealed, SecretValue};
 
@@ -67,7 +66,11 @@ fn from_row(row: &AnyRow) -> Result<Secret> {
     })
 }
 
-async fn ensure_provider(conn: &mut AnyConnection, organization_id: &str, provider_id: &str) -> Result<()> {
+async fn ensure_provider(
+    conn: &mut AnyConnection,
+    organization_id: &str,
+    provider_id: &str,
+) -> Result<()> {
     let found: Option<String> =
         sqlx::query_scalar("SELECT id FROM providers WHERE organization_id = $1 AND id = $2")
             .bind(organization_id.to_owned())
@@ -83,7 +86,11 @@ async fn ensure_provider(conn: &mut AnyConnection, organization_id: &str, provid
     }
 }
 
-async fn fetch(conn: &mut AnyConnection, organization_id: &str, id_or_name: &str) -> Result<Option<Secret>> {
+async fn fetch(
+    conn: &mut AnyConnection,
+    organization_id: &str,
+    id_or_name: &str,
+) -> Result<Option<Secret>> {
     let row = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM secrets WHERE organization_id = $1 AND (id = $2 OR name = $2) \
          ORDER BY CASE WHEN id = $2 THEN 0 ELSE 1 END LIMIT 1"
@@ -168,13 +175,21 @@ impl Store {
     }
 
     /// Finds a secret of an organization by id or by name.
-    pub async fn find_secret(&self, organization_id: &str, id_or_name: &str) -> Result<Option<Secret>> {
+    pub async fn find_secret(
+        &self,
+        organization_id: &str,
+        id_or_name: &str,
+    ) -> Result<Option<Secret>> {
         let mut conn = self.pool().acquire().await?;
         fetch(&mut conn, organization_id, id_or_name).await
     }
 
     /// Finds secrets of an organization by name, in one round trip.
-    pub async fn find_secrets_by_name(&self, organization_id: &str, names: &[&str]) -> Result<Vec<Secret>> {
+    pub async fn find_secrets_by_name(
+        &self,
+        organization_id: &str,
+        names: &[&str],
+    ) -> Result<Vec<Secret>> {
         if names.is_empty() {
             return Ok(Vec::new());
         }
@@ -281,7 +296,8 @@ impl Store {
         let Some(current) = secret.remote().cloned() else {
             return Err(StoreError::Invalid {
                 field: "provider_id",
-                message: "a local secret cannot be repointed; send {\"value\": …} to rotate it".into(),
+                message: "a local secret cannot be repointed; send {\"value\": …} to rotate it"
+                    .into(),
             });
         };
         let remote = RemoteRef {

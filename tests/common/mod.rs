@@ -53,7 +53,9 @@ pub async fn databases() -> Vec<TestDb> {
             label: "postgres",
             url: Some(fresh_postgres(&base).await),
         }),
-        Err(_) => skip("AGYN_TEST_POSTGRES_URL is not set; PostgreSQL cases not run (make test starts a server)"),
+        Err(_) => skip(
+            "AGYN_TEST_POSTGRES_URL is not set; PostgreSQL cases not run (make test starts a server)",
+        ),
     }
     dbs
 }
@@ -62,7 +64,9 @@ pub async fn databases() -> Vec<TestDb> {
 pub async fn fresh_postgres(base: &str) -> String {
     use sqlx::Connection;
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(base).await.expect("connect to the test PostgreSQL");
+    let mut conn = sqlx::PgConnection::connect(base)
+        .await
+        .expect("connect to the test PostgreSQL");
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
         .await
@@ -103,7 +107,10 @@ impl Server {
             data_dir,
             database_url: db.url.clone(),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             api_port: free_port(),
             webhook_port: free_port(),
             child: None,
@@ -134,7 +141,10 @@ impl Server {
             .arg("--webhook-addr")
             .arg(format!("127.0.0.1:{}", self.webhook_port))
             .args(&self.extra_args)
-            .env("RUST_LOG", std::env::var("AGYN_TEST_SERVER_LOG").unwrap_or_else(|_| "trace".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("AGYN_TEST_SERVER_LOG").unwrap_or_else(|_| "trace".into()),
+            )
             .env_remove("AGYN_DATABASE_URL")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -158,12 +168,16 @@ impl Server {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("server exited with {status}:\n{}", self.logs());
             }
-            if let Ok(r) = client.get(format!("{}/readyz", self.api)).send().await {
-                if r.status().is_success() {
-                    return;
-                }
+            if let Ok(r) = client.get(format!("{}/readyz", self.api)).send().await
+                && r.status().is_success()
+            {
+                return;
             }
-            assert!(Instant::now() < deadline, "server not ready:\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "server not ready:\n{}",
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -224,7 +238,12 @@ impl Server {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), 200, "mutate answered {}", response.status());
+        assert_eq!(
+            response.status(),
+            200,
+            "mutate answered {}",
+            response.status()
+        );
         response.json().await.unwrap()
     }
 
@@ -232,13 +251,22 @@ impl Server {
     /// secrets, and returns an owner token.
     pub async fn seed(&self, org: &str, namespace: &str, secrets: &[(&str, &str)]) -> String {
         let admin = self.client();
-        admin.post("/v1/organizations", json!({"name": org})).await.expect(201);
         admin
-            .put(&format!("/v1/namespaces/{namespace}"), json!({"organization": org}))
+            .post("/v1/organizations", json!({"name": org}))
+            .await
+            .expect(201);
+        admin
+            .put(
+                &format!("/v1/namespaces/{namespace}"),
+                json!({"organization": org}),
+            )
             .await
             .expect_ok();
         let owner = admin
-            .post(&format!("/v1/organizations/{org}/tokens"), json!({"name": "owner", "role": "owner"}))
+            .post(
+                &format!("/v1/organizations/{org}/tokens"),
+                json!({"name": "owner", "role": "owner"}),
+            )
             .await
             .expect(201)["token"]
             .as_str()
@@ -288,7 +316,12 @@ impl Reply {
 
     #[track_caller]
     pub fn expect_ok(self) -> Value {
-        assert!((200..300).contains(&self.status), "status {}: {}", self.status, self.text);
+        assert!(
+            (200..300).contains(&self.status),
+            "status {}: {}",
+            self.status,
+            self.text
+        );
         self.body
     }
 
@@ -347,7 +380,9 @@ pub fn apply_patch(object: &Value, review: &Value) -> Value {
     let mut object = object.clone();
     if let Some(patch) = review["response"]["patch"].as_str() {
         assert_eq!(review["response"]["patchType"], "JSONPatch");
-        let bytes = base64::engine::general_purpose::STANDARD.decode(patch).unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(patch)
+            .unwrap();
         let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
         json_patch::patch(&mut object, &patch).unwrap();
     }
@@ -359,7 +394,9 @@ pub fn patch_ops(review: &Value) -> Vec<Value> {
     use base64::Engine;
     match review["response"]["patch"].as_str() {
         Some(patch) => {
-            let bytes = base64::engine::general_purpose::STANDARD.decode(patch).unwrap();
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(patch)
+                .unwrap();
             serde_json::from_slice(&bytes).unwrap()
         }
         None => Vec::new(),
@@ -368,14 +405,18 @@ pub fn patch_ops(review: &Value) -> Vec<Value> {
 
 /// Loads a fixture from `tests/data`.
 pub fn fixture(name: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Finds a tool in the project's `.venv`, then on PATH.
 pub fn venv_tool(name: &str) -> Option<PathBuf> {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin").join(name);
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".venv/bin")
+        .join(name);
     if venv.exists() {
         return Some(venv);
     }
