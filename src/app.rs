@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::crypto::KeyRingHandle;
 use crate::metrics::Metrics;
+use crate::pull::PullSecrets;
 use crate::resolve::Resolver;
 use crate::store::Store;
 
@@ -30,16 +31,24 @@ pub struct App {
     pub resolver: Resolver,
     pub metrics: Metrics,
     pub settings: Settings,
+    /// Writes image pull Secrets through the Kubernetes API.
+    pub pull: PullSecrets,
 }
 
 impl App {
-    pub fn new(store: Store, keys: KeyRingHandle, settings: Settings) -> Arc<Self> {
+    pub fn new(
+        store: Store,
+        keys: KeyRingHandle,
+        settings: Settings,
+        pull: PullSecrets,
+    ) -> Arc<Self> {
         Arc::new(Self {
             resolver: Resolver::new(store.clone(), keys.clone()),
             store,
             keys,
             metrics: Metrics::new(),
             settings,
+            pull,
         })
     }
 }

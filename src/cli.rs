@@ -10,6 +10,7 @@ use crate::config::{
     TokenCommand,
 };
 use crate::crypto::{KeyRingHandle, generate_key_file};
+use crate::pull::PullSecrets;
 use crate::server::{self, Roles};
 use crate::store::{Role, Store};
 use crate::{certs, telemetry};
@@ -104,7 +105,13 @@ async fn start(args: ServerArgs, roles: Roles) -> anyhow::Result<()> {
         admission_timeout: args.admission_timeout,
         provider_timeout: args.provider_timeout,
     };
-    let app = App::new(store, keys, settings);
+    let pull = PullSecrets::connect(
+        args.kubeconfig.as_deref(),
+        args.provider_timeout,
+        args.pull_secret_grace,
+    )
+    .await;
+    let app = App::new(store, keys, settings, pull);
     server::run(app, &args, roles).await
 }
 

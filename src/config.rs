@@ -77,10 +77,6 @@ pub struct ServerArgs {
     #[arg(long, env = "AGYN_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
 
-    /// Namespace the product runs in (holds its coordination Lease).
-    #[arg(long, env = "AGYN_NAMESPACE", default_value = "agyn-secrets")]
-    pub namespace: String,
-
     /// Deadline for one admission, well below the webhook's timeoutSeconds.
     #[arg(long, env = "AGYN_ADMISSION_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub admission_timeout: Duration,

@@ -11,6 +11,7 @@ pub mod config;
 pub mod crypto;
 pub mod dev;
 pub mod metrics;
+pub mod pull;
 pub mod resolve;
 pub mod server;
 pub mod store;

@@ -32,6 +32,12 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Runs until SIGINT or SIGTERM.
 pub async fn run(app: Arc<App>, args: &ServerArgs, roles: Roles) -> anyhow::Result<()> {
     let _keyring_watcher = AbortOnDrop(app.keys.spawn_watcher(RELOAD_EVERY));
+    // Only the webhook writes image pull Secrets, so only it cleans them up.
+    let _pull_clean_up = if roles != Roles::Api {
+        app.pull.spawn_clean_up().map(AbortOnDrop)
+    } else {
+        None
+    };
     let webhook = if roles != Roles::Api {
         let (Some(cert), Some(key)) = (&args.tls.tls_cert, &args.tls.tls_key) else {
             anyhow::bail!(

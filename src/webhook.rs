@@ -24,6 +24,7 @@ use crate::admission::{
 use crate::api::ApiError;
 use crate::app::App;
 use crate::metrics::{HttpLabels, KindLabels, ResultLabels};
+use crate::pull::{Credentials, PullError};
 use crate::resolve::ResolveError;
 use crate::store::{PodReference, StoreError};
 
@@ -194,11 +195,6 @@ impl Webhook {
         let entries = parse_env(env_text).map_err(Outcome::deny)?;
         let pulls = parse_pull_secrets(pull_text).map_err(Outcome::deny)?;
         let plan = plan_env(pod, &entries).map_err(Outcome::deny)?;
-        if !pulls.is_empty() {
-            return Err(Outcome::deny(format!(
-                "annotation {PULL_SECRETS_ANNOTATION}: image pull secrets are not supported yet by this version; remove the annotation"
-            )));
-        }
         let namespace = request
             .namespace
             .as_deref()
@@ -224,24 +220,75 @@ impl Webhook {
                     "namespace {namespace:?} is bound to an organization that no longer exists"
                 ))
             })?;
-        let names = plan.secret_names();
-        let resolved = app.resolver.resolve(&org, &names).await.map_err(|error| {
-            app.metrics
-                .resolution_errors
-                .get_or_create(&KindLabels { kind: error.kind() })
-                .inc();
-            if let ResolveError::Crypto { .. } = &error {
-                app.metrics.decrypt_failures.inc();
-                tracing::error!(%error, "Stored secret failed to decrypt");
+
+        // Everything that can go wrong is gathered, so that one denial names
+        // every problem of the pod at once.
+        let mut problems = Problems::default();
+        let mut pull_records = Vec::new();
+        for name in &pulls {
+            match app
+                .store
+                .find_image_pull_secret(&org.id, name)
+                .await
+                .map_err(store_unavailable)?
+            {
+                Some(record) => pull_records.push(record),
+                None => problems.forbidden(format!(
+                    "image pull secret {name:?} not found in organization {:?}",
+                    org.name
+                )),
             }
-            let denial = match &error {
-                ResolveError::NotFound { .. } | ResolveError::Unsupported { .. } => {
-                    Denial::Forbidden
+        }
+        let mut names = plan.secret_names();
+        names.extend(pull_records.iter().map(|r| r.password_secret.as_str()));
+        names.sort_unstable();
+        names.dedup();
+        let resolved = match app.resolver.resolve(&org, &names).await {
+            Ok(resolved) => resolved,
+            Err(error) => {
+                app.metrics
+                    .resolution_errors
+                    .get_or_create(&KindLabels { kind: error.kind() })
+                    .inc();
+                if let ResolveError::Crypto { .. } = &error {
+                    app.metrics.decrypt_failures.inc();
+                    tracing::error!(%error, "Stored secret failed to decrypt");
                 }
-                _ => Denial::Unavailable,
-            };
-            Outcome::Denied(denial, error.to_string())
-        })?;
+                match &error {
+                    ResolveError::NotFound { .. } | ResolveError::Unsupported { .. } => {
+                        problems.forbidden(error.to_string())
+                    }
+                    _ => problems.unavailable(error.to_string()),
+                }
+                return Err(problems.into_outcome());
+            }
+        };
+        problems.check()?;
+
+        if !request.dry_run() && !pull_records.is_empty() {
+            let writes = pull_records.iter().map(|record| {
+                let password = &resolved[&record.password_secret];
+                let credentials = Credentials {
+                    name: &record.name,
+                    registry: &record.registry,
+                    username: &record.username,
+                    password: &password.value,
+                    version: format!("{}@{}", password.name, password.version),
+                };
+                async move { app.pull.upsert(namespace, &credentials).await }
+            });
+            for result in futures::future::join_all(writes).await {
+                match result {
+                    Ok(()) => {}
+                    Err(error @ PullError::NotManaged { .. }) => {
+                        problems.forbidden(error.to_string())
+                    }
+                    Err(error) => problems.unavailable(error.to_string()),
+                }
+            }
+            problems.check()?;
+        }
+
         let values: HashMap<&str, Injection<'_>> = resolved
             .values()
             .map(|s| {
@@ -310,6 +357,41 @@ impl Webhook {
             recent.insert(reference, now);
         }
         Ok(())
+    }
+}
+
+/// The problems found in one admission.
+#[derive(Default)]
+struct Problems {
+    messages: Vec<String>,
+    unavailable: bool,
+}
+
+impl Problems {
+    fn forbidden(&mut self, message: String) {
+        self.messages.push(message);
+    }
+
+    fn unavailable(&mut self, message: String) {
+        self.unavailable = true;
+        self.messages.push(message);
+    }
+
+    fn check(&mut self) -> Result<(), Outcome> {
+        if self.messages.is_empty() {
+            Ok(())
+        } else {
+            Err(std::mem::take(self).into_outcome())
+        }
+    }
+
+    fn into_outcome(self) -> Outcome {
+        let denial = if self.unavailable {
+            Denial::Unavailable
+        } else {
+            Denial::Forbidden
+        };
+        Outcome::Denied(denial, self.messages.join("; "))
     }
 }
 

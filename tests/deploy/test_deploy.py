@@ -81,8 +81,6 @@ CORE_KINDS = {
     "ServiceAccount",
     "ClusterRole",
     "ClusterRoleBinding",
-    "Role",
-    "RoleBinding",
     "Service",
     "Deployment",
     "PodDisruptionBudget",
@@ -106,14 +104,12 @@ KNOWN_ENV = {
     "AGYN_PROVIDER_TIMEOUT",
     "AGYN_LOG_FORMAT",
     "AGYN_PULL_SECRET_GRACE",
-    "AGYN_NAMESPACE",
 }
 
 CLUSTER_RULES = {
-    ("", "secrets"): {"get", "list", "create", "update", "patch", "delete"},
+    ("", "secrets"): {"get", "list", "create", "update", "delete"},
     ("", "pods"): {"list"},
 }
-NAMESPACE_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
 
 CLUSTER_SCOPED_KINDS = {"Namespace", "ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration"}
 
@@ -737,12 +733,12 @@ def all_object_sets(chart) -> dict[str, Rendered]:
 
 # Lower bounds, so that an empty render or a missing file cannot pass.
 MIN_OBJECTS = {
-    "chart default": 9,
-    "chart full": 15,
-    "chart given-cert": 10,
-    "chart existing-secret": 9,
-    "chart issuerRef": 10,
-    "manifests": 10,
+    "chart default": 7,
+    "chart full": 13,
+    "chart given-cert": 8,
+    "chart existing-secret": 7,
+    "chart issuerRef": 8,
+    "manifests": 8,
     "e2e": 9,
 }
 
@@ -914,7 +910,6 @@ def test_deployment(installed):
     assert "value" not in db
     assert db["valueFrom"] == {"secretKeyRef": {"name": "agyn-secrets-database", "key": "url"}}
 
-    assert env["AGYN_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert env["AGYN_WEBHOOK_ADDR"]["value"].endswith(":8443")
     assert env["AGYN_API_ADDR"]["value"].endswith(":8080")
     assert env["AGYN_LOG_FORMAT"]["value"] in ("json", "text")
@@ -969,14 +964,7 @@ def test_rbac_is_least_privilege(installed):
         "name": cluster_role["metadata"]["name"],
     }
     assert crb["subjects"] == [subject]
-
-    role = objs.one("Role")
-    assert role["metadata"]["namespace"] == NAMESPACE
-    assert rules_of(role) == NAMESPACE_RULES
-    rb = objs.one("RoleBinding")
-    assert rb["metadata"]["namespace"] == NAMESPACE
-    assert rb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}
-    assert rb["subjects"] == [subject]
+    assert "Role" not in objs.kinds() and "RoleBinding" not in objs.kinds(), "no namespaced role is needed"
 
 
 def test_chart_and_manifests_install_the_same_kinds(manifests, default_render, full_render):

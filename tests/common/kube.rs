@@ -1,0 +1,312 @@
+//! A loopback stand-in for the few Kubernetes API calls the product makes:
+//! Secrets (get, create, replace, delete, list by label) and Pods (list). It
+//! answers with the real API server's status codes and bodies: 201 on create,
+//! 200 on read and replace, 404 and 409 as `Status` objects, and a
+//! `resourceVersion` on every object.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+#[derive(Default)]
+pub struct Cluster {
+    /// (namespace, name) → Secret object.
+    pub secrets: BTreeMap<(String, String), Value>,
+    /// (namespace, name) → Pod object.
+    pub pods: BTreeMap<(String, String), Value>,
+    next_version: u64,
+    /// Answer every Secret call with this status code (403, 500…).
+    pub fail_with: Option<u16>,
+    /// Answer this many create/replace calls with 409 first.
+    pub conflicts: usize,
+    /// Every request, as "METHOD path".
+    pub requests: Vec<String>,
+}
+
+impl Cluster {
+    fn stamp(&mut self, object: &mut Value) {
+        self.next_version += 1;
+        object["metadata"]["resourceVersion"] = json!(self.next_version.to_string());
+        if object["metadata"]["uid"].is_null() {
+            object["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
+            object["metadata"]["creationTimestamp"] = json!("2026-11-28T12:00:00Z");
+        }
+    }
+
+    /// Adds a pod that references `pull_secrets` in `spec.imagePullSecrets`.
+    pub fn add_pod(&mut self, namespace: &str, name: &str, pull_secrets: &[&str]) {
+        let refs: Vec<Value> = pull_secrets.iter().map(|n| json!({"name": n})).collect();
+        let mut pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"containers": [{"name": "app", "image": "busybox"}], "imagePullSecrets": refs}
+        });
+        self.stamp(&mut pod);
+        self.pods.insert((namespace.into(), name.into()), pod);
+    }
+
+    /// Adds a Secret as another tool would have made it.
+    pub fn add_secret(&mut self, namespace: &str, name: &str, labels: Value) {
+        let mut secret = json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "type": "Opaque", "data": {"k": "dg=="}
+        });
+        self.stamp(&mut secret);
+        self.secrets.insert((namespace.into(), name.into()), secret);
+    }
+}
+
+pub type Shared = Arc<Mutex<Cluster>>;
+
+fn status(code: u16, reason: &str, message: String, name: &str) -> Response {
+    let body = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "message": message, "reason": reason,
+        "details": {"name": name, "kind": "secrets"}, "code": code
+    });
+    (StatusCode::from_u16(code).unwrap(), Json(body)).into_response()
+}
+
+fn forced(cluster: &Cluster, name: &str) -> Option<Response> {
+    cluster.fail_with.map(|code| match code {
+        403 => status(
+            403,
+            "Forbidden",
+            format!("secrets \"{name}\" is forbidden: User \"system:serviceaccount:agyn-secrets:agyn-secrets\" cannot get resource \"secrets\""),
+            name,
+        ),
+        other => status(other, "InternalError", "an error on the server has prevented the request from succeeding".into(), name),
+    })
+}
+
+async fn get_secret(State(s): State<Shared>, Path((ns, name)): Path<(String, String)>) -> Response {
+    let mut c = s.lock().unwrap();
+    c.requests.push(format!("GET {ns}/{name}"));
+    if let Some(r) = forced(&c, &name) {
+        return r;
+    }
+    match c.secrets.get(&(ns, name.clone())) {
+        Some(secret) => Json(secret.clone()).into_response(),
+        None => status(
+            404,
+            "NotFound",
+            format!("secrets \"{name}\" not found"),
+            &name,
+        ),
+    }
+}
+
+async fn create_secret(
+    State(s): State<Shared>,
+    Path(ns): Path<String>,
+    Json(mut body): Json<Value>,
+) -> Response {
+    let mut c = s.lock().unwrap();
+    let name = body["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    c.requests.push(format!("POST {ns}/{name}"));
+    if let Some(r) = forced(&c, &name) {
+        return r;
+    }
+    if c.conflicts > 0 || c.secrets.contains_key(&(ns.clone(), name.clone())) {
+        c.conflicts = c.conflicts.saturating_sub(1);
+        return status(
+            409,
+            "AlreadyExists",
+            format!("secrets \"{name}\" already exists"),
+            &name,
+        );
+    }
+    body["metadata"]["namespace"] = json!(ns);
+    c.stamp(&mut body);
+    c.secrets.insert((ns, name), body.clone());
+    (StatusCode::CREATED, Json(body)).into_response()
+}
+
+async fn replace_secret(
+    State(s): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    Json(mut body): Json<Value>,
+) -> Response {
+    let mut c = s.lock().unwrap();
+    c.requests.push(format!("PUT {ns}/{name}"));
+    if let Some(r) = forced(&c, &name) {
+        return r;
+    }
+    let Some(current) = c.secrets.get(&(ns.clone(), name.clone())).cloned() else {
+        return status(
+            404,
+            "NotFound",
+            format!("secrets \"{name}\" not found"),
+            &name,
+        );
+    };
+    let conflict = c.conflicts > 0
+        || body["metadata"]["resourceVersion"] != current["metadata"]["resourceVersion"];
+    if conflict {
+        c.conflicts = c.conflicts.saturating_sub(1);
+        return status(
+            409,
+            "Conflict",
+            format!(
+                "Operation cannot be fulfilled on secrets \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+            ),
+            &name,
+        );
+    }
+    body["metadata"]["uid"] = current["metadata"]["uid"].clone();
+    body["metadata"]["creationTimestamp"] = current["metadata"]["creationTimestamp"].clone();
+    c.stamp(&mut body);
+    c.secrets.insert((ns, name), body.clone());
+    Json(body).into_response()
+}
+
+async fn delete_secret(
+    State(s): State<Shared>,
+    Path((ns, name)): Path<(String, String)>,
+    body: Option<Json<Value>>,
+) -> Response {
+    let mut c = s.lock().unwrap();
+    c.requests.push(format!("DELETE {ns}/{name}"));
+    if let Some(r) = forced(&c, &name) {
+        return r;
+    }
+    let Some(current) = c.secrets.get(&(ns.clone(), name.clone())).cloned() else {
+        return status(
+            404,
+            "NotFound",
+            format!("secrets \"{name}\" not found"),
+            &name,
+        );
+    };
+    if let Some(Json(options)) = body {
+        let wanted = &options["preconditions"]["resourceVersion"];
+        if !wanted.is_null() && *wanted != current["metadata"]["resourceVersion"] {
+            return status(
+                409,
+                "Conflict",
+                format!("Precondition failed for secrets \"{name}\""),
+                &name,
+            );
+        }
+    }
+    c.secrets.remove(&(ns, name.clone()));
+    Json(
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                "details": {"name": name, "kind": "secrets", "uid": current["metadata"]["uid"]}}),
+    )
+    .into_response()
+}
+
+fn matches(object: &Value, selector: Option<&String>) -> bool {
+    let Some(selector) = selector else {
+        return true;
+    };
+    selector.split(',').all(|term| match term.split_once('=') {
+        Some((k, v)) => object["metadata"]["labels"][k] == json!(v),
+        None => true,
+    })
+}
+
+async fn list_secrets(
+    State(s): State<Shared>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let mut c = s.lock().unwrap();
+    c.requests.push("LIST secrets".into());
+    if let Some(r) = forced(&c, "") {
+        return r;
+    }
+    let items: Vec<Value> = c
+        .secrets
+        .values()
+        .filter(|o| matches(o, q.get("labelSelector")))
+        .cloned()
+        .collect();
+    Json(json!({"kind": "SecretList", "apiVersion": "v1",
+                "metadata": {"resourceVersion": c.next_version.to_string()}, "items": items}))
+    .into_response()
+}
+
+async fn list_pods(State(s): State<Shared>, Path(ns): Path<String>) -> Response {
+    let mut c = s.lock().unwrap();
+    c.requests.push(format!("LIST pods {ns}"));
+    let items: Vec<Value> = c
+        .pods
+        .iter()
+        .filter(|((n, _), _)| *n == ns)
+        .map(|(_, p)| p.clone())
+        .collect();
+    Json(json!({"kind": "PodList", "apiVersion": "v1",
+                "metadata": {"resourceVersion": c.next_version.to_string()}, "items": items}))
+    .into_response()
+}
+
+/// A running stand-in; dropped, it stops answering.
+pub struct FakeApi {
+    pub state: Shared,
+    pub url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeApi {
+    pub async fn start() -> FakeApi {
+        let state: Shared = Arc::default();
+        let router = Router::new()
+            .route("/api/v1/secrets", get(list_secrets))
+            .route(
+                "/api/v1/namespaces/{ns}/secrets",
+                axum::routing::post(create_secret),
+            )
+            .route(
+                "/api/v1/namespaces/{ns}/secrets/{name}",
+                get(get_secret).put(replace_secret).delete(delete_secret),
+            )
+            .route("/api/v1/namespaces/{ns}/pods", get(list_pods))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        FakeApi { state, url, task }
+    }
+
+    /// A kubeconfig that points at this stand-in.
+    pub fn kubeconfig(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        let path = dir.join("kubeconfig");
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\nusers:\n- name: test\n  user:\n    token: test-token\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: test\ncurrent-context: test\n",
+                self.url
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+
+    pub fn cluster(&self) -> std::sync::MutexGuard<'_, Cluster> {
+        self.state.lock().unwrap()
+    }
+}
+
+impl Drop for FakeApi {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
