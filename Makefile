@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 CARGO ?= cargo
 
-.PHONY: run test test-rust test-deploy lint fmt bench e2e venv clean
+.PHONY: run test test-rust test-deploy lint fmt bench bench-load e2e venv clean
 
 run:
 	$(CARGO) run --release -- serve --dev
@@ -27,7 +27,11 @@ fmt:
 	$(CARGO) fmt --all
 
 bench:
-	$(CARGO) bench --workspace
+	$(CARGO) bench -p agyn-secrets --bench admission
+
+## The load benchmark against the floor server; figures in docs/performance.md.
+bench-load: venv
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) scripts/loadbench.py
 
 e2e:
 	./tests/e2e/kind.sh

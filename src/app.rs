@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::api::AuthLimiter;
 use crate::crypto::KeyRingHandle;
 use crate::metrics::Metrics;
 use crate::pull::PullSecrets;
@@ -14,6 +15,8 @@ use crate::store::Store;
 pub struct Settings {
     pub admission_timeout: Duration,
     pub provider_timeout: Duration,
+    /// Failed authentications allowed per source and minute (0: no limit).
+    pub auth_failures_per_minute: u32,
 }
 
 impl Default for Settings {
@@ -21,6 +24,7 @@ impl Default for Settings {
         Self {
             admission_timeout: Duration::from_secs(5),
             provider_timeout: Duration::from_secs(3),
+            auth_failures_per_minute: 10,
         }
     }
 }
@@ -33,6 +37,8 @@ pub struct App {
     pub settings: Settings,
     /// Writes image pull Secrets through the Kubernetes API.
     pub pull: PullSecrets,
+    /// Failed API authentications per source address.
+    pub auth_limiter: AuthLimiter,
 }
 
 impl App {
@@ -42,13 +48,21 @@ impl App {
         settings: Settings,
         pull: PullSecrets,
     ) -> Arc<Self> {
+        let metrics = Metrics::new();
+        let auth_limiter = AuthLimiter::new(settings.auth_failures_per_minute);
         Arc::new(Self {
-            resolver: Resolver::new(store.clone(), keys.clone()),
+            resolver: Resolver::new(
+                store.clone(),
+                keys.clone(),
+                settings.provider_timeout,
+                metrics.providers(),
+            ),
             store,
             keys,
-            metrics: Metrics::new(),
+            metrics,
             settings,
             pull,
+            auth_limiter,
         })
     }
 }

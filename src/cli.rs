@@ -11,7 +11,7 @@ use crate::config::{
 };
 use crate::crypto::{KeyRingHandle, generate_key_file};
 use crate::pull::PullSecrets;
-use crate::server::{self, Roles};
+use crate::server::{self, AbortOnDrop, Roles};
 use crate::store::{Role, Store};
 use crate::{certs, telemetry};
 
@@ -104,6 +104,7 @@ async fn start(args: ServerArgs, roles: Roles) -> anyhow::Result<()> {
     let settings = Settings {
         admission_timeout: args.admission_timeout,
         provider_timeout: args.provider_timeout,
+        auth_failures_per_minute: args.auth_failures_per_minute,
     };
     let pull = PullSecrets::connect(
         args.kubeconfig.as_deref(),
@@ -111,6 +112,7 @@ async fn start(args: ServerArgs, roles: Roles) -> anyhow::Result<()> {
         args.pull_secret_grace,
     )
     .await;
+    let _cache_listener = store.enable_cache().map(AbortOnDrop);
     let app = App::new(store, keys, settings, pull);
     server::run(app, &args, roles).await
 }

@@ -89,6 +89,11 @@ pub struct ServerArgs {
     #[arg(long, env = "AGYN_PULL_SECRET_GRACE", default_value = "1h", value_parser = humantime::parse_duration)]
     pub pull_secret_grace: Duration,
 
+    /// Failed API authentications allowed per source address and minute
+    /// before it gets 429; 0 turns the limit off.
+    #[arg(long, env = "AGYN_AUTH_FAILURES_PER_MINUTE", default_value_t = 10)]
+    pub auth_failures_per_minute: u32,
+
     #[command(flatten)]
     pub log: LogArgs,
 }

@@ -8,6 +8,7 @@ pub mod app;
 pub mod certs;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod crypto;
 pub mod dev;
 pub mod metrics;

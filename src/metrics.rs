@@ -39,6 +39,17 @@ pub struct ProviderErrorLabels {
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
+/// The provider metrics, shared with the resolver: requests, errors by kind,
+/// latency, logins and renewals, each labelled `<organization>/<provider>`.
+#[derive(Clone)]
+pub struct ProviderMetrics {
+    pub requests: Family<ProviderLabels, Counter>,
+    pub errors: Family<ProviderErrorLabels, Counter>,
+    pub duration: HistogramFamily<ProviderLabels>,
+    pub logins: Family<ProviderLabels, Counter>,
+    pub renewals: Family<ProviderLabels, Counter>,
+}
+
 fn latency_histogram() -> Histogram {
     // 0.1 ms to about 6.5 s.
     Histogram::new(exponential_buckets(0.0001, 2.0, 17))
@@ -147,6 +158,17 @@ impl Metrics {
         Self {
             registry,
             ..metrics
+        }
+    }
+
+    /// Handles on the provider metrics; they share state with this registry.
+    pub fn providers(&self) -> ProviderMetrics {
+        ProviderMetrics {
+            requests: self.provider_requests.clone(),
+            errors: self.provider_errors.clone(),
+            duration: self.provider_duration.clone(),
+            logins: self.provider_logins.clone(),
+            renewals: self.provider_renewals.clone(),
         }
     }
 

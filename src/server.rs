@@ -31,7 +31,12 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs until SIGINT or SIGTERM.
 pub async fn run(app: Arc<App>, args: &ServerArgs, roles: Roles) -> anyhow::Result<()> {
-    let _keyring_watcher = AbortOnDrop(app.keys.spawn_watcher(RELOAD_EVERY));
+    // Cached sealed values may name a key that left the ring: start afresh.
+    let store = app.store.clone();
+    let _keyring_watcher = AbortOnDrop(
+        app.keys
+            .spawn_watcher(RELOAD_EVERY, move || store.invalidate_cache()),
+    );
     // Only the webhook writes image pull Secrets, so only it cleans them up.
     let _pull_clean_up = if roles != Roles::Api {
         app.pull.spawn_clean_up().map(AbortOnDrop)
@@ -157,7 +162,8 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Aborts a background task when dropped.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

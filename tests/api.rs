@@ -70,7 +70,8 @@ struct Fixture {
 }
 
 async fn fixture(db: &TestDb) -> Fixture {
-    let server = Server::start(db).await;
+    // The matrix sends many bad tokens from one address on purpose.
+    let server = Server::start_with(db, &["--auth-failures-per-minute", "0"], &[]).await;
     let admin = server.client();
     let owner = server
         .seed(
@@ -854,4 +855,42 @@ async fn start_up_refuses_a_broken_key_ring_naming_the_file() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains("no `primary` file"), "{stderr}");
+}
+
+#[tokio::test]
+async fn failed_authentication_is_limited_per_source() {
+    let server = Server::start(&TestDb {
+        label: "sqlite",
+        url: None,
+    })
+    .await;
+    let from = |ip: &str| {
+        let http = reqwest::Client::builder()
+            .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap();
+        Api {
+            http,
+            ..server.client()
+        }
+    };
+    let attacker = from("127.0.0.2");
+    let forged = Api {
+        token: Some("agyn_00000000000000000000000000000000_forged".into()),
+        ..attacker.clone()
+    };
+    for _ in 0..10 {
+        assert_eq!(forged.get("/v1/whoami").await.status, 401);
+    }
+    let limited = forged.get("/v1/whoami").await;
+    assert_eq!(limited.status, 429, "{}", limited.text);
+    assert_eq!(limited.body["error"]["code"], "rate_limited");
+    assert_eq!(
+        attacker.get("/v1/whoami").await.status,
+        429,
+        "the source is limited, whatever it sends"
+    );
+    // Another source is not affected.
+    assert_eq!(from("127.0.0.3").get("/v1/whoami").await.status, 200);
+    assert_eq!(server.client().get("/v1/whoami").await.status, 200);
 }

@@ -76,7 +76,17 @@ fn list_known(names: &[String]) -> String {
 
 /// The pod's containers and init containers: (pointer, name).
 fn containers(pod: &Value) -> Result<Vec<(String, String)>, PatchError> {
-    let spec = pod.get("spec").ok_or(PatchError::Malformed("no spec"))?;
+    // The patch adds under both; a pod where either is not an object would
+    // get a patch that cannot apply.
+    if !pod.get("metadata").is_some_and(Value::is_object) {
+        return Err(PatchError::Malformed(
+            "metadata is missing or not an object",
+        ));
+    }
+    let spec = pod
+        .get("spec")
+        .filter(|s| s.is_object())
+        .ok_or(PatchError::Malformed("spec is missing or not an object"))?;
     let mut found = Vec::new();
     for field in ["initContainers", "containers"] {
         let Some(list) = spec.get(field).filter(|v| !v.is_null()) else {
@@ -183,19 +193,28 @@ pub fn build_patch(
             })),
             Some(env) => {
                 for entry in desired {
-                    let existing = env.iter().position(|e| e.get("name") == entry.get("name"));
-                    match existing {
-                        Some(i) if env[i] == entry => {}
-                        Some(i) => ops.push(json!({
-                            "op": "replace",
-                            "path": format!("{}/env/{i}", container.pointer),
-                            "value": entry,
-                        })),
-                        None => ops.push(json!({
+                    // Kubernetes lets the last entry of a name win, so every
+                    // entry of that name is replaced, not just the first.
+                    let mut found = false;
+                    for (i, existing) in env.iter().enumerate() {
+                        if existing.get("name") != entry.get("name") {
+                            continue;
+                        }
+                        found = true;
+                        if *existing != entry {
+                            ops.push(json!({
+                                "op": "replace",
+                                "path": format!("{}/env/{i}", container.pointer),
+                                "value": entry,
+                            }));
+                        }
+                    }
+                    if !found {
+                        ops.push(json!({
                             "op": "add",
                             "path": format!("{}/env/-", container.pointer),
                             "value": entry,
-                        })),
+                        }));
                     }
                 }
             }
@@ -387,6 +406,38 @@ mod tests {
             &json!("a@2,b@1")
         );
         assert!(build_patch(&patched, &plan, &values, &pulls, &stamp).is_empty());
+    }
+
+    #[test]
+    fn every_entry_of_a_duplicated_name_is_replaced() {
+        let pod = json!({"metadata": {}, "spec": {"containers": [{"name": "app", "env": [
+            {"name": "A", "value": "old"}, {"name": "KEEP", "value": "k"}, {"name": "A", "value": "older"}
+        ]}]}});
+        let plan = plan_env(&pod, &parse_env("A=a").unwrap()).unwrap();
+        let values = HashMap::from([(
+            "a",
+            Injection {
+                version: 1,
+                value: "va",
+            },
+        )]);
+        let ops = build_patch(&pod, &plan, &values, &[], &BTreeMap::new());
+        let patched = apply(&pod, &ops);
+        assert_eq!(
+            patched.pointer("/spec/containers/0/env").unwrap(),
+            &json!([{"name": "A", "value": "va"}, {"name": "KEEP", "value": "k"}, {"name": "A", "value": "va"}])
+        );
+        assert!(build_patch(&patched, &plan, &values, &[], &BTreeMap::new()).is_empty());
+    }
+
+    #[test]
+    fn a_spec_or_metadata_that_is_not_an_object_is_refused() {
+        for pod in [
+            json!({"metadata": {}, "spec": []}),
+            json!({"spec": {"containers": []}}),
+        ] {
+            assert!(matches!(plan_env(&pod, &[]), Err(PatchError::Malformed(_))));
+        }
     }
 
     #[test]

@@ -122,6 +122,9 @@ impl From<StoreError> for ApiError {
                 ),
                 references,
             },
+            StoreError::Database(error) if is_storage_full(&error) => ApiError::Unavailable(
+                "the database's storage is full; free space on its volume, then retry".into(),
+            ),
             StoreError::Database(error) if is_unavailable(&error) => {
                 ApiError::Unavailable(format!("database is unavailable: {error}"))
             }
@@ -156,4 +159,10 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
             | sqlx::Error::PoolClosed
             | sqlx::Error::Tls(_)
     )
+}
+
+/// Whether the database refused a write for lack of space: SQLite's
+/// SQLITE_FULL (13) or PostgreSQL's disk_full (53100).
+fn is_storage_full(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("13" | "53100")))
 }

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -40,6 +42,13 @@ impl FromRequestParts<Arc<App>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> ApiResult<Self> {
+        let source = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip());
+        if let Some(retry_after) = source.and_then(|ip| app.auth_limiter.retry_after(ip)) {
+            return Err(ApiError::RateLimited { retry_after });
+        }
         let presented = parts
             .headers
             .get(AUTHORIZATION)
@@ -49,14 +58,17 @@ impl FromRequestParts<Arc<App>> for Caller {
                     .or_else(|| v.strip_prefix("bearer "))
             })
             .map(str::trim);
-        let Some(presented) = presented else {
-            app.metrics.auth_failures.inc();
-            return Err(ApiError::Unauthorized);
+        let token = match presented {
+            Some(presented) => app.store.authenticate(presented).await?,
+            None => None,
         };
-        match app.store.authenticate(presented).await? {
+        match token {
             Some(token) => Ok(Caller(token)),
             None => {
                 app.metrics.auth_failures.inc();
+                if let Some(ip) = source {
+                    app.auth_limiter.failed(ip);
+                }
                 Err(ApiError::Unauthorized)
             }
         }

@@ -3,6 +3,7 @@
 
 mod error;
 mod extract;
+mod limit;
 mod namespaces;
 mod organizations;
 mod providers;
@@ -21,6 +22,7 @@ use axum::routing::{get, post, put};
 
 pub use error::{ApiError, ApiResult, is_unavailable};
 pub use extract::{MAX_BODY, parse_json, read_limited};
+pub use limit::AuthLimiter;
 pub use system::{healthz, readiness};
 
 use crate::app::App;
@@ -68,6 +70,10 @@ pub fn router(app: Arc<App>) -> Router {
                 .delete(providers::delete),
         )
         .route(
+            "/organizations/{org}/providers/{id}/check",
+            post(providers::check),
+        )
+        .route(
             "/organizations/{org}/image-pull-secrets",
             post(pull_secrets::create).get(pull_secrets::list),
         )
@@ -87,6 +93,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .nest("/v1", v1)
         .merge(system::routes())
+        .merge(crate::console::routes())
         .route_layer(middleware::from_fn_with_state(app.clone(), track))
         .fallback(system::not_found)
         .with_state(app)

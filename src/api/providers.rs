@@ -12,6 +12,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Access, Caller, JsonBody, organization_for};
 use super::organizations::{Items, check_name};
 use crate::app::App;
+use crate::resolve::{ResolveError, is_forbidden_ip};
 use crate::store::{
     NewProvider, Provider, ProviderAuth, ProviderChanges, SecretContent, format_time,
 };
@@ -43,27 +44,6 @@ impl From<Provider> for ProviderView {
             auth: p.auth,
             created_at: format_time(p.created_at),
             updated_at: format_time(p.updated_at),
-        }
-    }
-}
-
-/// Whether an address is in a link-local or cloud-metadata range, which a
-/// provider may never point at.
-pub fn is_forbidden_ip(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast(),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_forbidden_ip(IpAddr::V4(v4));
-            }
-            let seg = v6.segments();
-            // fe80::/10 link-local; fd00:ec2::254 is the EC2 metadata service.
-            (seg[0] & 0xffc0) == 0xfe80
-                || v6.is_unspecified()
-                || v6
-                    == "fd00:ec2::254"
-                        .parse::<std::net::Ipv6Addr>()
-                        .expect("literal")
         }
     }
 }
@@ -349,6 +329,38 @@ pub async fn delete(
         .delete_provider(&org.id, &id, &caller.actor())
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize)]
+pub struct CheckResult {
+    ok: bool,
+    message: String,
+}
+
+/// Tries the provider's login (a token lookup for token auth) and reports
+/// the outcome. A provider that cannot be reached or refuses the login is
+/// still a 200, with `ok: false`; no credential is ever in the answer.
+pub async fn check(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path((org, id)): Path<(String, String)>,
+) -> ApiResult<Json<CheckResult>> {
+    let org = organization_for(&app, &caller, &org, Access::Write).await?;
+    let provider = app
+        .store
+        .find_provider(&org.id, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("provider {id:?} not found")))?;
+    let (ok, message) = match app.resolver.check(&org, &provider).await {
+        Ok(message) => (
+            true,
+            format!("vault provider {:?}: {message}", provider.name),
+        ),
+        Err(ResolveError::Store(error)) => return Err(error.into()),
+        Err(error) => (false, error.to_string()),
+    };
+    tracing::info!(organization = %org.name, provider = %provider.name, ok, "Checked provider");
+    Ok(Json(CheckResult { ok, message }))
 }
 
 #[cfg(test)]

@@ -298,7 +298,8 @@ pub async fn delete(
     Path((org, id)): Path<(String, String)>,
     query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<StatusCode> {
-    let Query(query) = query.map_err(|e| ApiError::invalid("force", e.body_text()))?;
+    let Query(query) =
+        query.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
     let org = organization_for(&app, &caller, &org, Access::Write).await?;
     app.store
         .delete_secret(&org.id, &id, query.force, &caller.actor())

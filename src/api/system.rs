@@ -68,6 +68,11 @@ pub async fn readiness(app: &App) -> (StatusCode, Json<serde_json::Value>) {
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+    // Set at scrape time too: a scraper that never calls /readyz must still
+    // see a broken key ring.
+    app.metrics
+        .keyring_healthy
+        .set(i64::from(app.keys.reload_error().is_none()));
     (
         [(
             header::CONTENT_TYPE,
@@ -106,7 +111,8 @@ pub async fn audit(
     Path(org): Path<String>,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Items<AuditView>>> {
-    let Query(query) = query.map_err(|e| ApiError::invalid("limit", e.body_text()))?;
+    let Query(query) =
+        query.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
     let org = organization_for(&app, &caller, &org, Access::Write).await?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {

@@ -224,8 +224,13 @@ impl KeyRingHandle {
         error
     }
 
-    /// Polls the directory for changes until the task is dropped.
-    pub fn spawn_watcher(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+    /// Polls the directory for changes until the task is aborted, calling
+    /// `on_change` after a new ring goes into service.
+    pub fn spawn_watcher(
+        &self,
+        every: Duration,
+        on_change: impl Fn() + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
         let handle = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -233,7 +238,9 @@ impl KeyRingHandle {
             loop {
                 tick.tick().await;
                 let handle = handle.clone();
-                let _ = tokio::task::spawn_blocking(move || handle.reload()).await;
+                if let Ok(Ok(true)) = tokio::task::spawn_blocking(move || handle.reload()).await {
+                    on_change();
+                }
             }
         })
     }

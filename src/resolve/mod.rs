@@ -1,11 +1,31 @@
 //! Turning secret names into values: local secrets are decrypted, remote
 //! ones are read from their provider. One resolver serves every consumer:
 //! the webhook, the runtime `resolve` endpoint and image pull secrets.
+//!
+//! Remote values are read fresh every time; nothing caches them. What is
+//! cached is one [`vault::Session`] per provider: its HTTP client and its
+//! login token, renewed at two thirds of its lease and replaced by a fresh
+//! login when renewal is refused. A session is keyed by the provider's id,
+//! its `updated_at` and the id and version of its credential secret, so
+//! that editing the provider or rotating its credential takes effect at
+//! the next resolution, without a restart.
 
-use std::collections::HashMap;
+mod net;
+mod vault;
+mod wire;
 
-use crate::crypto::{Aad, CryptoError, KeyRingHandle, SecretValue};
-use crate::store::{Organization, Secret, SecretContent, Store, StoreError};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use net::is_forbidden_ip;
+
+use crate::crypto::{Aad, CryptoError, KeyRing, KeyRingHandle, Sealed, SecretValue};
+use crate::metrics::{ProviderLabels, ProviderMetrics};
+use crate::store::{
+    Organization, Provider, ProviderAuth, Secret, SecretContent, Store, StoreError,
+};
+use vault::{Credentials, Failure, FailureKind, Session, count_failure};
 
 /// A resolved secret: its identity and version, and the value.
 #[derive(Debug, Clone)]
@@ -23,8 +43,11 @@ pub enum ResolveError {
         organization: String,
         names: Vec<String>,
     },
-    #[error("secret {name:?} is a remote secret, and remote secrets are not supported yet")]
-    Unsupported { name: String },
+    /// A provider of a kind this version cannot read.
+    #[error("{name:?} uses a provider of kind {kind:?}, which this version cannot read")]
+    Unsupported { name: String, kind: String },
+    /// A provider failed, or had no value where the secret points. The
+    /// message names the path and what to fix, never a value.
     #[error("vault provider {provider:?}: {message}")]
     Provider {
         provider: String,
@@ -51,6 +74,14 @@ impl ResolveError {
             ResolveError::Store(_) => "database",
         }
     }
+
+    fn provider(name: &str, failure: Failure) -> Self {
+        ResolveError::Provider {
+            provider: name.to_owned(),
+            timed_out: failure.kind == FailureKind::Timeout,
+            message: failure.message,
+        }
+    }
 }
 
 fn not_found(organization: &str, names: &[String]) -> String {
@@ -71,15 +102,47 @@ fn not_found(organization: &str, names: &[String]) -> String {
 pub struct Resolver {
     store: Store,
     keys: KeyRingHandle,
+    providers: Arc<Providers>,
+}
+
+/// The provider sessions of the process, and what every session shares.
+struct Providers {
+    timeout: Duration,
+    metrics: ProviderMetrics,
+    sessions: Mutex<HashMap<String, (Fingerprint, Arc<Session>)>>,
+}
+
+/// What a session was built from: a change to any of it means a new
+/// session (new client, new login).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fingerprint {
+    updated_at: i64,
+    credential: Option<(String, i64)>,
 }
 
 impl Resolver {
-    pub fn new(store: Store, keys: KeyRingHandle) -> Self {
-        Self { store, keys }
+    /// `provider_timeout` bounds each remote read (login or renewal
+    /// included) and each provider check.
+    pub fn new(
+        store: Store,
+        keys: KeyRingHandle,
+        provider_timeout: Duration,
+        metrics: ProviderMetrics,
+    ) -> Self {
+        Self {
+            store,
+            keys,
+            providers: Arc::new(Providers {
+                timeout: provider_timeout,
+                metrics,
+                sessions: Mutex::new(HashMap::new()),
+            }),
+        }
     }
 
     /// Resolves `names` (distinct) in `organization`, returning the secrets
-    /// keyed by name. Every unknown name is reported at once.
+    /// keyed by name. Every unknown name is reported at once. Each distinct
+    /// (provider, path) is read once, and different ones in parallel.
     pub async fn resolve(
         &self,
         organization: &Organization,
@@ -102,38 +165,312 @@ impl Resolver {
             });
         }
         let keys = self.keys.current();
-        let mut resolved = HashMap::with_capacity(secrets.len());
+        let mut values: HashMap<&str, SecretValue> = HashMap::with_capacity(secrets.len());
+        let mut remote = Vec::new();
         for secret in &secrets {
-            let value = match &secret.content {
-                SecretContent::Local(sealed) => keys
-                    .open(
-                        sealed,
-                        Aad {
-                            organization_id: &secret.organization_id,
-                            secret_id: &secret.id,
-                            version: secret.version,
-                        },
-                    )
-                    .map_err(|source| ResolveError::Crypto {
-                        name: secret.name.clone(),
-                        source,
-                    })?,
-                SecretContent::Remote(_) => {
-                    return Err(ResolveError::Unsupported {
-                        name: secret.name.clone(),
-                    });
+            match &secret.content {
+                SecretContent::Local(sealed) => {
+                    values.insert(&secret.id, open(&keys, secret, sealed)?);
                 }
-            };
-            resolved.insert(
-                secret.name.clone(),
-                ResolvedSecret {
-                    id: secret.id.clone(),
-                    name: secret.name.clone(),
-                    version: secret.version,
-                    value,
-                },
-            );
+                SecretContent::Remote(_) => remote.push(secret),
+            }
         }
-        Ok(resolved)
+        if !remote.is_empty() {
+            values.extend(self.read_remote(organization, &remote).await?);
+        }
+        Ok(secrets
+            .iter()
+            .filter_map(|secret| {
+                let value = values.remove(secret.id.as_str())?;
+                Some((
+                    secret.name.clone(),
+                    ResolvedSecret {
+                        id: secret.id.clone(),
+                        name: secret.name.clone(),
+                        version: secret.version,
+                        value,
+                    },
+                ))
+            })
+            .collect())
     }
+
+    /// Reads remote secrets, returning their values by secret id.
+    async fn read_remote<'s>(
+        &self,
+        organization: &Organization,
+        secrets: &[&'s Secret],
+    ) -> Result<HashMap<&'s str, SecretValue>, ResolveError> {
+        let mut sessions: BTreeMap<&str, Arc<Session>> = BTreeMap::new();
+        let mut reads: BTreeMap<(&str, &str), BTreeSet<String>> = BTreeMap::new();
+        for secret in secrets {
+            let Some(remote) = secret.remote() else {
+                continue;
+            };
+            if !sessions.contains_key(remote.provider_id.as_str()) {
+                let session = self
+                    .session_of(organization, &remote.provider_id, &secret.name)
+                    .await?;
+                sessions.insert(&remote.provider_id, session);
+            }
+            reads
+                .entry((&remote.provider_id, &remote.remote_path))
+                .or_default()
+                .insert(remote.remote_key.clone());
+        }
+        let timeout = self.providers.timeout;
+        let results = futures::future::join_all(reads.iter().map(|((provider, path), keys)| {
+            let session = &sessions[provider];
+            async move {
+                match tokio::time::timeout(timeout, session.read(path, keys)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(session.fail(
+                        FailureKind::Timeout,
+                        format!(
+                            "reading {path}: timed out after {}",
+                            humantime::format_duration(timeout)
+                        ),
+                    )),
+                }
+            }
+        }))
+        .await;
+        // The first failure in (provider, path) order is the one reported,
+        // so that the same problem gives the same message every time.
+        let mut read: HashMap<(&str, &str), BTreeMap<String, SecretValue>> = HashMap::new();
+        for (((provider, path), _), result) in reads.iter().zip(results) {
+            let session = &sessions[provider];
+            let map = result.map_err(|failure| ResolveError::provider(session.name(), failure))?;
+            read.insert((provider, path), map);
+        }
+        let mut values = HashMap::with_capacity(secrets.len());
+        for secret in secrets {
+            let Some(remote) = secret.remote() else {
+                continue;
+            };
+            let value = read
+                .get(&(remote.provider_id.as_str(), remote.remote_path.as_str()))
+                .and_then(|map| map.get(&remote.remote_key))
+                .cloned();
+            if let Some(value) = value {
+                values.insert(secret.id.as_str(), value);
+            }
+        }
+        Ok(values)
+    }
+
+    /// The session of the provider a remote secret points at.
+    async fn session_of(
+        &self,
+        organization: &Organization,
+        provider_id: &str,
+        secret: &str,
+    ) -> Result<Arc<Session>, ResolveError> {
+        let provider = self
+            .store
+            .find_provider(&organization.id, provider_id)
+            .await?
+            .ok_or_else(|| ResolveError::Provider {
+                provider: provider_id.to_owned(),
+                message: format!(
+                    "no such provider in organization {:?}; repoint secret {secret:?} at an existing provider",
+                    organization.name
+                ),
+                timed_out: false,
+            })?;
+        if provider.kind != "vault" {
+            return Err(ResolveError::Unsupported {
+                name: secret.to_owned(),
+                kind: provider.kind,
+            });
+        }
+        self.session(organization, &provider).await
+    }
+
+    /// The cached session of `provider`, or a new one when there is none
+    /// or the provider or its credential changed since it was built.
+    async fn session(
+        &self,
+        organization: &Organization,
+        provider: &Provider,
+    ) -> Result<Arc<Session>, ResolveError> {
+        let labels = ProviderLabels {
+            provider: format!("{}/{}", organization.name, provider.name),
+        };
+        let credential = match provider.auth.credential_secret() {
+            None => None,
+            Some(name) => Some(
+                self.credential(organization, provider, name, &labels)
+                    .await?,
+            ),
+        };
+        let fingerprint = Fingerprint {
+            updated_at: provider.updated_at,
+            credential: credential.as_ref().map(|s| (s.id.clone(), s.version)),
+        };
+        if let Some(session) = self.providers.cached(&provider.id, &fingerprint) {
+            return Ok(session);
+        }
+        let keys = self.keys.current();
+        let value = match &credential {
+            Some(secret) => match &secret.content {
+                SecretContent::Local(sealed) => Some(open(&keys, secret, sealed)?),
+                SecretContent::Remote(_) => None,
+            },
+            None => None,
+        };
+        let credentials = match (&provider.auth, value) {
+            (ProviderAuth::Token { token_secret }, Some(token)) => Credentials::Token {
+                token,
+                secret: token_secret.clone(),
+            },
+            (
+                ProviderAuth::Approle {
+                    role_id,
+                    secret_id_secret,
+                    mount,
+                },
+                Some(secret_id),
+            ) => Credentials::Approle {
+                role_id: role_id.clone(),
+                secret_id,
+                secret: secret_id_secret.clone(),
+                mount: mount.clone(),
+            },
+            (
+                ProviderAuth::Kubernetes {
+                    role,
+                    mount,
+                    jwt_path,
+                },
+                _,
+            ) => Credentials::Kubernetes {
+                role: role.clone(),
+                mount: mount.clone(),
+                jwt_path: jwt_path.clone(),
+            },
+            (_, None) => {
+                return Err(ResolveError::Provider {
+                    provider: provider.name.clone(),
+                    message: "its credential secret has no value".into(),
+                    timed_out: false,
+                });
+            }
+        };
+        let session = Session::new(
+            labels.provider,
+            provider,
+            credentials,
+            self.providers.timeout,
+            self.providers.metrics.clone(),
+        )
+        .map_err(|failure| ResolveError::provider(&provider.name, failure))?;
+        tracing::debug!(provider = %provider.name, organization = %organization.name, "New provider session");
+        Ok(self
+            .providers
+            .insert(&provider.id, fingerprint, Arc::new(session)))
+    }
+
+    /// The local secret holding a provider's credential.
+    async fn credential(
+        &self,
+        organization: &Organization,
+        provider: &Provider,
+        name: &str,
+        labels: &ProviderLabels,
+    ) -> Result<Secret, ResolveError> {
+        let field = match provider.auth {
+            ProviderAuth::Token { .. } => "auth.token_secret",
+            _ => "auth.secret_id_secret",
+        };
+        let problem = match self.store.find_secret(&organization.id, name).await? {
+            Some(secret) if secret.name == name => match secret.content {
+                SecretContent::Local(_) => return Ok(secret),
+                SecretContent::Remote(_) => format!(
+                    "its credential {name:?} ({field}) is a remote secret; a provider credential must be a local secret"
+                ),
+            },
+            _ => format!(
+                "its credential secret {name:?} ({field}) does not exist; create it as a local secret or update the provider"
+            ),
+        };
+        count_failure(&self.providers.metrics, labels, FailureKind::Credential);
+        Err(ResolveError::Provider {
+            provider: provider.name.clone(),
+            message: problem,
+            timed_out: false,
+        })
+    }
+
+    /// Checks that `provider` can be reached and its credentials work,
+    /// without reading any secret. Returns what was checked.
+    pub async fn check(
+        &self,
+        organization: &Organization,
+        provider: &Provider,
+    ) -> Result<String, ResolveError> {
+        if provider.kind != "vault" {
+            return Err(ResolveError::Unsupported {
+                name: provider.name.clone(),
+                kind: provider.kind.clone(),
+            });
+        }
+        let session = self.session(organization, provider).await?;
+        let timeout = self.providers.timeout;
+        match tokio::time::timeout(timeout, session.check()).await {
+            Ok(result) => result.map_err(|failure| ResolveError::provider(session.name(), failure)),
+            Err(_) => Err(ResolveError::provider(
+                session.name(),
+                session.fail(
+                    FailureKind::Timeout,
+                    format!("timed out after {}", humantime::format_duration(timeout)),
+                ),
+            )),
+        }
+    }
+}
+
+impl Providers {
+    fn cached(&self, provider_id: &str, fingerprint: &Fingerprint) -> Option<Arc<Session>> {
+        let sessions = self.sessions.lock().expect("lock poisoned");
+        sessions
+            .get(provider_id)
+            .filter(|(f, _)| f == fingerprint)
+            .map(|(_, s)| s.clone())
+    }
+
+    /// Keeps `session` for the provider, unless a session with the same
+    /// fingerprint was stored meanwhile (then that one is returned, so
+    /// that concurrent first uses share one login).
+    fn insert(
+        &self,
+        provider_id: &str,
+        fingerprint: Fingerprint,
+        session: Arc<Session>,
+    ) -> Arc<Session> {
+        let mut sessions = self.sessions.lock().expect("lock poisoned");
+        if let Some((existing, current)) = sessions.get(provider_id)
+            && *existing == fingerprint
+        {
+            return current.clone();
+        }
+        sessions.insert(provider_id.to_owned(), (fingerprint, session.clone()));
+        session
+    }
+}
+
+/// Decrypts a local secret's value.
+fn open(keys: &KeyRing, secret: &Secret, sealed: &Sealed) -> Result<SecretValue, ResolveError> {
+    keys.open(
+        sealed,
+        Aad {
+            organization_id: &secret.organization_id,
+            secret_id: &secret.id,
+            version: secret.version,
+        },
+    )
+    .map_err(|source| ResolveError::Crypto {
+        name: secret.name.clone(),
+        source,
+    })
 }

@@ -59,7 +59,7 @@ impl Store {
         }
         .record(&mut w.tx)
         .await?;
-        w.commit().await?;
+        w.commit_and_invalidate().await?;
         Ok((binding, existing.is_none()))
     }
 
@@ -67,13 +67,19 @@ impl Store {
         &self,
         namespace: &str,
     ) -> Result<Option<NamespaceBinding>> {
+        if let Some(cached) = self.cache().binding(namespace) {
+            return Ok(cached);
+        }
+        let epoch = self.cache().epoch();
         let row = sqlx::query(
             "SELECT namespace, organization_id, created_at FROM namespace_bindings WHERE namespace = $1",
         )
         .bind(namespace.to_owned())
         .fetch_optional(self.pool())
         .await?;
-        row.as_ref().map(from_row).transpose()
+        let binding = row.as_ref().map(from_row).transpose()?;
+        self.cache().put_binding(epoch, namespace, binding.clone());
+        Ok(binding)
     }
 
     pub async fn list_namespace_bindings(&self) -> Result<Vec<NamespaceBinding>> {
@@ -111,7 +117,7 @@ impl Store {
         }
         .record(&mut w.tx)
         .await?;
-        w.commit().await?;
+        w.commit_and_invalidate().await?;
         Ok(true)
     }
 }

@@ -6,11 +6,13 @@
 
 mod audit;
 mod bindings;
+mod cache;
 mod model;
 mod organizations;
 mod providers;
 mod pull_secrets;
 mod references;
+mod replicas;
 mod secrets;
 mod tokens;
 
@@ -69,6 +71,10 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    url: Arc<str>,
+    /// This process's id among the replicas sharing a PostgreSQL database.
+    replica_id: Arc<str>,
+    cache: Arc<cache::Cache>,
     /// SQLite takes one writer at a time; writers in this process queue here
     /// instead of failing with SQLITE_BUSY when a deferred transaction tries
     /// to upgrade its lock.
@@ -79,6 +85,9 @@ pub struct Store {
 pub(crate) struct WriteTx {
     pub tx: Transaction<'static, Any>,
     _guard: Option<OwnedMutexGuard<()>>,
+    /// On PostgreSQL: tell the other replicas about the change.
+    sync: Option<Store>,
+    cache: Arc<cache::Cache>,
 }
 
 impl Store {
@@ -129,6 +138,9 @@ impl Store {
         Ok(Self {
             pool,
             backend,
+            url: url.into(),
+            replica_id: new_id().into(),
+            cache: Arc::default(),
             write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
         })
     }
@@ -166,13 +178,62 @@ impl Store {
             None => None,
         };
         let tx = self.pool.begin().await?;
-        Ok(WriteTx { tx, _guard: guard })
+        Ok(WriteTx {
+            tx,
+            _guard: guard,
+            sync: (self.backend == Backend::Postgres).then(|| self.clone()),
+            cache: self.cache.clone(),
+        })
+    }
+
+    /// Turns on the read cache of the admission path. On PostgreSQL,
+    /// background tasks keep this replica registered and listening for other
+    /// replicas' changes, and the cache stays off while they cannot; they end
+    /// when the returned handle is aborted.
+    pub fn enable_cache(&self) -> Option<tokio::task::JoinHandle<()>> {
+        match self.backend {
+            Backend::Sqlite => {
+                // One process owns a SQLite file; its own writes invalidate.
+                self.cache.set_enabled(true);
+                None
+            }
+            Backend::Postgres => Some(tokio::spawn(replicas::keep_in_sync(self.clone()))),
+        }
+    }
+
+    /// Clears the read cache (after a key ring change, for instance).
+    pub fn invalidate_cache(&self) {
+        self.cache.invalidate();
+    }
+
+    pub(crate) fn cache(&self) -> &cache::Cache {
+        &self.cache
     }
 }
 
 impl WriteTx {
+    /// Commits a change that touches no cached table.
     pub async fn commit(self) -> Result<()> {
         self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// Commits a change to a cached table, and clears the caches of this
+    /// process and of every other replica. On PostgreSQL it returns once every
+    /// live replica has acknowledged (see `replicas`), so that the next
+    /// admission anywhere sees the change.
+    pub async fn commit_and_invalidate(mut self) -> Result<()> {
+        let waiter = match &self.sync {
+            Some(store) => Some(replicas::announce(store, &mut self.tx).await?),
+            None => None,
+        };
+        let result = self.tx.commit().await;
+        // Also after a failed commit: the outcome may be unknown.
+        self.cache.invalidate();
+        result?;
+        if let Some(waiter) = waiter {
+            waiter.wait().await;
+        }
         Ok(())
     }
 }

@@ -45,6 +45,10 @@ impl Store {
 
     /// Finds an organization by id or by name.
     pub async fn find_organization(&self, id_or_name: &str) -> Result<Option<Organization>> {
+        if let Some(org) = self.cache().organization(id_or_name) {
+            return Ok(Some(org));
+        }
+        let epoch = self.cache().epoch();
         let row = sqlx::query(
             "SELECT id, name, created_at FROM organizations WHERE id = $1 OR name = $1 \
              ORDER BY CASE WHEN id = $1 THEN 0 ELSE 1 END LIMIT 1",
@@ -52,7 +56,11 @@ impl Store {
         .bind(id_or_name.to_owned())
         .fetch_optional(self.pool())
         .await?;
-        row.as_ref().map(from_row).transpose()
+        let org = row.as_ref().map(from_row).transpose()?;
+        if let Some(org) = &org {
+            self.cache().put_organization(epoch, id_or_name, org);
+        }
+        Ok(org)
     }
 
     pub async fn list_organizations(&self) -> Result<Vec<Organization>> {

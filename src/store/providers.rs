@@ -182,7 +182,7 @@ impl Store {
         }
         .record(&mut w.tx)
         .await?;
-        w.commit().await?;
+        w.commit_and_invalidate().await?;
         Ok(provider)
     }
 
@@ -228,7 +228,7 @@ impl Store {
         }
         .record(&mut w.tx)
         .await?;
-        w.commit().await?;
+        w.commit_and_invalidate().await?;
         Ok(provider)
     }
 }

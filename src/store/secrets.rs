@@ -170,7 +170,7 @@ impl Store {
         }
         .record(&mut w.tx)
         .await?;
-        w.commit().await?;
+        w.commit_and_invalidate().await?;
         Ok(secret)
     }
 
@@ -184,26 +184,33 @@ impl Store {
         fetch(&mut conn, organization_id, id_or_name).await
     }
 
-    /// Finds secrets of an organization by name, in one round trip.
+    /// Finds secrets of an organization by name: from the read cache when it
+    /// holds them, else in one round trip.
     pub async fn find_secrets_by_name(
         &self,
         organization_id: &str,
         names: &[&str],
     ) -> Result<Vec<Secret>> {
+        let (mut secrets, names) = self.cache().secrets(organization_id, names);
         if names.is_empty() {
-            return Ok(Vec::new());
+            return Ok(secrets);
         }
+        let epoch = self.cache().epoch();
         let placeholders: Vec<String> = (0..names.len()).map(|i| format!("${}", i + 2)).collect();
         let sql = format!(
             "SELECT {COLUMNS} FROM secrets WHERE organization_id = $1 AND name IN ({})",
             placeholders.join(", ")
         );
         let mut query = sqlx::query(&sql).bind(organization_id.to_owned());
-        for name in names {
+        for name in &names {
             query = query.bind((*name).to_owned());
         }
         let rows = query.fetch_all(self.pool()).await?;
-        rows.iter().map(from_row).collect()
+        let found = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        self.cache()
+            .put_secrets(epoch, organization_id, &names, &found);
+        secrets.extend(found);
+        Ok(secrets)
     }
 
     pub async fn list_secrets(&self, organization_id: &str) -> Result<Vec<Secret>> {
@@ -274,7 +281,7 @@ impl Store {
         }
         .record(&mut w.tx)
         .await?;
-        w.commit().await?;
+        w.commit_and_invalidate().await?;
         secret.version = version;
         secret.updated_at = now;
         secret.content = SecretContent::Local(sealed);
@@ -337,7 +344,7 @@ impl Store {
         }
         .record(&mut w.tx)
         .await?;
-        w.commit().await?;
+        w.commit_and_invalidate().await?;
         secret.version = version;
         secret.updated_at = now;
         secret.content = SecretContent::Remote(remote);
@@ -383,7 +390,7 @@ impl Store {
         }
         .record(&mut w.tx)
         .await?;
-        w.commit().await?;
+        w.commit_and_invalidate().await?;
         Ok(secret)
     }
 
@@ -422,7 +429,7 @@ impl Store {
             .bind(sealed.kek_id.clone())
             .execute(&mut *w.tx)
             .await?;
-            w.commit().await?;
+            w.commit_and_invalidate().await?;
             // A concurrent rotation already wrote under the primary key.
             count += updated.rows_affected();
         }

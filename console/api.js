@@ -1,0 +1,123 @@
+// The console's only way to the server: the `/v1` JSON API with the
+// signed-in token. The token lives in sessionStorage and nowhere else, so it
+// is gone when the tab closes.
+
+const TOKEN_KEY = 'agyn-secrets.token';
+
+export const session = {
+  token() {
+    return sessionStorage.getItem(TOKEN_KEY);
+  },
+  keep(token) {
+    sessionStorage.setItem(TOKEN_KEY, token);
+  },
+  end() {
+    sessionStorage.removeItem(TOKEN_KEY);
+  },
+};
+
+/** A refusal from the API, carrying its `error` body. */
+export class ApiError extends Error {
+  constructor(status, body) {
+    const error = (body && body.error) || {};
+    super(error.message || `the API answered with status ${status}`);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = error.code || null;
+    this.field = error.field || null;
+    this.references = (body && body.references) || null;
+  }
+}
+
+/** Called when the API no longer accepts the token (401). */
+let onUnauthorized = () => {};
+export function whenUnauthorized(handler) {
+  onUnauthorized = handler;
+}
+
+/**
+ * Sends one request. The body is serialised and handed to `fetch` before
+ * the first `await`, so callers may clear the form controls it was read
+ * from as soon as this returns its promise.
+ */
+export function call(method, path, body, { token = session.token(), quiet401 = false } = {}) {
+  const headers = { Accept: 'application/json' };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let payload;
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    payload = JSON.stringify(body);
+  }
+  const sent = fetch(path, {
+    method,
+    headers,
+    body: payload,
+    cache: 'no-store',
+    credentials: 'omit',
+    redirect: 'error',
+  });
+  payload = undefined;
+  body = undefined;
+  return receive(sent, quiet401);
+}
+
+async function receive(sent, quiet401) {
+  let response;
+  try {
+    response = await sent;
+  } catch (cause) {
+    throw new ApiError(0, {
+      error: { code: 'network', message: `cannot reach the API: ${cause.message}` },
+    });
+  }
+  const text = await response.text();
+  let parsed = null;
+  if (text) {
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = null;
+    }
+  }
+  if (!response.ok) {
+    const error = new ApiError(response.status, parsed);
+    if (response.status === 401 && !quiet401) onUnauthorized(error);
+    throw error;
+  }
+  return parsed;
+}
+
+const org = (o) => `/v1/organizations/${encodeURIComponent(o)}`;
+const one = (id) => encodeURIComponent(id);
+
+/** The API's routes, as the console uses them. */
+export const api = {
+  whoami: (token) => call('GET', '/v1/whoami', undefined, { token, quiet401: true }),
+  organizations: () => call('GET', '/v1/organizations').then((r) => r.items),
+  createOrganization: (name) => call('POST', '/v1/organizations', { name }),
+  organization: (o) => call('GET', org(o)),
+
+  secrets: (o) => call('GET', `${org(o)}/secrets`).then((r) => r.items),
+  secret: (o, id) => call('GET', `${org(o)}/secrets/${one(id)}`),
+  createSecret: (o, body) => call('POST', `${org(o)}/secrets`, body),
+  updateSecret: (o, id, body) => call('PATCH', `${org(o)}/secrets/${one(id)}`, body),
+  references: (o, id) => call('GET', `${org(o)}/secrets/${one(id)}/references`).then((r) => r.items),
+  deleteSecret: (o, id, force) =>
+    call('DELETE', `${org(o)}/secrets/${one(id)}${force ? '?force=true' : ''}`),
+
+  providers: (o) => call('GET', `${org(o)}/providers`).then((r) => r.items),
+  provider: (o, id) => call('GET', `${org(o)}/providers/${one(id)}`),
+  createProvider: (o, body) => call('POST', `${org(o)}/providers`, body),
+  updateProvider: (o, id, body) => call('PATCH', `${org(o)}/providers/${one(id)}`, body),
+  deleteProvider: (o, id) => call('DELETE', `${org(o)}/providers/${one(id)}`),
+  checkProvider: (o, id) => call('POST', `${org(o)}/providers/${one(id)}/check`),
+
+  pullSecrets: (o) => call('GET', `${org(o)}/image-pull-secrets`).then((r) => r.items),
+  pullSecret: (o, id) => call('GET', `${org(o)}/image-pull-secrets/${one(id)}`),
+  createPullSecret: (o, body) => call('POST', `${org(o)}/image-pull-secrets`, body),
+  deletePullSecret: (o, id) => call('DELETE', `${org(o)}/image-pull-secrets/${one(id)}`),
+
+  tokens: (o) => call('GET', `${org(o)}/tokens`).then((r) => r.items),
+  createToken: (o, body) => call('POST', `${org(o)}/tokens`, body),
+  revokeToken: (o, id) => call('DELETE', `${org(o)}/tokens/${one(id)}`),
+};

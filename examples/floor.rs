@@ -1,0 +1,45 @@
+//! The floor of the admission benchmark: the webhook's own TLS and HTTP
+//! stack (same rustls configuration and cipher suites, HTTP/1.1 and HTTP/2,
+//! keep-alive) with a handler that reads the body and answers a prebuilt
+//! allowed AdmissionReview. Whatever the webhook costs above this is the
+//! price of admission itself.
+//!
+//! ```text
+//! cargo run --release --example floor -- ADDR CERT KEY RESPONSE_FILE
+//! ```
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::Response;
+use axum::routing::post;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .expect("install the rustls crypto provider once");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [addr, cert, key, response] = args.as_slice() else {
+        anyhow::bail!("usage: floor ADDR CERT KEY RESPONSE_FILE");
+    };
+    let answer = Bytes::from(std::fs::read(response)?);
+    let cert = agyn_secrets::tls::ReloadingCert::load(cert.as_ref(), key.as_ref())?;
+    let router = Router::new().route(
+        "/mutate",
+        post(move |body: Bytes| {
+            let answer = answer.clone();
+            async move {
+                // Read the whole body, as the webhook does, then answer.
+                std::hint::black_box(body.len());
+                Response::builder()
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(Body::from(answer))
+                    .expect("a static response")
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    eprintln!("floor listening on {}", listener.local_addr()?);
+    agyn_secrets::server::serve_tls(listener, agyn_secrets::tls::server_config(cert), router).await
+}

@@ -1,0 +1,12 @@
+output "organization_id" {
+  value = agyn_organization.acme.id
+}
+
+output "stripe_api_key_version" {
+  description = "Grows by one every time var.stripe_api_key changes and is applied."
+  value       = data.agyn_secret.stripe.version
+}
+
+output "vault_prod_id" {
+  value = agyn_secret_provider.vault_prod.id
+}

@@ -1,0 +1,225 @@
+//! The web console: a single-page application for people who manage an
+//! organization's secrets in a browser.
+//!
+//! Its files are embedded in the binary, so the console works on clusters
+//! without network access, and it talks to the same `/v1` API as every other
+//! client, with the user's own token. Every console page (`/`, `/sign-in`,
+//! `/organizations/...`) answers with the one `index.html`; the browser-side
+//! router draws the page. Static files live under [`ASSET_PREFIX`], which
+//! cannot collide with `/v1`, the health endpoints, `/metrics` or
+//! `/openapi.json`.
+
+use std::sync::{Arc, LazyLock};
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sha2::{Digest, Sha256};
+
+use crate::api::ApiError;
+use crate::app::App;
+
+/// The path under which the console's static files are served.
+pub const ASSET_PREFIX: &str = "/console";
+
+/// The policy every console response carries: scripts, styles, images and
+/// API calls come from this origin only, and no inline script or style runs.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self'; img-src 'self'; connect-src 'self'; font-src 'self'; \
+     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+const INDEX_HTML: &str = include_str!("../console/index.html");
+
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+
+/// One embedded file.
+struct Asset {
+    name: &'static str,
+    content_type: &'static str,
+    body: &'static [u8],
+}
+
+const ASSETS: &[Asset] = &[
+    Asset {
+        name: "console.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!("../console/console.css"),
+    },
+    Asset {
+        name: "icon.svg",
+        content_type: "image/svg+xml",
+        body: include_bytes!("../console/icon.svg"),
+    },
+    Asset {
+        name: "app.js",
+        content_type: JAVASCRIPT,
+        body: include_bytes!("../console/app.js"),
+    },
+    Asset {
+        name: "api.js",
+        content_type: JAVASCRIPT,
+        body: include_bytes!("../console/api.js"),
+    },
+    Asset {
+        name: "dom.js",
+        content_type: JAVASCRIPT,
+        body: include_bytes!("../console/dom.js"),
+    },
+    Asset {
+        name: "secrets.js",
+        content_type: JAVASCRIPT,
+        body: include_bytes!("../console/secrets.js"),
+    },
+    Asset {
+        name: "providers.js",
+        content_type: JAVASCRIPT,
+        body: include_bytes!("../console/providers.js"),
+    },
+    Asset {
+        name: "pull-secrets.js",
+        content_type: JAVASCRIPT,
+        body: include_bytes!("../console/pull-secrets.js"),
+    },
+    Asset {
+        name: "tokens.js",
+        content_type: JAVASCRIPT,
+        body: include_bytes!("../console/tokens.js"),
+    },
+];
+
+/// A strong validator per asset, so that browsers revalidate cheaply
+/// instead of caching a file from an older binary.
+static ETAGS: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
+    ASSETS
+        .iter()
+        .map(|asset| {
+            let digest = Sha256::digest(asset.body);
+            let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+            HeaderValue::from_str(&format!("\"{hex}\"")).expect("hex is a header value")
+        })
+        .collect()
+});
+
+/// The console's routes, merged into the API router.
+pub fn routes() -> Router<Arc<App>> {
+    Router::new()
+        .route("/", get(page))
+        .route("/sign-in", get(page))
+        .route("/organizations", get(page))
+        .route("/organizations/{*rest}", get(page))
+        .route(&format!("{ASSET_PREFIX}/{{*file}}"), get(asset))
+}
+
+fn security_headers(headers: &mut HeaderMap) {
+    let fixed: [(HeaderName, &'static str); 5] = [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ),
+    ];
+    for (name, value) in fixed {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+}
+
+/// Every console page is the same document; the script draws the page the
+/// URL names. `no-store` keeps it from outliving a sign-out in a shared cache.
+async fn page() -> Response {
+    let mut response = INDEX_HTML.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    security_headers(headers);
+    response
+}
+
+async fn asset(Path(file): Path<String>, request_headers: HeaderMap) -> Response {
+    let Some(index) = ASSETS.iter().position(|a| a.name == file) else {
+        return ApiError::NotFound(format!("no console file {file:?}")).into_response();
+    };
+    let asset = &ASSETS[index];
+    let etag = &ETAGS[index];
+    let fresh = request_headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|tag| tag.trim() == etag.to_str().unwrap_or_default() || tag.trim() == "*");
+    let mut response = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        asset.body.into_response()
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(asset.content_type),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::ETAG, etag.clone());
+    security_headers(headers);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_loads_only_files_that_exist_and_runs_no_inline_code() {
+        let lower = INDEX_HTML.to_ascii_lowercase();
+        assert!(!lower.contains(" style="), "inline style attribute");
+        let inline_handler = lower.match_indices(" on").any(|(at, _)| {
+            let rest = &lower[at + 3..];
+            let name = rest.bytes().take_while(u8::is_ascii_lowercase).count();
+            name > 0 && rest[name..].starts_with('=')
+        });
+        assert!(!inline_handler, "inline event handler");
+        for chunk in lower.split("<script").skip(1) {
+            let tag = chunk.split('>').next().unwrap_or_default();
+            assert!(tag.contains("src="), "inline script: <script{tag}>");
+        }
+        for part in INDEX_HTML.split(&format!("\"{ASSET_PREFIX}/")).skip(1) {
+            let name = part.split('"').next().unwrap_or_default();
+            assert!(
+                ASSETS.iter().any(|a| a.name == name),
+                "index.html names {name}, which is not embedded"
+            );
+        }
+    }
+
+    #[test]
+    fn scripts_import_only_embedded_modules() {
+        for asset in ASSETS.iter().filter(|a| a.content_type == JAVASCRIPT) {
+            let text = std::str::from_utf8(asset.body).expect("utf-8");
+            for part in text.split(" from './").skip(1) {
+                let name = part.split('\'').next().unwrap_or_default();
+                assert!(
+                    ASSETS.iter().any(|a| a.name == name),
+                    "{} imports {name}, which is not embedded",
+                    asset.name
+                );
+            }
+            assert!(
+                !text.contains("innerHTML"),
+                "{} writes innerHTML",
+                asset.name
+            );
+            assert!(
+                !text.contains("localStorage.set"),
+                "{} writes localStorage",
+                asset.name
+            );
+        }
+    }
+}

@@ -1,0 +1,653 @@
+//! `agyn_secret`: a local secret (its value kept encrypted by the API) or a
+//! remote one (a reference to a value in Vault or OpenBao).
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tf_provider::schema::Schema;
+use tf_provider::value::{Value, ValueEmpty};
+use tf_provider::{AttributePath, Diagnostics, Resource};
+
+use super::{
+    bad_import_id, changed, check_name, find_for_import, organization_in_state, same_organization,
+    scoped_path, split_import_id,
+};
+use crate::client::{Client, Error, Shared};
+use crate::diagnostics::Report;
+use crate::references::{Reference, in_use_detail};
+use crate::schema::{
+    Computed, Optional, OptionalComputed, Required, block, boolean, number, schema, sensitive,
+    string,
+};
+use crate::values::{given, known, nullable, text};
+
+pub const LOCAL: &str = "local";
+pub const REMOTE: &str = "remote";
+
+/// The attributes that make a secret remote.
+const REMOTE_FIELDS: [&str; 3] = ["provider_id", "remote_path", "remote_key"];
+
+/// A secret's metadata as the API returns it: never a value.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SecretView {
+    pub id: String,
+    pub organization_id: String,
+    pub name: String,
+    pub storage: String,
+    pub provider_id: Option<String>,
+    pub remote_path: Option<String>,
+    pub remote_key: Option<String>,
+    pub version: i64,
+    #[serde(default)]
+    pub value_set: Option<bool>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SecretState {
+    pub id: Value<String>,
+    pub organization_id: Value<String>,
+    pub name: Value<String>,
+    pub value: Value<String>,
+    pub provider_id: Value<String>,
+    pub remote_path: Value<String>,
+    pub remote_key: Value<String>,
+    pub storage: Value<String>,
+    pub version: Value<i64>,
+    pub force_delete: Value<bool>,
+    pub created_at: Value<String>,
+    pub updated_at: Value<String>,
+}
+
+impl SecretState {
+    fn remote_field(&self, name: &str) -> &Value<String> {
+        match name {
+            "provider_id" => &self.provider_id,
+            "remote_path" => &self.remote_path,
+            _ => &self.remote_key,
+        }
+    }
+
+    /// `local` when the configuration gives `value`, `remote` when it gives
+    /// any of the remote attributes; `None` when it gives both or neither.
+    pub fn storage_from_config(&self) -> Option<&'static str> {
+        let remote = REMOTE_FIELDS.iter().any(|f| given(self.remote_field(f)));
+        match (given(&self.value), remote) {
+            (true, false) => Some(LOCAL),
+            (false, true) => Some(REMOTE),
+            _ => None,
+        }
+    }
+
+    /// What is wrong with a configuration, as (attribute, message) pairs.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        let remote_given: Vec<&str> = REMOTE_FIELDS
+            .into_iter()
+            .filter(|f| given(self.remote_field(f)))
+            .collect();
+        match (given(&self.value), remote_given.is_empty()) {
+            (true, false) => problems.push((
+                "value",
+                format!(
+                    "a secret is either local (value) or remote (provider_id, remote_path, remote_key), not both; this one also sets {}",
+                    remote_given.join(", ")
+                ),
+            )),
+            (false, true) => problems.push((
+                "value",
+                "set value for a local secret, or provider_id, remote_path and remote_key for a remote one".to_owned(),
+            )),
+            (false, false) => {
+                for field in REMOTE_FIELDS {
+                    if !given(self.remote_field(field)) {
+                        problems.push((field, format!("{field} is required for a remote secret")));
+                    }
+                }
+            }
+            (true, true) => {}
+        }
+        if text(&self.value).is_some_and(str::is_empty) {
+            problems.push(("value", "value must not be empty".to_owned()));
+        }
+        for field in REMOTE_FIELDS {
+            if text(self.remote_field(field)).is_some_and(str::is_empty) {
+                problems.push((field, format!("{field} must not be empty")));
+            }
+        }
+        problems
+    }
+
+    /// The state for what the API answered. The value and `force_delete`
+    /// exist only in Terraform, so they come from `self`.
+    fn with_view(&self, view: SecretView) -> SecretState {
+        SecretState {
+            id: known(view.id),
+            organization_id: self.organization_id.clone(),
+            name: known(view.name),
+            value: if view.storage == LOCAL {
+                self.value.clone()
+            } else {
+                Value::Null
+            },
+            provider_id: nullable(view.provider_id),
+            remote_path: nullable(view.remote_path),
+            remote_key: nullable(view.remote_key),
+            storage: known(view.storage),
+            version: Value::Value(view.version),
+            force_delete: force_delete_or_default(&self.force_delete),
+            created_at: known(view.created_at),
+            updated_at: known(view.updated_at),
+        }
+    }
+
+    fn label(&self) -> String {
+        format!("secret {:?}", text(&self.name).unwrap_or("?"))
+    }
+}
+
+/// `force_delete` is false unless configured.
+fn force_delete_or_default(value: &Value<bool>) -> Value<bool> {
+    match value {
+        Value::Null => Value::Value(false),
+        other => *other,
+    }
+}
+
+pub struct SecretResource(pub Shared);
+
+impl SecretResource {
+    /// Pod and runtime references stop a delete without `force_delete`;
+    /// Terraform cannot remove them by destroying something first.
+    async fn blocking_references(
+        client: &Client,
+        state: &SecretState,
+    ) -> Result<Vec<Reference>, Error> {
+        let (Some(org), Some(id)) = (text(&state.organization_id), text(&state.id)) else {
+            return Ok(Vec::new());
+        };
+        #[derive(Deserialize)]
+        struct Items {
+            items: Vec<Reference>,
+        }
+        let path = format!("{}/references", scoped_path(org, "secrets", Some(id)));
+        let references = match client.find::<Items>(&path).await? {
+            Some(list) => list.items,
+            None => return Ok(Vec::new()),
+        };
+        if references.iter().all(Reference::is_configuration) {
+            Ok(Vec::new())
+        } else {
+            Ok(references)
+        }
+    }
+}
+
+#[async_trait]
+impl Resource for SecretResource {
+    type State<'a> = SecretState;
+    type PrivateState<'a> = ValueEmpty;
+    type ProviderMetaState<'a> = ValueEmpty;
+
+    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
+        Some(schema(block(
+            "A secret of an organization. Give `value` for a local secret (encrypted at rest by the API), or `provider_id`, `remote_path` and `remote_key` for a remote one (read from Vault or OpenBao at every workload start). The API never returns a value: a change of `value` is found by comparing the configuration with the state, and applying it rotates the secret (`version` + 1).",
+            vec![
+                ("id", string(Computed, "The secret's id.")),
+                (
+                    "organization_id",
+                    string(
+                        Required,
+                        "The organization that owns it (id or name). Changing it creates a new secret.",
+                    ),
+                ),
+                (
+                    "name",
+                    string(
+                        Required,
+                        "Name that pods use in `secrets.agyn.io/env`, a DNS label. Changing it creates a new secret.",
+                    ),
+                ),
+                (
+                    "value",
+                    sensitive(string(
+                        Optional,
+                        "The value of a local secret. Stored in the Terraform state (sensitive), never read back from the API. Conflicts with the remote attributes.",
+                    )),
+                ),
+                (
+                    "provider_id",
+                    string(
+                        Optional,
+                        "Remote secret: id of the `agyn_secret_provider` to read from.",
+                    ),
+                ),
+                (
+                    "remote_path",
+                    string(
+                        Optional,
+                        "Remote secret: the Vault API path, e.g. `kv/data/prod/stripe-api-key` (KV v2) or `secret/prod/db` (KV v1).",
+                    ),
+                ),
+                (
+                    "remote_key",
+                    string(
+                        Optional,
+                        "Remote secret: the key in the value map at `remote_path`, e.g. `value`.",
+                    ),
+                ),
+                (
+                    "storage",
+                    string(
+                        Computed,
+                        "`local` when `value` is set, `remote` when the remote attributes are. Switching creates a new secret.",
+                    ),
+                ),
+                (
+                    "version",
+                    number(
+                        Computed,
+                        "Starts at 1 and grows by one at every rotation or repointing.",
+                    ),
+                ),
+                (
+                    "force_delete",
+                    boolean(
+                        OptionalComputed,
+                        "Delete even while pods, runtime consumers, image pull secrets or providers use the secret. Defaults to `false`: destroying a secret in use then fails and lists what uses it.",
+                    ),
+                ),
+                (
+                    "created_at",
+                    string(Computed, "When it was created (RFC 3339)."),
+                ),
+                (
+                    "updated_at",
+                    string(Computed, "When it last changed (RFC 3339)."),
+                ),
+            ],
+        )))
+    }
+
+    async fn validate<'a>(&self, diags: &mut Diagnostics, config: SecretState) -> Option<()> {
+        check_name(diags, "name", &config.name);
+        for (attribute, message) in config.problems() {
+            diags.fail(
+                "Invalid agyn_secret configuration",
+                message,
+                AttributePath::new(attribute),
+            );
+        }
+        Some(())
+    }
+
+    async fn read<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        state: SecretState,
+        private_state: ValueEmpty,
+        _meta: ValueEmpty,
+    ) -> Option<(SecretState, ValueEmpty)> {
+        let client = self.0.client(diags)?;
+        let (Some(org), Some(id)) = (text(&state.organization_id), text(&state.id)) else {
+            return Some((state, private_state));
+        };
+        let view = match client
+            .find::<SecretView>(&scoped_path(org, "secrets", Some(id)))
+            .await
+        {
+            Ok(Some(view)) => view,
+            Ok(None) => return None,
+            Err(e) => {
+                e.report(diags, &format!("reading {}", state.label()));
+                return Some((state, private_state));
+            }
+        };
+        let rotated_elsewhere =
+            state.version.is_value() && state.version != Value::Value(view.version);
+        let organization_id = organization_in_state(
+            &client,
+            &state.organization_id,
+            view.organization_id.clone(),
+        )
+        .await;
+        let mut new = state.with_view(view);
+        new.organization_id = organization_id;
+        // The value cannot be read back. When the version moved without
+        // Terraform, the stored value is no longer known to be current:
+        // forgetting it makes the next plan write the configured one again.
+        if rotated_elsewhere && new.storage == known(LOCAL) {
+            new.value = Value::Null;
+        }
+        Some((new, private_state))
+    }
+
+    async fn plan_create<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        proposed: SecretState,
+        config: SecretState,
+        _meta: ValueEmpty,
+    ) -> Option<(SecretState, ValueEmpty)> {
+        let planned = SecretState {
+            id: Value::Unknown,
+            storage: config.storage_from_config().map_or(Value::Unknown, known),
+            version: Value::Unknown,
+            force_delete: force_delete_or_default(&config.force_delete),
+            created_at: Value::Unknown,
+            updated_at: Value::Unknown,
+            ..proposed
+        };
+        Some((planned, ValueEmpty::default()))
+    }
+
+    async fn plan_update<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        prior: SecretState,
+        proposed: SecretState,
+        config: SecretState,
+        private_state: ValueEmpty,
+        _meta: ValueEmpty,
+    ) -> Option<(SecretState, ValueEmpty, Vec<AttributePath>)> {
+        let mut planned = SecretState {
+            storage: config.storage_from_config().map_or(Value::Unknown, known),
+            force_delete: force_delete_or_default(&config.force_delete),
+            ..proposed
+        };
+        let mut replace = Vec::new();
+        if changed(&prior.organization_id, &planned.organization_id) {
+            let client = self.0.client(diags)?;
+            if !same_organization(&client, &prior.organization_id, &planned.organization_id).await {
+                replace.push(AttributePath::new("organization_id"));
+            }
+        }
+        if changed(&prior.name, &planned.name) {
+            replace.push(AttributePath::new("name"));
+        }
+        if changed(&prior.storage, &planned.storage) {
+            replace.push(AttributePath::new("storage"));
+        }
+        if !replace.is_empty() {
+            planned.id = Value::Unknown;
+            planned.version = Value::Unknown;
+            planned.created_at = Value::Unknown;
+            planned.updated_at = Value::Unknown;
+            return Some((planned, private_state, replace));
+        }
+        let content_changed = changed(&prior.value, &planned.value)
+            || REMOTE_FIELDS
+                .iter()
+                .any(|f| changed(prior.remote_field(f), planned.remote_field(f)));
+        if content_changed {
+            planned.version = Value::Unknown;
+            planned.updated_at = Value::Unknown;
+        }
+        Some((planned, private_state, replace))
+    }
+
+    async fn plan_destroy<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        prior: SecretState,
+        private_state: ValueEmpty,
+        _meta: ValueEmpty,
+    ) -> Option<ValueEmpty> {
+        if prior.force_delete == Value::Value(true) {
+            return Some(private_state);
+        }
+        // Fail the plan, before anything is destroyed, when the API is
+        // certain to refuse. Providers and image pull secrets that use the
+        // secret may go first in the same run, so only the delete itself
+        // can judge those.
+        let client = self.0.client(diags)?;
+        match Self::blocking_references(&client, &prior).await {
+            Ok(references) if references.is_empty() => {}
+            Ok(references) => diags.fail_root(
+                format!("{} is still in use", prior.label()),
+                in_use_detail(&references),
+            ),
+            Err(e) => e.report(
+                diags,
+                &format!("listing the references of {}", prior.label()),
+            ),
+        }
+        Some(private_state)
+    }
+
+    async fn create<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        planned: SecretState,
+        _config: SecretState,
+        private_state: ValueEmpty,
+        _meta: ValueEmpty,
+    ) -> Option<(SecretState, ValueEmpty)> {
+        let client = self.0.client(diags)?;
+        let org = text(&planned.organization_id)?;
+        let name = text(&planned.name)?;
+        let body = match text(&planned.storage) {
+            Some(LOCAL) => json!({
+                "name": name,
+                "storage": LOCAL,
+                "value": text(&planned.value)?,
+            }),
+            _ => json!({
+                "name": name,
+                "storage": REMOTE,
+                "provider_id": text(&planned.provider_id)?,
+                "remote_path": text(&planned.remote_path)?,
+                "remote_key": text(&planned.remote_key)?,
+            }),
+        };
+        match client
+            .post::<SecretView>(&scoped_path(org, "secrets", None), &body)
+            .await
+        {
+            Ok(view) => Some((planned.with_view(view), private_state)),
+            Err(e) => {
+                e.report(diags, &format!("creating {}", planned.label()));
+                None
+            }
+        }
+    }
+
+    async fn update<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        prior: SecretState,
+        planned: SecretState,
+        _config: SecretState,
+        private_state: ValueEmpty,
+        _meta: ValueEmpty,
+    ) -> Option<(SecretState, ValueEmpty)> {
+        let body = if text(&planned.storage) == Some(LOCAL) {
+            if changed(&prior.value, &planned.value) {
+                Some(json!({ "value": text(&planned.value)? }))
+            } else {
+                None
+            }
+        } else if REMOTE_FIELDS
+            .iter()
+            .any(|f| changed(prior.remote_field(f), planned.remote_field(f)))
+        {
+            Some(json!({
+                "provider_id": text(&planned.provider_id)?,
+                "remote_path": text(&planned.remote_path)?,
+                "remote_key": text(&planned.remote_key)?,
+            }))
+        } else {
+            None
+        };
+        // Only force_delete (or the spelling of the organization) changed:
+        // nothing to send.
+        let Some(body) = body else {
+            return Some((planned, private_state));
+        };
+        let client = self.0.client(diags)?;
+        let path = scoped_path(
+            text(&prior.organization_id)?,
+            "secrets",
+            Some(text(&prior.id)?),
+        );
+        match client.patch::<SecretView>(&path, &body).await {
+            Ok(view) => Some((planned.with_view(view), private_state)),
+            Err(e) => {
+                e.report(diags, &format!("updating {}", planned.label()));
+                None
+            }
+        }
+    }
+
+    async fn destroy<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        prior: SecretState,
+        _private_state: ValueEmpty,
+        _meta: ValueEmpty,
+    ) -> Option<()> {
+        let client = self.0.client(diags)?;
+        let mut path = scoped_path(
+            text(&prior.organization_id)?,
+            "secrets",
+            Some(text(&prior.id)?),
+        );
+        if prior.force_delete == Value::Value(true) {
+            path.push_str("?force=true");
+        }
+        match client.delete(&path).await {
+            Ok(()) => Some(()),
+            Err(Error::Api { references, .. }) if !references.is_empty() => {
+                diags.fail_root(
+                    format!("{} is still in use", prior.label()),
+                    in_use_detail(&references),
+                );
+                None
+            }
+            Err(e) => {
+                e.report(diags, &format!("deleting {}", prior.label()));
+                None
+            }
+        }
+    }
+
+    async fn import<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        id: String,
+    ) -> Option<(SecretState, ValueEmpty)> {
+        const FORMS: &str = "<organization id or name>/<secret id or name>, or a bare <secret id>";
+        let Some((org, object)) = split_import_id(&id) else {
+            bad_import_id(diags, &id, FORMS);
+            return None;
+        };
+        let client = self.0.client(diags)?;
+        match find_for_import::<SecretView>(&client, org, "secrets", object).await {
+            Ok(Some(view)) => {
+                // Keep the organization as the import id spells it, so that
+                // a configuration using the same form plans no change.
+                let organization_id =
+                    known(org.map_or(view.organization_id.clone(), str::to_owned));
+                let mut state = SecretState::default().with_view(view);
+                state.organization_id = organization_id;
+                Some((state, ValueEmpty::default()))
+            }
+            Ok(None) => {
+                diags.fail_root(format!("Secret {id:?} not found"), format!("Use {FORMS}."));
+                None
+            }
+            Err(e) => {
+                e.report(diags, &format!("importing secret {id:?}"));
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn config(value: bool, provider: bool, path: bool, key: bool) -> SecretState {
+        let pick = |on: bool, text: &str| if on { known(text) } else { Value::Null };
+        SecretState {
+            name: known("stripe-api-key"),
+            value: pick(value, "sk_live"),
+            provider_id: pick(provider, "p"),
+            remote_path: pick(path, "kv/data/prod/stripe"),
+            remote_key: pick(key, "value"),
+            ..SecretState::default()
+        }
+    }
+
+    #[rstest]
+    #[case::local(config(true, false, false, false), Some(LOCAL), vec![])]
+    #[case::remote(config(false, true, true, true), Some(REMOTE), vec![])]
+    #[case::both(config(true, true, true, true), None, vec!["value"])]
+    #[case::neither(config(false, false, false, false), None, vec!["value"])]
+    #[case::partial_remote(config(false, true, false, false), Some(REMOTE), vec!["remote_path", "remote_key"])]
+    fn storage_follows_the_configuration(
+        #[case] config: SecretState,
+        #[case] storage: Option<&str>,
+        #[case] problems: Vec<&str>,
+    ) {
+        assert_eq!(config.storage_from_config(), storage);
+        let found: Vec<&str> = config.problems().into_iter().map(|(a, _)| a).collect();
+        assert_eq!(found, problems);
+    }
+
+    #[test]
+    fn an_unknown_value_still_decides_the_storage() {
+        let config = SecretState {
+            value: Value::Unknown,
+            ..SecretState::default()
+        };
+        assert_eq!(config.storage_from_config(), Some(LOCAL));
+    }
+
+    #[test]
+    fn an_empty_value_is_refused() {
+        let config = SecretState {
+            value: known(""),
+            ..SecretState::default()
+        };
+        assert_eq!(config.problems()[0].1, "value must not be empty");
+    }
+
+    fn view(storage: &str) -> SecretView {
+        SecretView {
+            id: "s1".into(),
+            organization_id: "o1".into(),
+            name: "stripe-api-key".into(),
+            storage: storage.into(),
+            provider_id: (storage == REMOTE).then(|| "p1".into()),
+            remote_path: (storage == REMOTE).then(|| "kv/data/x".into()),
+            remote_key: (storage == REMOTE).then(|| "value".into()),
+            version: 3,
+            value_set: (storage == LOCAL).then_some(true),
+            created_at: "c".into(),
+            updated_at: "u".into(),
+        }
+    }
+
+    #[test]
+    fn the_value_comes_from_terraform_never_from_the_api() {
+        let planned = SecretState {
+            organization_id: known("acme"),
+            value: known("sk_live"),
+            ..SecretState::default()
+        };
+        let state = planned.with_view(view(LOCAL));
+        assert_eq!(state.value, known("sk_live"));
+        assert_eq!(state.organization_id, known("acme"));
+        assert_eq!(state.version, Value::Value(3));
+        assert_eq!(state.force_delete, Value::Value(false));
+        assert_eq!(state.provider_id, Value::Null);
+        let remote = planned.with_view(view(REMOTE));
+        assert_eq!(remote.value, Value::Null);
+        assert_eq!(remote.remote_key, known("value"));
+    }
+}

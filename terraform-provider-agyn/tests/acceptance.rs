@@ -1,0 +1,336 @@
+//! Acceptance: the real `terraform` binary, with this provider through
+//! `dev_overrides` (no registry), against a real `agyn-secrets serve --dev`:
+//! apply, a clean second plan, rotation, import, the delete guard while a
+//! pod uses a secret, and `force_delete`.
+
+mod common;
+
+use common::{Server, Terraform, skip};
+use serde_json::{Value, json};
+
+/// The configuration from the issue, unchanged, plus what it needs: an
+/// organization, a Vault provider and its token, a namespace binding, an
+/// image pull secret and a data source.
+const MAIN_TF: &str = r#"
+terraform {
+  required_providers {
+    agyn = {
+      source = "agyn/agyn"
+    }
+  }
+}
+
+variable "endpoint" {
+  type = string
+}
+
+variable "stripe_api_key" {
+  type      = string
+  sensitive = true
+}
+
+provider "agyn" {
+  endpoint = var.endpoint
+  # token comes from AGYN_TOKEN
+}
+
+resource "agyn_organization" "acme" {
+  name = "acme"
+}
+
+resource "agyn_secret" "vault_token" {
+  organization_id = agyn_organization.acme.id
+  name            = "vault-token"
+  value           = "s.dev-root-token"
+}
+
+resource "agyn_secret_provider" "vault_prod" {
+  organization_id = agyn_organization.acme.id
+  name            = "vault-prod"
+  address         = "http://127.0.0.1:8200/"
+
+  auth {
+    method       = "token"
+    token_secret = agyn_secret.vault_token.name
+  }
+}
+
+resource "agyn_secret" "stripe_api_key" {
+  organization_id = agyn_organization.acme.id
+  name            = "stripe-api-key"
+  value           = var.stripe_api_key
+  #FORCE_DELETE#
+}
+
+resource "agyn_secret" "stripe_api_key_remote" {
+  organization_id = agyn_organization.acme.id
+  name            = "stripe-api-key-remote"
+  provider_id     = agyn_secret_provider.vault_prod.id
+  remote_path     = "kv/data/prod/stripe-api-key"
+  remote_key      = "value"
+}
+
+resource "agyn_secret" "registry_password" {
+  organization_id = agyn_organization.acme.id
+  name            = "registry-password"
+  value           = "ghp_example"
+}
+
+resource "agyn_image_pull_secret" "ghcr" {
+  organization_id = agyn_organization.acme.id
+  name            = "ghcr"
+  registry        = "ghcr.io"
+  username        = "deploy-bot"
+  password_secret = agyn_secret.registry_password.name
+}
+
+resource "agyn_namespace_binding" "team_a" {
+  namespace       = "team-a"
+  organization_id = agyn_organization.acme.id
+}
+
+data "agyn_secret" "stripe" {
+  organization_id = agyn_organization.acme.id
+  name            = agyn_secret.stripe_api_key.name
+}
+
+output "stripe_version" {
+  value = data.agyn_secret.stripe.version
+}
+"#;
+
+/// Resources for secrets that were made through the API, then imported.
+const IMPORTED_TF: &str = r#"
+import {
+  to = agyn_secret.legacy
+  id = "acme/legacy-token"
+}
+
+resource "agyn_secret" "legacy" {
+  organization_id = "acme"
+  name            = "legacy-token"
+  value           = "rotated-by-terraform"
+}
+
+resource "agyn_secret" "legacy_remote" {
+  organization_id = agyn_organization.acme.id
+  name            = "legacy-remote"
+  provider_id     = agyn_secret_provider.vault_prod.id
+  remote_path     = "kv/data/prod/legacy"
+  remote_key      = "password"
+}
+"#;
+
+fn main_tf(force_delete: bool) -> String {
+    MAIN_TF.replace(
+        "#FORCE_DELETE#",
+        if force_delete {
+            "force_delete    = true"
+        } else {
+            ""
+        },
+    )
+}
+
+/// An AdmissionReview for a ReplicaSet's pod in `team-a` that asks for
+/// `stripe-api-key` as `STRIPE_KEY`, as the API server would send it.
+fn pod_review() -> Value {
+    let uid = format!(
+        "7f1c2a3b-0000-4000-8000-{:012x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros()
+            & 0xffff_ffff_ffff
+    );
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "operation": "CREATE",
+            "namespace": "team-a",
+            "object": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "generateName": "web-7d9-",
+                    "namespace": "team-a",
+                    "labels": {"app": "web", "secrets.agyn.io/inject": "true"},
+                    "annotations": {"secrets.agyn.io/env": "STRIPE_KEY=stripe-api-key"},
+                    "ownerReferences": [{
+                        "apiVersion": "apps/v1",
+                        "kind": "ReplicaSet",
+                        "name": "web-7d9",
+                        "uid": "0d7c9f5e-3b1a-4c2d-9e8f-1a2b3c4d5e6f",
+                        "controller": true,
+                        "blockOwnerDeletion": true
+                    }]
+                },
+                "spec": {"containers": [{"name": "app", "image": "busybox"}]}
+            }
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn terraform_manages_secrets_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    if common::on_path("terraform").is_none() {
+        skip("terraform is not on PATH; the Terraform acceptance test was not run");
+        return;
+    }
+    let server = Server::start(tmp.path()).await;
+    let api = server.api();
+    let endpoint = server.api.clone();
+    let tf_env = |stripe: &'static str| {
+        Terraform::new(
+            tmp.path(),
+            &[
+                ("AGYN_TOKEN", server.admin_token.as_str()),
+                ("TF_VAR_endpoint", endpoint.as_str()),
+                ("TF_VAR_stripe_api_key", stripe),
+            ],
+        )
+        .expect("terraform is on PATH")
+    };
+
+    // 1. Apply the configuration.
+    let tf = tf_env("sk_test_first");
+    tf.write("main.tf", &main_tf(false));
+    tf.ok(&["apply", "-auto-approve", "-no-color"]);
+    let secrets = "/v1/organizations/acme/secrets";
+    let stripe = api.get(&format!("{secrets}/stripe-api-key")).await;
+    assert_eq!(stripe["storage"], "local");
+    assert_eq!(stripe["version"], 1);
+    assert_eq!(stripe["value_set"], true);
+    let provider = api.get("/v1/organizations/acme/providers/vault-prod").await;
+    assert_eq!(
+        provider["auth"],
+        json!({"method": "token", "token_secret": "vault-token"})
+    );
+    let remote = api.get(&format!("{secrets}/stripe-api-key-remote")).await;
+    assert_eq!(remote["storage"], "remote");
+    assert_eq!(remote["provider_id"], provider["id"]);
+    assert_eq!(remote["remote_path"], "kv/data/prod/stripe-api-key");
+    assert_eq!(remote["remote_key"], "value");
+    let pull = api
+        .get("/v1/organizations/acme/image-pull-secrets/ghcr")
+        .await;
+    assert_eq!(pull["password_secret"], "registry-password");
+    let binding = api.get("/v1/namespaces/team-a").await;
+    assert_eq!(binding["organization_id"], stripe["organization_id"]);
+
+    // 2. A second plan finds nothing to do.
+    tf.assert_no_changes();
+
+    // 3. A new value rotates the secret; the API counts the version up.
+    let tf = tf_env("sk_test_second");
+    let output = tf.ok(&["apply", "-auto-approve", "-no-color"]);
+    assert!(output.contains("1 changed"), "{output}");
+    assert!(
+        !output.contains("sk_test_second"),
+        "the value leaked:\n{output}"
+    );
+    let stripe = api.get(&format!("{secrets}/stripe-api-key")).await;
+    assert_eq!(stripe["version"], 2);
+    assert_eq!(
+        tf.ok(&["output", "-raw", "stripe_version"]).lines().last(),
+        Some("2")
+    );
+    tf.assert_no_changes();
+
+    // 4. Secrets made through the API are imported: with an import block
+    //    (`<organization>/<secret>`), and with `terraform import` by bare id.
+    let legacy = api
+        .create(
+            secrets,
+            json!({"name": "legacy-token", "storage": "local", "value": "made-by-hand"}),
+        )
+        .await;
+    let legacy_remote = api
+        .create(
+            secrets,
+            json!({
+                "name": "legacy-remote",
+                "provider_id": provider["id"],
+                "remote_path": "kv/data/prod/legacy",
+                "remote_key": "password",
+            }),
+        )
+        .await;
+    tf.write("imported.tf", IMPORTED_TF);
+    let remote_id = legacy_remote["id"].as_str().unwrap();
+    let output = tf.ok(&[
+        "import",
+        "-no-color",
+        "agyn_secret.legacy_remote",
+        remote_id,
+    ]);
+    assert!(output.contains("Import successful"), "{output}");
+    let output = tf.ok(&["apply", "-auto-approve", "-no-color"]);
+    assert!(output.contains("1 imported"), "{output}");
+    assert!(output.contains("0 added"), "{output}");
+    // The API never returns the value, so the configured one is written.
+    let after = api.get(&format!("{secrets}/legacy-token")).await;
+    assert_eq!(after["id"], legacy["id"]);
+    assert_eq!(after["version"], 2);
+    let after = api.get(&format!("{secrets}/legacy-remote")).await;
+    assert_eq!(after["version"], 1, "a remote import changes nothing");
+    tf.assert_no_changes();
+
+    // 5. A pod uses stripe-api-key: destroy stops and lists the reference.
+    let answer = server.review(&pod_review()).await;
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let references = api
+        .get(&format!("{secrets}/stripe-api-key/references"))
+        .await;
+    assert_eq!(references["items"][0]["kind"], "pod", "{references}");
+    let run = tf.run(&["destroy", "-auto-approve", "-no-color"]);
+    assert_ne!(run.code, Some(0), "destroy succeeded:\n{}", run.output);
+    assert!(
+        run.output
+            .contains("secret \"stripe-api-key\" is still in use"),
+        "{}",
+        run.output
+    );
+    assert!(
+        run.output
+            .contains("pod team-a/web-7d9- (ReplicaSet web-7d9) container app env STRIPE_KEY"),
+        "{}",
+        run.output
+    );
+    assert!(run.output.contains("force_delete = true"), "{}", run.output);
+    assert_eq!(api.status(&format!("{secrets}/stripe-api-key")).await, 200);
+    assert_eq!(api.status("/v1/namespaces/team-a").await, 200);
+
+    // 6. force_delete = true: apply (no API call), then destroy succeeds.
+    tf.write("main.tf", &main_tf(true));
+    let output = tf.ok(&["apply", "-auto-approve", "-no-color"]);
+    assert!(
+        output.contains("0 added, 1 changed, 0 destroyed"),
+        "{output}"
+    );
+    assert_eq!(
+        api.get(&format!("{secrets}/stripe-api-key")).await["version"],
+        2
+    );
+    let output = tf.ok(&["destroy", "-auto-approve", "-no-color"]);
+    assert!(
+        output.contains("Organization \"acme\" was not deleted"),
+        "{output}"
+    );
+    assert_eq!(api.get(secrets).await["items"], json!([]));
+    assert_eq!(
+        api.get("/v1/organizations/acme/providers").await["items"],
+        json!([])
+    );
+    assert_eq!(
+        api.get("/v1/organizations/acme/image-pull-secrets").await["items"],
+        json!([])
+    );
+    assert_eq!(api.status("/v1/namespaces/team-a").await, 404);
+    drop(server);
+}

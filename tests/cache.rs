@@ -1,0 +1,106 @@
+//! The admission path reads through a cache; a change made through one
+//! replica must be what the very next admission on any replica sees.
+
+mod common;
+
+use common::{Server, TestDb, apply_patch, fixture};
+use serde_json::json;
+
+fn value_of(server_answer: &serde_json::Value, review: &serde_json::Value) -> String {
+    let patched = apply_patch(&review["request"]["object"], server_answer);
+    patched["spec"]["containers"][0]["env"][0]["value"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn two_replicas_on_one_postgres_see_every_change_at_once() {
+    let Ok(base) = std::env::var("AGYN_TEST_POSTGRES_URL") else {
+        common::skip(
+            "AGYN_TEST_POSTGRES_URL is not set; the two-replica cache test needs PostgreSQL",
+        );
+        return;
+    };
+    let db = TestDb {
+        label: "postgres",
+        url: Some(common::fresh_postgres(&base).await),
+    };
+    let a = Server::start(&db).await;
+    a.seed("acme", "team-a", &[("stripe-api-key", "v1")]).await;
+    let keyring = a.data_dir.join("keyring");
+    let b = Server::start_with(&db, &["--keyring-dir", keyring.to_str().unwrap()], &[]).await;
+    let review = fixture("pod-envfrom-only.json");
+
+    // Warm B's cache, then change the value through A, many times over.
+    assert_eq!(value_of(&b.review(&review).await, &review), "v1");
+    for round in 2..=20 {
+        let value = format!("v{round}");
+        a.client()
+            .patch(
+                "/v1/organizations/acme/secrets/stripe-api-key",
+                json!({"value": value}),
+            )
+            .await
+            .expect(200);
+        assert_eq!(
+            value_of(&b.review(&review).await, &review),
+            value,
+            "B after a rotation through A"
+        );
+        assert_eq!(
+            value_of(&a.review(&review).await, &review),
+            value,
+            "A after its own rotation"
+        );
+    }
+
+    // Unbinding through B is seen by A's next admission.
+    b.client().delete("/v1/namespaces/team-a").await.expect(204);
+    let answer = a.review(&review).await;
+    assert_eq!(answer["response"]["allowed"], false, "{answer}");
+
+    // A secret deleted through A is gone for B.
+    b.client()
+        .put("/v1/namespaces/team-a", json!({"organization": "acme"}))
+        .await
+        .expect(201);
+    assert_eq!(b.review(&review).await["response"]["allowed"], true);
+    a.client()
+        .delete("/v1/organizations/acme/secrets/stripe-api-key?force=true")
+        .await
+        .expect(204);
+    let answer = b.review(&review).await;
+    let message = answer["response"]["status"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("secret \"stripe-api-key\" not found"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn one_process_sees_its_own_changes_at_once() {
+    for db in common::databases().await {
+        let server = Server::start(&db).await;
+        server.seed("acme", "team-a", &[]).await;
+        let review = fixture("pod-envfrom-only.json");
+        // Absent first (cached as absent), then created: the next admission has it.
+        assert_eq!(server.review(&review).await["response"]["allowed"], false);
+        server
+            .client()
+            .post(
+                "/v1/organizations/acme/secrets",
+                json!({"name": "stripe-api-key", "storage": "local", "value": "created"}),
+            )
+            .await
+            .expect(201);
+        assert_eq!(
+            value_of(&server.review(&review).await, &review),
+            "created",
+            "{}",
+            db.label
+        );
+    }
+}
