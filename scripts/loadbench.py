@@ -113,7 +113,7 @@ def floor_answer(real):
 
 
 def run_oha(oha, url, body_file, window, connections, rate=None, headers=(), method="POST"):
-    args = [oha, "-z", f"{window}s", "-c", str(connections), "--no-tui", "--output-format", "json",
+    args = [oha, "-z", f"{window}s", "-w", "-c", str(connections), "--no-tui", "--output-format", "json",
             "--insecure", "-m", method]
     if body_file:
         args += ["-D", body_file, "-H", "content-type: application/json"]
@@ -139,6 +139,8 @@ def summarize(result):
         "ok": ok,
         "non_2xx": bad,
         "errors": errors,
+        "status_codes": codes,
+        "error_kinds": result.get("errorDistribution", {}),
     }
 
 
@@ -179,7 +181,7 @@ def main():
     procs = []
     try:
         api_port, hook_port, floor_port = free_port(), free_port(), free_port()
-        env = dict(os.environ, RUST_LOG="info")
+        env = dict(os.environ, RUST_LOG=os.environ.get("LOADBENCH_RUST_LOG", "info"))
         server = subprocess.Popen([binary, "serve", "--dev", "--data-dir", work / "data",
                                    "--api-addr", f"127.0.0.1:{api_port}", "--webhook-addr", f"127.0.0.1:{hook_port}",
                                    "--log-format", "json"],

@@ -1,5 +1,11 @@
 use clap::Parser;
 
+// The admission path allocates many small, short-lived objects (JSON values,
+// patch operations); mimalloc handles that pattern far better than glibc's
+// allocator, which spent a third of the webhook's time in malloc and free.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     rustls::crypto::ring::default_provider()

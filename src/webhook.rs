@@ -37,7 +37,8 @@ const RECENT_REFERENCES_MAX: usize = 50_000;
 
 pub struct Webhook {
     app: Arc<App>,
-    recent: Mutex<HashMap<PodReference, Instant>>,
+    /// Fingerprints of recently recorded references.
+    recent: Mutex<HashMap<u64, Instant>>,
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -84,10 +85,13 @@ async fn mutate(State(hook): State<Arc<Webhook>>, request: Request) -> Response 
             }
             Ok(request) => {
                 let pod = request.object.as_ref().map(pod_name).unwrap_or_default();
-                let span = tracing::info_span!(
+                let namespace = request.namespace.as_deref().unwrap_or("");
+                // A debug span: at the default level it costs nothing, and a
+                // denial is logged at info with the same fields below.
+                let span = tracing::debug_span!(
                     "admission",
                     uid = %request.uid,
-                    namespace = request.namespace.as_deref().unwrap_or(""),
+                    namespace,
                     pod = %pod,
                     operation = %request.operation,
                     dry_run = request.dry_run(),
@@ -112,13 +116,13 @@ async fn mutate(State(hook): State<Arc<Webhook>>, request: Request) -> Response 
                 let review = match &outcome {
                     Outcome::Allowed(ops) => {
                         span.record("allowed", true).record("patch_ops", ops.len());
-                        tracing::info!("Admitted");
+                        tracing::debug!("Admitted");
                         count(app, "allowed", started);
                         admission::allow(&request.uid, ops)
                     }
                     Outcome::Denied(denial, message) => {
                         span.record("allowed", false).record("patch_ops", 0);
-                        tracing::info!(reason = %message, "Denied");
+                        tracing::info!(uid = %request.uid, namespace, pod = %pod, reason = %message, "Denied");
                         count(
                             app,
                             if *denial == Denial::Forbidden {
@@ -310,21 +314,20 @@ impl Webhook {
         if !request.dry_run() {
             let (owner_kind, owner_name) = pod_owner(pod).unwrap_or_default();
             let pod = pod_name(pod);
-            let references: Vec<PodReference> = plan
-                .containers
-                .iter()
-                .flat_map(|c| {
-                    c.vars.iter().map(|(var, secret)| PodReference {
-                        secret_id: resolved[secret].id.clone(),
-                        namespace: namespace.to_owned(),
-                        pod: pod.clone(),
-                        owner_kind: owner_kind.clone(),
-                        owner_name: owner_name.clone(),
-                        container: c.name.clone(),
-                        env_var: var.clone(),
-                    })
-                })
-                .collect();
+            let mut references = Vec::new();
+            for c in &plan.containers {
+                for (var, secret) in &c.vars {
+                    references.push(ReferenceKey {
+                        secret_id: &resolved[secret].id,
+                        namespace,
+                        pod: &pod,
+                        owner_kind: &owner_kind,
+                        owner_name: &owner_name,
+                        container: &c.name,
+                        env_var: var,
+                    });
+                }
+            }
             self.record(references).await.map_err(store_unavailable)?;
         }
         Ok(ops)
@@ -332,15 +335,18 @@ impl Webhook {
 
     /// Records references, skipping those written recently: pods of one
     /// ReplicaSet share a generateName and would otherwise cost a write each.
-    async fn record(&self, references: Vec<PodReference>) -> Result<(), StoreError> {
+    /// Only a hash of each recent reference is kept, so that checking costs
+    /// no allocation.
+    async fn record<'a>(&self, references: Vec<ReferenceKey<'a>>) -> Result<(), StoreError> {
         let now = Instant::now();
-        let fresh: Vec<PodReference> = {
+        let fresh: Vec<(u64, ReferenceKey<'a>)> = {
             let recent = self.recent.lock().expect("lock poisoned");
             references
                 .into_iter()
-                .filter(|r| {
+                .map(|r| (r.fingerprint(), r))
+                .filter(|(key, _)| {
                     recent
-                        .get(r)
+                        .get(key)
                         .is_none_or(|at| now.duration_since(*at) > REFERENCE_REFRESH)
                 })
                 .collect()
@@ -348,15 +354,47 @@ impl Webhook {
         if fresh.is_empty() {
             return Ok(());
         }
-        self.app.store.record_pod_references(&fresh).await?;
+        let rows: Vec<PodReference> = fresh.iter().map(|(_, r)| r.to_owned()).collect();
+        self.app.store.record_pod_references(&rows).await?;
         let mut recent = self.recent.lock().expect("lock poisoned");
         if recent.len() + fresh.len() > RECENT_REFERENCES_MAX {
             recent.clear();
         }
-        for reference in fresh {
-            recent.insert(reference, now);
+        for (key, _) in fresh {
+            recent.insert(key, now);
         }
         Ok(())
+    }
+}
+
+/// A pod's use of one secret, borrowed from the admission.
+#[derive(Hash)]
+struct ReferenceKey<'a> {
+    secret_id: &'a str,
+    namespace: &'a str,
+    pod: &'a str,
+    owner_kind: &'a str,
+    owner_name: &'a str,
+    container: &'a str,
+    env_var: &'a str,
+}
+
+impl ReferenceKey<'_> {
+    fn fingerprint(&self) -> u64 {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        BuildHasherDefault::<DefaultHasher>::default().hash_one(self)
+    }
+
+    fn to_owned(&self) -> PodReference {
+        PodReference {
+            secret_id: self.secret_id.to_owned(),
+            namespace: self.namespace.to_owned(),
+            pod: self.pod.to_owned(),
+            owner_kind: self.owner_kind.to_owned(),
+            owner_name: self.owner_name.to_owned(),
+            container: self.container.to_owned(),
+            env_var: self.env_var.to_owned(),
+        }
     }
 }
 

@@ -152,7 +152,8 @@ impl Resolver {
             .store
             .find_secrets_by_name(&organization.id, names)
             .await?;
-        let found: HashMap<&str, &Secret> = secrets.iter().map(|s| (s.name.as_str(), s)).collect();
+        let found: HashMap<&str, &Secret> =
+            secrets.iter().map(|s| (s.name.as_str(), &**s)).collect();
         let missing: Vec<String> = names
             .iter()
             .filter(|n| !found.contains_key(**n))
@@ -167,7 +168,7 @@ impl Resolver {
         let keys = self.keys.current();
         let mut values: HashMap<&str, SecretValue> = HashMap::with_capacity(secrets.len());
         let mut remote = Vec::new();
-        for secret in &secrets {
+        for secret in secrets.iter().map(|s| &**s) {
             match &secret.content {
                 SecretContent::Local(sealed) => {
                     values.insert(&secret.id, open(&keys, secret, sealed)?);

@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use super::{NamespaceBinding, Organization, Secret};
 
@@ -21,8 +21,8 @@ struct Entries {
     epoch: u64,
     bindings: HashMap<String, Option<NamespaceBinding>>,
     organizations: HashMap<String, Organization>,
-    /// (organization id, secret name) → the secret, or `None` when absent.
-    secrets: HashMap<(String, String), Option<Secret>>,
+    /// Organization id → secret name → the secret, or `None` when absent.
+    secrets: HashMap<String, HashMap<String, Option<Arc<Secret>>>>,
 }
 
 /// The replicas a writer still waits for, and how to wake it.
@@ -139,18 +139,18 @@ impl Cache {
         &self,
         organization_id: &str,
         names: &[&'a str],
-    ) -> (Vec<Secret>, Vec<&'a str>) {
+    ) -> (Vec<Arc<Secret>>, Vec<&'a str>) {
         if !self.is_enabled() {
             return (Vec::new(), names.to_vec());
         }
         let entries = self.entries.read().expect("lock poisoned");
-        let mut found = Vec::new();
+        let Some(org) = entries.secrets.get(organization_id) else {
+            return (Vec::new(), names.to_vec());
+        };
+        let mut found = Vec::with_capacity(names.len());
         let mut missing = Vec::new();
         for name in names {
-            match entries
-                .secrets
-                .get(&(organization_id.to_owned(), (*name).to_owned()))
-            {
+            match org.get(*name) {
                 Some(Some(secret)) => found.push(secret.clone()),
                 Some(None) => {}
                 None => missing.push(*name),
@@ -196,13 +196,13 @@ impl Cache {
         epoch: Option<u64>,
         organization_id: &str,
         names: &[&str],
-        found: &[Secret],
+        found: &[Arc<Secret>],
     ) {
         self.insert(epoch, |e| {
+            let org = e.secrets.entry(organization_id.to_owned()).or_default();
             for name in names {
                 let secret = found.iter().find(|s| s.name == *name).cloned();
-                e.secrets
-                    .insert((organization_id.to_owned(), (*name).to_owned()), secret);
+                org.insert((*name).to_owned(), secret);
             }
         });
     }

@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
@@ -190,7 +192,7 @@ impl Store {
         &self,
         organization_id: &str,
         names: &[&str],
-    ) -> Result<Vec<Secret>> {
+    ) -> Result<Vec<Arc<Secret>>> {
         let (mut secrets, names) = self.cache().secrets(organization_id, names);
         if names.is_empty() {
             return Ok(secrets);
@@ -206,7 +208,10 @@ impl Store {
             query = query.bind((*name).to_owned());
         }
         let rows = query.fetch_all(self.pool()).await?;
-        let found = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        let found = rows
+            .iter()
+            .map(|row| from_row(row).map(Arc::new))
+            .collect::<Result<Vec<_>>>()?;
         self.cache()
             .put_secrets(epoch, organization_id, &names, &found);
         secrets.extend(found);
