@@ -10,11 +10,11 @@ run:
 
 ## Everything: Rust tests on SQLite and a throwaway PostgreSQL, then the deployment tests.
 test: venv
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ./scripts/with-postgres.sh $(CARGO) test --workspace --locked
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ./scripts/with-postgres.sh ./scripts/cargo-test.sh
 	$(VENV)/bin/python -m pytest tests/deploy -q
 
 test-rust: venv
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ./scripts/with-postgres.sh $(CARGO) test --workspace --locked
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ./scripts/with-postgres.sh ./scripts/cargo-test.sh
 
 test-deploy: venv
 	$(VENV)/bin/python -m pytest tests/deploy -q

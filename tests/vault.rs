@@ -522,8 +522,22 @@ async fn kubernetes_auth_logs_in_with_the_service_account_token() {
     let jwt_path = dir.path().join("token");
     let jwt = service_account_jwt("agyn-secrets", "agyn-secrets", "3f1c9a52-sa");
     std::fs::write(&jwt_path, &jwt).unwrap();
+    // Only a platform admin configures Kubernetes auth; an owner is refused.
+    let refused = owner
+        .post(
+            &format!("/v1/organizations/{ORG}/providers"),
+            json!({"name": "bao", "kind": "vault", "address": bao.addr,
+                   "auth": {"method": "kubernetes", "role": "agyn", "jwt_path": jwt_path}}),
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    assert!(
+        refused.error_message().contains("only a platform admin"),
+        "{}",
+        refused.text
+    );
     let id = provider(
-        &owner,
+        &server.client(),
         "bao",
         &bao.addr,
         json!({"method": "kubernetes", "role": "agyn", "jwt_path": jwt_path}),
@@ -552,7 +566,7 @@ async fn kubernetes_auth_logs_in_with_the_service_account_token() {
 
     // A role that does not exist, and a token file that is not there.
     let bad_role = provider(
-        &owner,
+        &server.client(),
         "bao-bad-role",
         &bao.addr,
         json!({"method": "kubernetes", "role": "nope", "jwt_path": jwt_path}),
@@ -573,7 +587,7 @@ async fn kubernetes_auth_logs_in_with_the_service_account_token() {
         "{message}"
     );
     let no_file = provider(
-        &owner,
+        &server.client(),
         "bao-no-file",
         &bao.addr,
         json!({"method": "kubernetes", "role": "agyn", "jwt_path": "/nonexistent/token"}),

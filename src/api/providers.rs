@@ -14,7 +14,7 @@ use super::organizations::{Items, check_name};
 use crate::app::App;
 use crate::resolve::{ResolveError, is_forbidden_ip};
 use crate::store::{
-    NewProvider, Provider, ProviderAuth, ProviderChanges, SecretContent, format_time,
+    NewProvider, Provider, ProviderAuth, ProviderChanges, Role, SecretContent, format_time,
 };
 
 #[derive(Debug, Serialize)]
@@ -196,6 +196,19 @@ async fn check_auth(app: &App, organization_id: &str, auth: &ProviderAuth) -> Ap
     Ok(())
 }
 
+/// Kubernetes auth logs in with the product's own service account token, which
+/// every organization shares. An owner who could choose the role or the address
+/// could read another organization's Vault secrets, or send that token to a
+/// server of their own; so only a platform admin configures it.
+fn require_admin_for_kubernetes(caller: &Caller, auth: &ProviderAuth) -> ApiResult<()> {
+    match auth {
+        ProviderAuth::Kubernetes { .. } if caller.0.role != Role::Admin => Err(ApiError::Forbidden(
+            "kubernetes auth logs in with the product's own service account, shared by every organization; only a platform admin may configure it".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProvider {
@@ -231,6 +244,7 @@ pub async fn create(
         check_ca_pem(pem)?;
     }
     check_auth(&app, &org.id, &body.auth).await?;
+    require_admin_for_kubernetes(&caller, &body.auth)?;
     let new = NewProvider {
         name: body.name,
         kind: body.kind,
@@ -305,6 +319,12 @@ pub async fn update(
     }
     if let Some(auth) = &body.auth {
         check_auth(&app, &org.id, auth).await?;
+        require_admin_for_kubernetes(&caller, auth)?;
+    }
+    // Repointing a Kubernetes-auth provider sends the product's own service
+    // account token to the new address: the same rule applies.
+    if let Some(current) = app.store.find_provider(&org.id, &id).await? {
+        require_admin_for_kubernetes(&caller, &current.auth)?;
     }
     let changes = ProviderChanges {
         address: body.address.map(|a| a.trim_end_matches('/').to_owned()),

@@ -9,8 +9,8 @@ use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use super::{
-    bad_import_id, changed, check_name, find_for_import, organization_in_state, same_organization,
-    scoped_path, split_import_id,
+    Scoped, answered, changed, check_name, delete_scoped, import_scoped, organization_moved,
+    read_scoped, scoped_path,
 };
 use crate::client::Shared;
 use crate::diagnostics::Report;
@@ -18,7 +18,7 @@ use crate::schema::{Computed, Required, block, schema, string};
 use crate::values::{known, text};
 
 #[derive(Debug, Clone, Deserialize)]
-struct ImagePullSecretView {
+pub struct ImagePullSecretView {
     id: String,
     organization_id: String,
     name: String,
@@ -42,7 +42,32 @@ pub struct ImagePullSecretState {
     pub updated_at: Value<String>,
 }
 
-impl ImagePullSecretState {
+impl Scoped for ImagePullSecretState {
+    type View = ImagePullSecretView;
+    const COLLECTION: &'static str = "image-pull-secrets";
+    const KIND: &'static str = "image pull secret";
+    const IMPORT_FORMS: &'static str = "<organization id or name>/<image pull secret id or name>, or a bare <image pull secret id>";
+
+    fn id(&self) -> &Value<String> {
+        &self.id
+    }
+
+    fn name(&self) -> &Value<String> {
+        &self.name
+    }
+
+    fn organization_id(&self) -> &Value<String> {
+        &self.organization_id
+    }
+
+    fn set_organization_id(&mut self, organization_id: Value<String>) {
+        self.organization_id = organization_id;
+    }
+
+    fn view_organization_id(view: &ImagePullSecretView) -> &str {
+        &view.organization_id
+    }
+
     fn with_view(&self, view: ImagePullSecretView) -> Self {
         Self {
             id: known(view.id),
@@ -54,18 +79,6 @@ impl ImagePullSecretState {
             created_at: known(view.created_at),
             updated_at: known(view.updated_at),
         }
-    }
-
-    fn label(&self) -> String {
-        format!("image pull secret {:?}", text(&self.name).unwrap_or("?"))
-    }
-
-    fn path(&self) -> Option<String> {
-        Some(scoped_path(
-            text(&self.organization_id)?,
-            "image-pull-secrets",
-            Some(text(&self.id)?),
-        ))
     }
 }
 
@@ -140,28 +153,9 @@ impl Resource for ImagePullSecretResource {
         private_state: ValueEmpty,
         _meta: ValueEmpty,
     ) -> Option<(ImagePullSecretState, ValueEmpty)> {
-        let client = self.0.client(diags)?;
-        let Some(path) = state.path() else {
-            return Some((state, private_state));
-        };
-        match client.find::<ImagePullSecretView>(&path).await {
-            Ok(Some(view)) => {
-                let organization_id = organization_in_state(
-                    &client,
-                    &state.organization_id,
-                    view.organization_id.clone(),
-                )
-                .await;
-                let mut new = state.with_view(view);
-                new.organization_id = organization_id;
-                Some((new, private_state))
-            }
-            Ok(None) => None,
-            Err(e) => {
-                e.report(diags, &format!("reading {}", state.label()));
-                Some((state, private_state))
-            }
-        }
+        read_scoped(&self.0, diags, state)
+            .await
+            .map(|state| (state, private_state))
     }
 
     async fn plan_create<'a>(
@@ -190,11 +184,15 @@ impl Resource for ImagePullSecretResource {
         _meta: ValueEmpty,
     ) -> Option<(ImagePullSecretState, ValueEmpty, Vec<AttributePath>)> {
         let mut replace = Vec::new();
-        if changed(&prior.organization_id, &planned.organization_id) {
-            let client = self.0.client(diags)?;
-            if !same_organization(&client, &prior.organization_id, &planned.organization_id).await {
-                replace.push(AttributePath::new("organization_id"));
-            }
+        if organization_moved(
+            &self.0,
+            diags,
+            &prior.organization_id,
+            &planned.organization_id,
+        )
+        .await?
+        {
+            replace.push(AttributePath::new("organization_id"));
         }
         for (attribute, before, after) in [
             ("name", &prior.name, &planned.name),
@@ -243,14 +241,13 @@ impl Resource for ImagePullSecretResource {
             "username": text(&planned.username)?,
             "password_secret": text(&planned.password_secret)?,
         });
-        let path = scoped_path(text(&planned.organization_id)?, "image-pull-secrets", None);
-        match client.post::<ImagePullSecretView>(&path, &body).await {
-            Ok(view) => Some((planned.with_view(view), private_state)),
-            Err(e) => {
-                e.report(diags, &format!("creating {}", planned.label()));
-                None
-            }
-        }
+        let path = scoped_path(
+            text(&planned.organization_id)?,
+            ImagePullSecretState::COLLECTION,
+            None,
+        );
+        let answer = client.post(&path, &body).await;
+        answered(diags, &planned, answer, "creating").map(|state| (state, private_state))
     }
 
     async fn update<'a>(
@@ -274,14 +271,7 @@ impl Resource for ImagePullSecretResource {
         _private_state: ValueEmpty,
         _meta: ValueEmpty,
     ) -> Option<()> {
-        let client = self.0.client(diags)?;
-        match client.delete(&prior.path()?).await {
-            Ok(()) => Some(()),
-            Err(e) => {
-                e.report(diags, &format!("deleting {}", prior.label()));
-                None
-            }
-        }
+        delete_scoped(&self.0, diags, &prior).await
     }
 
     async fn import<'a>(
@@ -289,33 +279,8 @@ impl Resource for ImagePullSecretResource {
         diags: &mut Diagnostics,
         id: String,
     ) -> Option<(ImagePullSecretState, ValueEmpty)> {
-        const FORMS: &str = "<organization id or name>/<image pull secret id or name>, or a bare <image pull secret id>";
-        let Some((org, object)) = split_import_id(&id) else {
-            bad_import_id(diags, &id, FORMS);
-            return None;
-        };
-        let client = self.0.client(diags)?;
-        match find_for_import::<ImagePullSecretView>(&client, org, "image-pull-secrets", object)
+        import_scoped(&self.0, diags, &id)
             .await
-        {
-            Ok(Some(view)) => {
-                let organization_id =
-                    known(org.map_or(view.organization_id.clone(), str::to_owned));
-                let mut state = ImagePullSecretState::default().with_view(view);
-                state.organization_id = organization_id;
-                Some((state, ValueEmpty::default()))
-            }
-            Ok(None) => {
-                diags.fail_root(
-                    format!("Image pull secret {id:?} not found"),
-                    format!("Use {FORMS}."),
-                );
-                None
-            }
-            Err(e) => {
-                e.report(diags, &format!("importing image pull secret {id:?}"));
-                None
-            }
-        }
+            .map(|state| (state, ValueEmpty::default()))
     }
 }

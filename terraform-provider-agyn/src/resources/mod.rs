@@ -1,5 +1,5 @@
-//! Managed resources, and what they share: organization look-ups and
-//! import ids.
+//! Managed resources, and what they share: organization look-ups, import
+//! ids, and reading, writing and importing the objects of an organization.
 
 mod image_pull_secret;
 mod namespace_binding;
@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
 
-use crate::client::{Client, Result, segment};
+use crate::client::{Client, Result, Shared, segment};
 use crate::diagnostics::Report;
 use crate::values::{DNS_LABEL_RULE, is_dns_label, known, text};
 
@@ -35,9 +35,14 @@ struct Items<T> {
     items: Vec<T>,
 }
 
+/// `/v1/organizations/{org}`.
+pub fn organization_path(organization: &str) -> String {
+    format!("/v1/organizations/{}", segment(organization))
+}
+
 /// `/v1/organizations/{org}/{collection}[/{id}]`.
 pub fn scoped_path(organization: &str, collection: &str, id: Option<&str>) -> String {
-    let mut path = format!("/v1/organizations/{}/{collection}", segment(organization));
+    let mut path = format!("{}/{collection}", organization_path(organization));
     if let Some(id) = id {
         path.push('/');
         path.push_str(&segment(id));
@@ -93,7 +98,7 @@ pub async fn organization_in_state(
     match text(configured) {
         Some(configured) if configured != actual => {
             match client
-                .find::<OrganizationView>(&format!("/v1/organizations/{}", segment(configured)))
+                .find::<OrganizationView>(&organization_path(configured))
                 .await
             {
                 Ok(Some(org)) if org.id == actual => known(configured),
@@ -113,7 +118,7 @@ pub async fn same_organization(client: &Client, a: &Value<String>, b: &Value<Str
         return true;
     }
     let id_of = |spelling: &str| {
-        let path = format!("/v1/organizations/{}", segment(spelling));
+        let path = organization_path(spelling);
         async move {
             client
                 .find::<OrganizationView>(&path)
@@ -124,6 +129,154 @@ pub async fn same_organization(client: &Client, a: &Value<String>, b: &Value<Str
         }
     };
     matches!((id_of(a).await, id_of(b).await), (Some(x), Some(y)) if x == y)
+}
+
+/// Whether a change of `organization_id` names another organization rather
+/// than the same one spelled differently.
+pub async fn organization_moved(
+    shared: &Shared,
+    diags: &mut Diagnostics,
+    before: &Value<String>,
+    after: &Value<String>,
+) -> Option<bool> {
+    if !changed(before, after) {
+        return Some(false);
+    }
+    let client = shared.client(diags)?;
+    Some(!same_organization(&client, before, after).await)
+}
+
+/// The state of an object of an organization, at
+/// `/v1/organizations/{org}/{COLLECTION}/{id}`.
+pub trait Scoped: Default + Send + Sized {
+    /// The object as the API returns it.
+    type View: DeserializeOwned + Send;
+    const COLLECTION: &'static str;
+    /// What messages call the object, in lower case.
+    const KIND: &'static str;
+    /// The accepted import ids, for messages.
+    const IMPORT_FORMS: &'static str;
+
+    fn id(&self) -> &Value<String>;
+    fn name(&self) -> &Value<String>;
+    fn organization_id(&self) -> &Value<String>;
+    fn set_organization_id(&mut self, organization_id: Value<String>);
+    fn view_organization_id(view: &Self::View) -> &str;
+    /// The state for what the API answered, keeping the organization as
+    /// `self` spells it.
+    fn with_view(&self, view: Self::View) -> Self;
+
+    fn label(&self) -> String {
+        format!("{} {:?}", Self::KIND, text(self.name()).unwrap_or("?"))
+    }
+
+    fn path(&self) -> Option<String> {
+        Some(scoped_path(
+            text(self.organization_id())?,
+            Self::COLLECTION,
+            Some(text(self.id())?),
+        ))
+    }
+}
+
+/// Reads an object back: `None` when it is gone, the state unchanged when
+/// it has no id or the API fails (the failure reported).
+pub async fn read_scoped<S: Scoped>(
+    shared: &Shared,
+    diags: &mut Diagnostics,
+    state: S,
+) -> Option<S> {
+    let client = shared.client(diags)?;
+    let Some(path) = state.path() else {
+        return Some(state);
+    };
+    match client.find::<S::View>(&path).await {
+        Ok(Some(view)) => {
+            let organization_id = organization_in_state(
+                &client,
+                state.organization_id(),
+                S::view_organization_id(&view).to_owned(),
+            )
+            .await;
+            let mut new = state.with_view(view);
+            new.set_organization_id(organization_id);
+            Some(new)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            e.report(diags, &format!("reading {}", state.label()));
+            Some(state)
+        }
+    }
+}
+
+/// The state for the API's answer to a create or an update; `None`, with
+/// the failure reported, when there is none.
+pub fn answered<S: Scoped>(
+    diags: &mut Diagnostics,
+    planned: &S,
+    answer: Result<S::View>,
+    action: &str,
+) -> Option<S> {
+    match answer {
+        Ok(view) => Some(planned.with_view(view)),
+        Err(e) => {
+            e.report(diags, &format!("{action} {}", planned.label()));
+            None
+        }
+    }
+}
+
+/// Deletes an object.
+pub async fn delete_scoped<S: Scoped>(
+    shared: &Shared,
+    diags: &mut Diagnostics,
+    prior: &S,
+) -> Option<()> {
+    let client = shared.client(diags)?;
+    match client.delete(&prior.path()?).await {
+        Ok(()) => Some(()),
+        Err(e) => {
+            e.report(diags, &format!("deleting {}", prior.label()));
+            None
+        }
+    }
+}
+
+/// Imports an object by one of `S::IMPORT_FORMS`.
+pub async fn import_scoped<S: Scoped>(
+    shared: &Shared,
+    diags: &mut Diagnostics,
+    id: &str,
+) -> Option<S> {
+    let Some((org, object)) = split_import_id(id) else {
+        bad_import_id(diags, id, S::IMPORT_FORMS);
+        return None;
+    };
+    let client = shared.client(diags)?;
+    match find_for_import::<S::View>(&client, org, S::COLLECTION, object).await {
+        Ok(Some(view)) => {
+            // Keep the organization as the import id spells it, so that a
+            // configuration using the same form plans no change.
+            let organization_id = known(org.unwrap_or(S::view_organization_id(&view)));
+            let mut state = S::default().with_view(view);
+            state.set_organization_id(organization_id);
+            Some(state)
+        }
+        Ok(None) => {
+            let mut kind = S::KIND.to_owned();
+            kind[..1].make_ascii_uppercase();
+            diags.fail_root(
+                format!("{kind} {id:?} not found"),
+                format!("Use {}.", S::IMPORT_FORMS),
+            );
+            None
+        }
+        Err(e) => {
+            e.report(diags, &format!("importing {} {id:?}", S::KIND));
+            None
+        }
+    }
 }
 
 /// Reports a name that the API would refuse, at plan time.

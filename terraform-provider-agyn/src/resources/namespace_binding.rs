@@ -8,7 +8,7 @@ use tf_provider::schema::Schema;
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
-use super::{changed, check_name, organization_in_state, same_organization};
+use super::{changed, check_name, organization_in_state, organization_moved};
 use crate::client::{Client, Shared, segment};
 use crate::diagnostics::Report;
 use crate::schema::{Computed, Required, block, schema, string};
@@ -171,11 +171,15 @@ impl Resource for NamespaceBindingResource {
                 vec![AttributePath::new("namespace")],
             ));
         }
-        if changed(&prior.organization_id, &planned.organization_id) {
-            let client = self.0.client(diags)?;
-            if !same_organization(&client, &prior.organization_id, &planned.organization_id).await {
-                planned.created_at = Value::Unknown;
-            }
+        if organization_moved(
+            &self.0,
+            diags,
+            &prior.organization_id,
+            &planned.organization_id,
+        )
+        .await?
+        {
+            planned.created_at = Value::Unknown;
         }
         Some((planned, private_state, vec![]))
     }

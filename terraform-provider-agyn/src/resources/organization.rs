@@ -7,8 +7,8 @@ use tf_provider::schema::Schema;
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
-use super::{OrganizationView, check_name};
-use crate::client::{Shared, segment};
+use super::{OrganizationView, check_name, organization_path};
+use crate::client::Shared;
 use crate::diagnostics::Report;
 use crate::schema::{Computed, Required, block, schema, string};
 use crate::values::{known, text};
@@ -76,7 +76,7 @@ impl Resource for OrganizationResource {
             return Some((state, private_state));
         };
         match client
-            .find::<OrganizationView>(&format!("/v1/organizations/{}", segment(id)))
+            .find::<OrganizationView>(&organization_path(id))
             .await
         {
             Ok(Some(view)) => Some((OrganizationState::from_view(view), private_state)),
@@ -196,7 +196,7 @@ impl Resource for OrganizationResource {
     ) -> Option<(OrganizationState, ValueEmpty)> {
         let client = self.0.client(diags)?;
         match client
-            .find::<OrganizationView>(&format!("/v1/organizations/{}", segment(id.trim())))
+            .find::<OrganizationView>(&organization_path(id.trim()))
             .await
         {
             Ok(Some(view)) => Some((OrganizationState::from_view(view), ValueEmpty::default())),

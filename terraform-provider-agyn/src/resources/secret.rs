@@ -9,8 +9,8 @@ use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use super::{
-    bad_import_id, changed, check_name, find_for_import, organization_in_state, same_organization,
-    scoped_path, split_import_id,
+    Scoped, answered, changed, check_name, import_scoped, organization_moved, read_scoped,
+    scoped_path,
 };
 use crate::client::{Client, Error, Shared};
 use crate::diagnostics::Report;
@@ -119,6 +119,34 @@ impl SecretState {
         }
         problems
     }
+}
+
+impl Scoped for SecretState {
+    type View = SecretView;
+    const COLLECTION: &'static str = "secrets";
+    const KIND: &'static str = "secret";
+    const IMPORT_FORMS: &'static str =
+        "<organization id or name>/<secret id or name>, or a bare <secret id>";
+
+    fn id(&self) -> &Value<String> {
+        &self.id
+    }
+
+    fn name(&self) -> &Value<String> {
+        &self.name
+    }
+
+    fn organization_id(&self) -> &Value<String> {
+        &self.organization_id
+    }
+
+    fn set_organization_id(&mut self, organization_id: Value<String>) {
+        self.organization_id = organization_id;
+    }
+
+    fn view_organization_id(view: &SecretView) -> &str {
+        &view.organization_id
+    }
 
     /// The state for what the API answered. The value and `force_delete`
     /// exist only in Terraform, so they come from `self`.
@@ -141,10 +169,6 @@ impl SecretState {
             created_at: known(view.created_at),
             updated_at: known(view.updated_at),
         }
-    }
-
-    fn label(&self) -> String {
-        format!("secret {:?}", text(&self.name).unwrap_or("?"))
     }
 }
 
@@ -290,31 +314,9 @@ impl Resource for SecretResource {
         private_state: ValueEmpty,
         _meta: ValueEmpty,
     ) -> Option<(SecretState, ValueEmpty)> {
-        let client = self.0.client(diags)?;
-        let (Some(org), Some(id)) = (text(&state.organization_id), text(&state.id)) else {
-            return Some((state, private_state));
-        };
-        let view = match client
-            .find::<SecretView>(&scoped_path(org, "secrets", Some(id)))
-            .await
-        {
-            Ok(Some(view)) => view,
-            Ok(None) => return None,
-            Err(e) => {
-                e.report(diags, &format!("reading {}", state.label()));
-                return Some((state, private_state));
-            }
-        };
-        let rotated_elsewhere =
-            state.version.is_value() && state.version != Value::Value(view.version);
-        let organization_id = organization_in_state(
-            &client,
-            &state.organization_id,
-            view.organization_id.clone(),
-        )
-        .await;
-        let mut new = state.with_view(view);
-        new.organization_id = organization_id;
+        let version = state.version;
+        let mut new = read_scoped(&self.0, diags, state).await?;
+        let rotated_elsewhere = version.is_value() && new.version != version;
         // The value cannot be read back. When the version moved without
         // Terraform, the stored value is no longer known to be current:
         // forgetting it makes the next plan write the configured one again.
@@ -358,11 +360,15 @@ impl Resource for SecretResource {
             ..proposed
         };
         let mut replace = Vec::new();
-        if changed(&prior.organization_id, &planned.organization_id) {
-            let client = self.0.client(diags)?;
-            if !same_organization(&client, &prior.organization_id, &planned.organization_id).await {
-                replace.push(AttributePath::new("organization_id"));
-            }
+        if organization_moved(
+            &self.0,
+            diags,
+            &prior.organization_id,
+            &planned.organization_id,
+        )
+        .await?
+        {
+            replace.push(AttributePath::new("organization_id"));
         }
         if changed(&prior.name, &planned.name) {
             replace.push(AttributePath::new("name"));
@@ -442,16 +448,10 @@ impl Resource for SecretResource {
                 "remote_key": text(&planned.remote_key)?,
             }),
         };
-        match client
-            .post::<SecretView>(&scoped_path(org, "secrets", None), &body)
-            .await
-        {
-            Ok(view) => Some((planned.with_view(view), private_state)),
-            Err(e) => {
-                e.report(diags, &format!("creating {}", planned.label()));
-                None
-            }
-        }
+        let answer = client
+            .post(&scoped_path(org, SecretState::COLLECTION, None), &body)
+            .await;
+        answered(diags, &planned, answer, "creating").map(|state| (state, private_state))
     }
 
     async fn update<'a>(
@@ -487,18 +487,8 @@ impl Resource for SecretResource {
             return Some((planned, private_state));
         };
         let client = self.0.client(diags)?;
-        let path = scoped_path(
-            text(&prior.organization_id)?,
-            "secrets",
-            Some(text(&prior.id)?),
-        );
-        match client.patch::<SecretView>(&path, &body).await {
-            Ok(view) => Some((planned.with_view(view), private_state)),
-            Err(e) => {
-                e.report(diags, &format!("updating {}", planned.label()));
-                None
-            }
-        }
+        let answer = client.patch(&prior.path()?, &body).await;
+        answered(diags, &planned, answer, "updating").map(|state| (state, private_state))
     }
 
     async fn destroy<'a>(
@@ -509,11 +499,7 @@ impl Resource for SecretResource {
         _meta: ValueEmpty,
     ) -> Option<()> {
         let client = self.0.client(diags)?;
-        let mut path = scoped_path(
-            text(&prior.organization_id)?,
-            "secrets",
-            Some(text(&prior.id)?),
-        );
+        let mut path = prior.path()?;
         if prior.force_delete == Value::Value(true) {
             path.push_str("?force=true");
         }
@@ -538,31 +524,9 @@ impl Resource for SecretResource {
         diags: &mut Diagnostics,
         id: String,
     ) -> Option<(SecretState, ValueEmpty)> {
-        const FORMS: &str = "<organization id or name>/<secret id or name>, or a bare <secret id>";
-        let Some((org, object)) = split_import_id(&id) else {
-            bad_import_id(diags, &id, FORMS);
-            return None;
-        };
-        let client = self.0.client(diags)?;
-        match find_for_import::<SecretView>(&client, org, "secrets", object).await {
-            Ok(Some(view)) => {
-                // Keep the organization as the import id spells it, so that
-                // a configuration using the same form plans no change.
-                let organization_id =
-                    known(org.map_or(view.organization_id.clone(), str::to_owned));
-                let mut state = SecretState::default().with_view(view);
-                state.organization_id = organization_id;
-                Some((state, ValueEmpty::default()))
-            }
-            Ok(None) => {
-                diags.fail_root(format!("Secret {id:?} not found"), format!("Use {FORMS}."));
-                None
-            }
-            Err(e) => {
-                e.report(diags, &format!("importing secret {id:?}"));
-                None
-            }
-        }
+        import_scoped(&self.0, diags, &id)
+            .await
+            .map(|state| (state, ValueEmpty::default()))
     }
 }
 

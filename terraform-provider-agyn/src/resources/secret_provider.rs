@@ -9,8 +9,8 @@ use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use super::{
-    bad_import_id, changed, check_name, find_for_import, organization_in_state, same_organization,
-    scoped_path, split_import_id,
+    Scoped, answered, changed, check_name, delete_scoped, import_scoped, organization_moved,
+    read_scoped, scoped_path,
 };
 use crate::client::Shared;
 use crate::diagnostics::Report;
@@ -168,7 +168,7 @@ impl From<AuthView> for Auth {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-struct ProviderView {
+pub struct ProviderView {
     id: String,
     organization_id: String,
     name: String,
@@ -201,7 +201,33 @@ fn same_address(configured: &str, answered: &str) -> bool {
     configured.trim_end_matches('/') == answered
 }
 
-impl ProviderState {
+impl Scoped for ProviderState {
+    type View = ProviderView;
+    const COLLECTION: &'static str = "providers";
+    const KIND: &'static str = "secret provider";
+    const IMPORT_FORMS: &'static str =
+        "<organization id or name>/<provider id or name>, or a bare <provider id>";
+
+    fn id(&self) -> &Value<String> {
+        &self.id
+    }
+
+    fn name(&self) -> &Value<String> {
+        &self.name
+    }
+
+    fn organization_id(&self) -> &Value<String> {
+        &self.organization_id
+    }
+
+    fn set_organization_id(&mut self, organization_id: Value<String>) {
+        self.organization_id = organization_id;
+    }
+
+    fn view_organization_id(view: &ProviderView) -> &str {
+        &view.organization_id
+    }
+
     fn with_view(&self, view: ProviderView) -> ProviderState {
         ProviderState {
             id: known(view.id),
@@ -216,11 +242,9 @@ impl ProviderState {
             updated_at: known(view.updated_at),
         }
     }
+}
 
-    fn label(&self) -> String {
-        format!("secret provider {:?}", text(&self.name).unwrap_or("?"))
-    }
-
+impl ProviderState {
     /// The settings that PATCH can change.
     fn settings_changed(&self, other: &ProviderState) -> bool {
         changed(&self.address, &other.address)
@@ -402,31 +426,9 @@ impl Resource for SecretProviderResource {
         private_state: ValueEmpty,
         _meta: ValueEmpty,
     ) -> Option<(ProviderState, ValueEmpty)> {
-        let client = self.0.client(diags)?;
-        let (Some(org), Some(id)) = (text(&state.organization_id), text(&state.id)) else {
-            return Some((state, private_state));
-        };
-        match client
-            .find::<ProviderView>(&scoped_path(org, "providers", Some(id)))
+        read_scoped(&self.0, diags, state)
             .await
-        {
-            Ok(Some(view)) => {
-                let organization_id = organization_in_state(
-                    &client,
-                    &state.organization_id,
-                    view.organization_id.clone(),
-                )
-                .await;
-                let mut new = state.with_view(view);
-                new.organization_id = organization_id;
-                Some((new, private_state))
-            }
-            Ok(None) => None,
-            Err(e) => {
-                e.report(diags, &format!("reading {}", state.label()));
-                Some((state, private_state))
-            }
-        }
+            .map(|state| (state, private_state))
     }
 
     async fn plan_create<'a>(
@@ -456,11 +458,15 @@ impl Resource for SecretProviderResource {
     ) -> Option<(ProviderState, ValueEmpty, Vec<AttributePath>)> {
         let mut planned = ProviderState::planned_from(proposed, &config);
         let mut replace = Vec::new();
-        if changed(&prior.organization_id, &planned.organization_id) {
-            let client = self.0.client(diags)?;
-            if !same_organization(&client, &prior.organization_id, &planned.organization_id).await {
-                replace.push(AttributePath::new("organization_id"));
-            }
+        if organization_moved(
+            &self.0,
+            diags,
+            &prior.organization_id,
+            &planned.organization_id,
+        )
+        .await?
+        {
+            replace.push(AttributePath::new("organization_id"));
         }
         for (attribute, before, after) in [
             ("name", &prior.name, &planned.name),
@@ -513,14 +519,13 @@ impl Resource for SecretProviderResource {
                 body[attribute] = json!(value);
             }
         }
-        let path = scoped_path(text(&planned.organization_id)?, "providers", None);
-        match client.post::<ProviderView>(&path, &body).await {
-            Ok(view) => Some((planned.with_view(view), private_state)),
-            Err(e) => {
-                e.report(diags, &format!("creating {}", planned.label()));
-                None
-            }
-        }
+        let path = scoped_path(
+            text(&planned.organization_id)?,
+            ProviderState::COLLECTION,
+            None,
+        );
+        let answer = client.post(&path, &body).await;
+        answered(diags, &planned, answer, "creating").map(|state| (state, private_state))
     }
 
     async fn update<'a>(
@@ -544,18 +549,8 @@ impl Resource for SecretProviderResource {
             "ca_pem": text(&planned.ca_pem),
             "auth": planned.auth.as_ref_option()?.to_json()?,
         });
-        let path = scoped_path(
-            text(&prior.organization_id)?,
-            "providers",
-            Some(text(&prior.id)?),
-        );
-        match client.patch::<ProviderView>(&path, &body).await {
-            Ok(view) => Some((planned.with_view(view), private_state)),
-            Err(e) => {
-                e.report(diags, &format!("updating {}", planned.label()));
-                None
-            }
-        }
+        let answer = client.patch(&prior.path()?, &body).await;
+        answered(diags, &planned, answer, "updating").map(|state| (state, private_state))
     }
 
     async fn destroy<'a>(
@@ -565,19 +560,7 @@ impl Resource for SecretProviderResource {
         _private_state: ValueEmpty,
         _meta: ValueEmpty,
     ) -> Option<()> {
-        let client = self.0.client(diags)?;
-        let path = scoped_path(
-            text(&prior.organization_id)?,
-            "providers",
-            Some(text(&prior.id)?),
-        );
-        match client.delete(&path).await {
-            Ok(()) => Some(()),
-            Err(e) => {
-                e.report(diags, &format!("deleting {}", prior.label()));
-                None
-            }
-        }
+        delete_scoped(&self.0, diags, &prior).await
     }
 
     async fn import<'a>(
@@ -585,33 +568,9 @@ impl Resource for SecretProviderResource {
         diags: &mut Diagnostics,
         id: String,
     ) -> Option<(ProviderState, ValueEmpty)> {
-        const FORMS: &str =
-            "<organization id or name>/<provider id or name>, or a bare <provider id>";
-        let Some((org, object)) = split_import_id(&id) else {
-            bad_import_id(diags, &id, FORMS);
-            return None;
-        };
-        let client = self.0.client(diags)?;
-        match find_for_import::<ProviderView>(&client, org, "providers", object).await {
-            Ok(Some(view)) => {
-                let organization_id =
-                    known(org.map_or(view.organization_id.clone(), str::to_owned));
-                let mut state = ProviderState::default().with_view(view);
-                state.organization_id = organization_id;
-                Some((state, ValueEmpty::default()))
-            }
-            Ok(None) => {
-                diags.fail_root(
-                    format!("Secret provider {id:?} not found"),
-                    format!("Use {FORMS}."),
-                );
-                None
-            }
-            Err(e) => {
-                e.report(diags, &format!("importing secret provider {id:?}"));
-                None
-            }
-        }
+        import_scoped(&self.0, diags, &id)
+            .await
+            .map(|state| (state, ValueEmpty::default()))
     }
 }
 
