@@ -8,9 +8,14 @@ CARGO ?= cargo
 run:
 	$(CARGO) run --release -- serve --dev
 
-## Everything: Rust tests on SQLite and a throwaway PostgreSQL, then the deployment tests.
+## Everything: Rust tests on SQLite and a throwaway PostgreSQL (servers at
+## RUST_LOG=trace, their logs, responses, metrics and databases kept), the scan
+## of all of that for every plaintext value the tests used, then the deployment tests.
 test: venv
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ./scripts/with-postgres.sh ./scripts/cargo-test.sh
+	rm -rf target/test-artifacts
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" AGYN_TEST_ARTIFACTS="$(CURDIR)/target/test-artifacts" \
+		./scripts/with-postgres.sh ./scripts/cargo-test.sh
+	$(VENV)/bin/python scripts/leak-scan.py target/test-artifacts
 	$(VENV)/bin/python -m pytest tests/deploy -q
 
 test-rust: venv

@@ -1,16 +1,17 @@
 //! Listeners: the API over HTTP and the webhook over TLS, in one process or
 //! one role each.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
 
 use crate::app::App;
 use crate::config::ServerArgs;
@@ -81,15 +82,7 @@ pub async fn run(app: Arc<App>, args: &ServerArgs, roles: Roles) -> anyhow::Resu
     if let Some(listener) = api {
         let router = crate::api::router(app.clone());
         tracing::info!(addr = %listener.local_addr()?, "API listening");
-        tasks.spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .context("serve the API")
-        });
+        tasks.spawn(async move { serve(listener, None, router).await });
     }
     tokio::select! {
         _ = shutdown_signal() => {
@@ -106,7 +99,18 @@ pub async fn serve_tls(
     config: Arc<rustls::ServerConfig>,
     router: Router,
 ) -> anyhow::Result<()> {
-    let acceptor = TlsAcceptor::from(config);
+    serve(listener, Some(TlsAcceptor::from(config)), router).await
+}
+
+/// Serves `router` on `listener`, over TLS when `tls` is given. Both ports
+/// get the same limits: header blocks of at most 64 KiB, and 10 s to send
+/// them (HTTP/1.1), so a slow or oversized client is refused early. Each
+/// request carries its peer address as `ConnectInfo`.
+async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    router: Router,
+) -> anyhow::Result<()> {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -117,34 +121,60 @@ pub async fn serve_tls(
                 continue;
             }
         };
-        let acceptor = acceptor.clone();
+        let tls = tls.clone();
         let router = router.clone();
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(error)) => {
-                    tracing::debug!(%peer, %error, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let service = TowerToHyperService::new(router.into_service::<hyper::body::Incoming>());
-            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .max_buf_size(64 * 1024)
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10));
-            builder.http2().max_header_list_size(64 * 1024);
-            if let Err(error) = builder.serve_connection(TokioIo::new(tls), service).await {
+            let service = router.into_service::<hyper::body::Incoming>().map_request(
+                move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    request
+                },
+            );
+            let service = TowerToHyperService::new(service);
+            let result =
+                match tls {
+                    None => {
+                        connection_builder()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await
+                    }
+                    Some(acceptor) => {
+                        let stream =
+                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                                .await
+                            {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(error)) => {
+                                    tracing::debug!(%peer, %error, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer, "TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                        connection_builder()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await
+                    }
+                };
+            if let Err(error) = result {
                 tracing::debug!(%peer, %error, "Connection ended with an error");
             }
         });
     }
+}
+
+fn connection_builder() -> hyper_util::server::conn::auto::Builder<TokioExecutor> {
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .max_buf_size(64 * 1024)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
+    builder.http2().max_header_list_size(64 * 1024);
+    builder
 }
 
 async fn shutdown_signal() {

@@ -72,7 +72,32 @@ pub fn check_address(address: &str) -> ApiResult<()> {
         }
     }
     let host = uri.host().ok_or_else(|| invalid("must name a host"))?;
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let bare = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.');
+    // 2852039166, 0xa9fea9fe, 0251.0376.0251.0376 and the like reach an IPv4
+    // address without spelling it: only the plain dotted form is accepted.
+    let numeric = !bare.is_empty()
+        && bare.split('.').all(|part| {
+            let part = part.to_ascii_lowercase();
+            part.strip_prefix("0x")
+                .map_or(part.chars().all(|c| c.is_ascii_digit()), |hex| {
+                    hex.chars().all(|c| c.is_ascii_hexdigit())
+                })
+        });
+    if numeric && bare.parse::<std::net::Ipv4Addr>().is_err() {
+        return Err(invalid(
+            "must spell an IPv4 address in plain dotted decimal (a.b.c.d)",
+        ));
+    }
+    if numeric
+        && bare
+            .split('.')
+            .any(|part| part.len() > 1 && part.starts_with('0'))
+    {
+        return Err(invalid("must spell an IPv4 address without leading zeros"));
+    }
     if let Ok(ip) = bare.parse::<IpAddr>() {
         if is_forbidden_ip(ip) {
             return Err(invalid(&format!(
@@ -398,6 +423,13 @@ mod tests {
     #[case::link_local_v6("http://[fe80::1]:8200", false)]
     #[case::mapped("http://[::ffff:169.254.169.254]", false)]
     #[case::gcp("http://metadata.google.internal", false)]
+    #[case::gcp_trailing_dot("http://metadata.google.internal.", false)]
+    #[case::decimal("http://2852039166", false)]
+    #[case::hex("http://0xa9fea9fe", false)]
+    #[case::octal("http://0251.0376.0251.0376", false)]
+    #[case::trailing_dot_ip("http://169.254.169.254.", false)]
+    #[case::nat64("http://[64:ff9b::a9fe:a9fe]", false)]
+    #[case::plain_ip("http://10.0.0.5:8200", true)]
     #[case::no_scheme("vault.example.com", false)]
     #[case::file("file:///etc/passwd", false)]
     #[case::path("https://vault.example.com/v1/secret", false)]

@@ -19,6 +19,14 @@ pub fn is_forbidden_ip(ip: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_forbidden_ip(IpAddr::V4(v4));
             }
+            // NAT64 (64:ff9b::/96) reaches the IPv4 address in its last 32 bits.
+            let seg = v6.segments();
+            if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                let [a, b, c, d] = v6.octets()[12..] else {
+                    unreachable!("an IPv6 address has 16 octets")
+                };
+                return is_forbidden_ip(IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d)));
+            }
             const EC2_METADATA: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
             (v6.segments()[0] & 0xffc0) == 0xfe80 || v6.is_unspecified() || v6 == EC2_METADATA
         }

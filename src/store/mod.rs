@@ -120,7 +120,9 @@ impl Store {
                 Backend::Sqlite => 8,
                 Backend::Postgres => 16,
             })
-            .acquire_timeout(Duration::from_secs(3))
+            // Short, so that a database that is gone denies admissions quickly,
+            // well inside the admission deadline.
+            .acquire_timeout(Duration::from_secs(1))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -131,6 +133,20 @@ impl Store {
                         .await?;
                     }
                     Ok(())
+                })
+            })
+            // A SQLite transaction that failed to commit (a full disk) is rolled
+            // back by SQLite, but the connection may still count it as open;
+            // such a connection would later answer writes that never commit.
+            // Ping it on release (which runs the queued rollback) and drop it
+            // if it still thinks it is in a transaction.
+            .after_release(move |conn, _| {
+                Box::pin(async move {
+                    if backend != Backend::Sqlite {
+                        return Ok(true);
+                    }
+                    sqlx::Connection::ping(&mut *conn).await?;
+                    Ok(!sqlx::Connection::is_in_transaction(&*conn))
                 })
             })
             .connect_with(options)

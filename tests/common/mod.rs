@@ -287,6 +287,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        self.save_artifacts();
         self.kill();
     }
 }
@@ -344,11 +345,13 @@ impl Api {
             request = request.bearer_auth(token);
         }
         if let Some(body) = body {
+            record_sent_values(&body);
             request = request.json(&body);
         }
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
+        record_response(method, path, status, &text);
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         Reply { status, body, text }
     }
@@ -425,4 +428,353 @@ pub fn venv_tool(name: &str) -> Option<PathBuf> {
             .map(|p| p.join(name))
             .find(|p| p.exists())
     })
+}
+
+// ---------------------------------------------------------------------------
+// Artifacts for the leak scan.
+//
+// With `AGYN_TEST_ARTIFACTS=<dir>`, every value a test sends in a JSON
+// `value` field is recorded in `<dir>/values-<pid>.txt` (one JSON string a
+// line), every API response body but `resolve`'s is appended to
+// `<dir>/responses-<pid>.log`, and each server leaves its log, `/metrics`,
+// and its SQLite files or a PostgreSQL dump under `<dir>/servers/`.
+// `scripts/leak-scan.py <dir>` then looks for every value in all of it.
+
+/// The artifacts directory, when the run collects them.
+pub fn artifacts_dir() -> Option<PathBuf> {
+    std::env::var_os("AGYN_TEST_ARTIFACTS")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+fn append_artifact(name: &str, text: &str) {
+    use std::io::Write;
+    let Some(dir) = artifacts_dir() else { return };
+    let _ = std::fs::create_dir_all(&dir);
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(name))
+    {
+        let _ = file.write_all(text.as_bytes());
+    }
+}
+
+/// Records every string found under a `value` key of a request body.
+pub fn record_sent_values(body: &Value) {
+    fn walk(value: &Value, out: &mut String) {
+        match value {
+            Value::Object(map) => {
+                for (key, item) in map {
+                    if key == "value"
+                        && let Value::String(text) = item
+                    {
+                        out.push_str(&Value::String(text.clone()).to_string());
+                        out.push('\n');
+                    }
+                    walk(item, out);
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|item| walk(item, out)),
+            _ => {}
+        }
+    }
+    if artifacts_dir().is_none() {
+        return;
+    }
+    let mut lines = String::new();
+    walk(body, &mut lines);
+    if !lines.is_empty() {
+        append_artifact(&format!("values-{}.txt", std::process::id()), &lines);
+    }
+}
+
+/// Keeps an API response body for the scan; `resolve` answers carry values
+/// by design and are left out.
+pub fn record_response(method: &str, path: &str, status: u16, text: &str) {
+    if artifacts_dir().is_none() || path.split('?').next().unwrap_or("").ends_with("/resolve") {
+        return;
+    }
+    append_artifact(
+        &format!("responses-{}.log", std::process::id()),
+        &format!("### {method} {path} {status}\n{text}\n"),
+    );
+}
+
+/// A fresh directory for one server's artifacts.
+pub fn server_artifacts_dir(label: &str) -> Option<PathBuf> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = artifacts_dir()?
+        .join("servers")
+        .join(format!("{}-{n}-{label}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    Some(dir)
+}
+
+/// `GET /metrics` over a plain socket: this runs in `Drop`, where an async
+/// client cannot be driven.
+pub fn fetch_metrics_blocking(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    Some(String::from_utf8_lossy(&response).into_owned())
+}
+
+/// Copies what a server leaves behind into `dir`: its log, its SQLite files
+/// (`agyn-secrets.db*` under `data_dir`, and any files next to a
+/// `sqlite://` database elsewhere) or a dump of its PostgreSQL database.
+pub fn copy_server_files(dir: &Path, log_path: &Path, data_dir: &Path, database_url: Option<&str>) {
+    let _ = std::fs::copy(log_path, dir.join("server.log"));
+    let mut sqlite_files: Vec<PathBuf> = Vec::new();
+    let mut collect = |folder: &Path, prefix: &str| {
+        if let Ok(entries) = std::fs::read_dir(folder) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(prefix) {
+                    sqlite_files.push(entry.path());
+                }
+            }
+        }
+    };
+    match database_url {
+        None => collect(data_dir, "agyn-secrets.db"),
+        Some(url) if url.starts_with("sqlite:") => {
+            let path = Path::new(
+                url.trim_start_matches("sqlite://")
+                    .trim_start_matches("sqlite:")
+                    .split('?')
+                    .next()
+                    .unwrap_or(""),
+            );
+            if let (Some(folder), Some(name)) = (path.parent(), path.file_name()) {
+                collect(folder, &name.to_string_lossy());
+            }
+        }
+        Some(url) => {
+            let pg_dump = std::env::var("AGYN_TEST_POSTGRES_BIN")
+                .map(|bin| format!("{bin}/pg_dump"))
+                .unwrap_or_else(|_| "pg_dump".into());
+            if let Ok(output) = Command::new(pg_dump).arg("--data-only").arg(url).output()
+                && output.status.success()
+            {
+                let _ = std::fs::write(dir.join("pg_dump.sql"), output.stdout);
+            }
+        }
+    }
+    for file in sqlite_files {
+        if let Some(name) = file.file_name() {
+            let _ = std::fs::copy(&file, dir.join(name));
+        }
+    }
+}
+
+impl Server {
+    /// Leaves this server's log, metrics and database for the leak scan,
+    /// when the run collects artifacts.
+    pub fn save_artifacts(&mut self) {
+        let label = match &self.database_url {
+            Some(url) if !url.starts_with("sqlite:") => "postgres",
+            _ => "sqlite",
+        };
+        let Some(dir) = server_artifacts_dir(label) else {
+            return;
+        };
+        let running = self
+            .child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none());
+        if running && let Some(metrics) = fetch_metrics_blocking(self.api_port) {
+            let _ = std::fs::write(dir.join("metrics.txt"), metrics);
+        }
+        self.kill();
+        copy_server_files(
+            &dir,
+            &self.log_path,
+            &self.data_dir,
+            self.database_url.as_deref(),
+        );
+    }
+
+    /// The API's port.
+    pub fn api_port(&self) -> u16 {
+        self.api_port
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A PostgreSQL server of one test's own, which the test may stop and start
+// again without disturbing the server that the rest of the run shares.
+
+pub struct OwnPostgres {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+    as_postgres: bool,
+}
+
+/// The PostgreSQL server binaries: `AGYN_TEST_POSTGRES_BIN`, else the newest
+/// `/usr/lib/postgresql/*/bin`.
+pub fn postgres_bin() -> Option<PathBuf> {
+    if let Some(bin) = std::env::var_os("AGYN_TEST_POSTGRES_BIN") {
+        return Some(PathBuf::from(bin));
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|bin| bin.join("initdb").exists())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+impl OwnPostgres {
+    /// Starts a throwaway server on a free port (`None`, after a loud skip,
+    /// when PostgreSQL is not installed).
+    pub fn start() -> Option<Self> {
+        let Some(bin) = postgres_bin() else {
+            skip("no PostgreSQL server binaries (initdb, pg_ctl) found");
+            return None;
+        };
+        // PostgreSQL refuses to run as root.
+        let as_postgres = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        let dir = tempfile::Builder::new()
+            .prefix("agyn-own-pg.")
+            .tempdir()
+            .unwrap();
+        if as_postgres {
+            let status = Command::new("chown")
+                .arg("postgres")
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(status.success(), "chown the PostgreSQL directory");
+        }
+        let server = OwnPostgres {
+            bin,
+            dir,
+            port: free_port(),
+            as_postgres,
+        };
+        let data = server.data_dir();
+        server.run(
+            "initdb",
+            &["-D", &data.to_string_lossy(), "-A", "trust", "-U", "agyn"],
+        );
+        server.resume();
+        Some(server)
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> std::process::Output {
+        let exe = self.bin.join(tool);
+        let mut command = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        };
+        let output = command.args(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{tool} {args:?}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    /// URL of the `postgres` database, for [`fresh_postgres`].
+    pub fn base_url(&self) -> String {
+        format!("postgres://agyn@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Stops the server at once, as a crash would (`pg_ctl stop -m immediate`).
+    pub fn stop(&self) {
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data_dir().to_string_lossy(),
+                "-m",
+                "immediate",
+                "stop",
+            ],
+        );
+    }
+
+    /// Starts the server (again) on the same port and data, waiting until it
+    /// accepts connections.
+    pub fn resume(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=on",
+            self.port,
+            self.dir.path().display()
+        );
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data_dir().to_string_lossy(),
+                "-l",
+                &self.dir.path().join("log").to_string_lossy(),
+                "-w",
+                "-o",
+                &options,
+                "start",
+            ],
+        );
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let exe = self.bin.join("pg_ctl");
+        let data = self.data_dir();
+        let mut command = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        };
+        let _ = command
+            .arg("-D")
+            .arg(data)
+            .args(["-m", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The review of `fixture`, with `annotation` as its `secrets.agyn.io/env`
+/// and `uid` as its uid.
+pub fn review_with_env(fixture_name: &str, annotation: &str, uid: &str) -> Value {
+    let mut review = fixture(fixture_name);
+    review["request"]["uid"] = json!(uid);
+    review["request"]["object"]["metadata"]["annotations"]["secrets.agyn.io/env"] =
+        json!(annotation);
+    review
 }
