@@ -22,6 +22,10 @@ pub struct ParseError {
     pub message: String,
 }
 
+/// Most entries one annotation may hold; more is a mistake, and each costs
+/// a database lookup and a patch operation.
+pub const MAX_ENTRIES: usize = 256;
+
 /// Longest piece of user text quoted back in a message.
 const QUOTE_MAX: usize = 80;
 
@@ -48,6 +52,11 @@ pub fn parse_env(text: &str) -> Result<Vec<EnvEntry>, ParseError> {
             continue;
         }
         let position = entries.len() + 1;
+        if position > MAX_ENTRIES {
+            return Err(error(format!(
+                "more than {MAX_ENTRIES} entries; split the secrets across fewer variables or pods"
+            )));
+        }
         let at = || format!("entry {position} {}", quote(item));
         let Some((target, secret)) = item.split_once('=') else {
             return Err(error(format!(
@@ -104,6 +113,12 @@ pub fn parse_pull_secrets(text: &str) -> Result<Vec<String>, ParseError> {
         .filter(|s| !s.is_empty())
         .enumerate()
     {
+        if i == MAX_ENTRIES {
+            return Err(ParseError {
+                annotation: super::PULL_SECRETS_ANNOTATION,
+                message: format!("more than {MAX_ENTRIES} entries"),
+            });
+        }
         if !is_dns_label(raw) {
             return Err(ParseError {
                 annotation: super::PULL_SECRETS_ANNOTATION,
@@ -159,6 +174,17 @@ mod tests {
     fn malformed_entries_are_named(#[case] text: &str, #[case] expected: &str) {
         let message = parse_env(text).unwrap_err().to_string();
         assert!(message.contains(expected), "{message}");
+    }
+
+    #[test]
+    fn too_many_entries_are_refused() {
+        let many: Vec<String> = (0..=MAX_ENTRIES).map(|i| format!("V{i}=s{i}")).collect();
+        let message = parse_env(&many.join(",")).unwrap_err().to_string();
+        assert!(message.contains("more than 256 entries"), "{message}");
+        assert_eq!(
+            parse_env(&many[..MAX_ENTRIES].join(",")).unwrap().len(),
+            MAX_ENTRIES
+        );
     }
 
     #[test]
