@@ -593,16 +593,7 @@ async fn secret_lifecycle_persistence_and_no_leaks() {
             .seed("acme", "team-a", &[("stripe-api-key", VALUE)])
             .await;
         let admin = server.client();
-        let runtime = admin
-            .post(
-                "/v1/organizations/acme/tokens",
-                json!({"name": "proxy", "role": "runtime"}),
-            )
-            .await
-            .expect(201)["token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let runtime = admin.create_token("acme", "proxy", "runtime").await;
         let mut responses = String::new();
         let owner = server.client_as(&owner_token);
         let secret = owner
@@ -791,17 +782,7 @@ async fn keys_rewrap_then_old_key_removed() {
         );
         std::fs::remove_file(keyring.join("dev-1")).unwrap();
         server.restart().await;
-        let runtime = server
-            .client()
-            .post(
-                "/v1/organizations/acme/tokens",
-                json!({"name": "rt", "role": "runtime"}),
-            )
-            .await
-            .expect(201)["token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let runtime = server.client().create_token("acme", "rt", "runtime").await;
         let resolved = server
             .client_as(&runtime)
             .post(

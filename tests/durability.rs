@@ -303,15 +303,8 @@ async fn crash_during_writes(db: TestDb) {
     let owner = server.seed("acme", "team-a", &[]).await;
     let runtime = server
         .client()
-        .post(
-            "/v1/organizations/acme/tokens",
-            json!({"name": "proxy", "role": "runtime"}),
-        )
-        .await
-        .expect(201)["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .create_token("acme", "proxy", "runtime")
+        .await;
     let seed = std::env::var("AGYN_TEST_SEED")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -65,15 +65,8 @@ fn injected(answer: &Value) -> Option<String> {
 async fn runtime_token(server: &Server) -> String {
     server
         .client()
-        .post(
-            "/v1/organizations/acme/tokens",
-            json!({"name": "proxy", "role": "runtime"}),
-        )
+        .create_token("acme", "proxy", "runtime")
         .await
-        .expect(201)["token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 async fn resolve(api: &Api, name: &str) -> Value {
@@ -569,16 +562,7 @@ async fn a_full_disk_gives_a_clear_error_and_no_corruption() {
         .post("/v1/organizations", json!({"name": "acme"}))
         .await
         .expect(201);
-    let owner_token = admin
-        .post(
-            "/v1/organizations/acme/tokens",
-            json!({"name": "owner", "role": "owner"}),
-        )
-        .await
-        .expect(201)["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let owner_token = admin.create_token("acme", "owner", "owner").await;
     let owner = server.client(&owner_token);
 
     // Fill it through the API until a write fails.
@@ -675,16 +659,7 @@ async fn a_full_disk_gives_a_clear_error_and_no_corruption() {
     server = DiskServer::start(disk.path(), None, Some(dir)).await;
     let admin = server.client(&server.admin);
     let owner = server.client(&owner_token);
-    let runtime = admin
-        .post(
-            "/v1/organizations/acme/tokens",
-            json!({"name": "proxy", "role": "runtime"}),
-        )
-        .await
-        .expect(201)["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let runtime = admin.create_token("acme", "proxy", "runtime").await;
     let runtime = server.client(&runtime);
     let listed = owner
         .get("/v1/organizations/acme/secrets")

@@ -90,6 +90,31 @@ async fn remote_secret(owner: &Api, name: &str, provider_id: &str, path: &str, k
         .expect(201);
 }
 
+/// `stripe-api-key`, read from `secret/data/prod/stripe` key `value`.
+async fn stripe_from(owner: &Api, provider_id: &str) {
+    remote_secret(
+        owner,
+        "stripe-api-key",
+        provider_id,
+        "secret/data/prod/stripe",
+        "value",
+    )
+    .await;
+}
+
+/// A provider `bao` logging in with AppRole; the secret id is kept in the
+/// local secret `approle-secret-id`.
+async fn approle_provider(owner: &Api, address: &str, role_id: &str, secret_id: &str) -> String {
+    local_secret(owner, "approle-secret-id", secret_id).await;
+    provider(
+        owner,
+        "bao",
+        address,
+        json!({"method": "approle", "role_id": role_id, "secret_id_secret": "approle-secret-id"}),
+    )
+    .await
+}
+
 /// Sends a pod creation annotated with `env` and answers the env of its
 /// `agent` container, or the denial message.
 async fn admit(server: &Server, env: &str) -> Result<BTreeMap<String, String>, String> {
@@ -138,16 +163,7 @@ fn denied(result: Result<BTreeMap<String, String>, String>) -> String {
 }
 
 async fn runtime(server: &Server, owner: &Api) -> Api {
-    let token = owner
-        .post(
-            &format!("/v1/organizations/{ORG}/tokens"),
-            json!({"name": "llm-proxy", "role": "runtime"}),
-        )
-        .await
-        .expect(201)["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = owner.create_token(ORG, "llm-proxy", "runtime").await;
     server.client_as(&token)
 }
 
@@ -232,14 +248,7 @@ async fn kv_v2_and_v1_values_reach_pods_and_a_rotation_reaches_the_next_pod() {
     .await;
     let token = bao.create_token(&["reader"], "1h").await;
     let id = token_provider(&owner, "bao", &bao.addr, &token).await;
-    remote_secret(
-        &owner,
-        "stripe-api-key",
-        &id,
-        "secret/data/prod/stripe",
-        "value",
-    )
-    .await;
+    stripe_from(&owner, &id).await;
     remote_secret(&owner, "db-password", &id, "kv1/prod/db", "password").await;
     remote_secret(&owner, "db-user", &id, "kv1/prod/db", "user").await;
     let annotation = "STRIPE=stripe-api-key,DB_PASSWORD=db-password,DB_USER=db-user";
@@ -422,22 +431,8 @@ async fn approle_logs_in_once_and_renews_a_short_lived_token_across_admissions()
             json!({"token_policies": ["reader"], "token_ttl": "6s", "token_max_ttl": "120s"}),
         )
         .await;
-    local_secret(&owner, "approle-secret-id", &secret_id).await;
-    let id = provider(
-        &owner,
-        "bao",
-        &bao.addr,
-        json!({"method": "approle", "role_id": role_id, "secret_id_secret": "approle-secret-id"}),
-    )
-    .await;
-    remote_secret(
-        &owner,
-        "stripe-api-key",
-        &id,
-        "secret/data/prod/stripe",
-        "value",
-    )
-    .await;
+    let id = approle_provider(&owner, &bao.addr, &role_id, &secret_id).await;
+    stripe_from(&owner, &id).await;
 
     // The token lives 6 s and is renewed at two thirds of that (4 s);
     // admissions every half second for 10 s need one login and two
@@ -543,14 +538,7 @@ async fn kubernetes_auth_logs_in_with_the_service_account_token() {
         json!({"method": "kubernetes", "role": "agyn", "jwt_path": jwt_path}),
     )
     .await;
-    remote_secret(
-        &owner,
-        "stripe-api-key",
-        &id,
-        "secret/data/prod/stripe",
-        "value",
-    )
-    .await;
+    stripe_from(&owner, &id).await;
 
     for _ in 0..3 {
         let env = admit(&server, "STRIPE=stripe-api-key").await.unwrap();
@@ -613,14 +601,7 @@ async fn a_sealed_server_denies_saying_it_is_sealed() {
     };
     bao.put_v2("prod/stripe", json!({"value": STRIPE_V1})).await;
     let id = token_provider(&owner, "bao", &bao.addr, ROOT_TOKEN).await;
-    remote_secret(
-        &owner,
-        "stripe-api-key",
-        &id,
-        "secret/data/prod/stripe",
-        "value",
-    )
-    .await;
+    stripe_from(&owner, &id).await;
     admit(&server, "STRIPE=stripe-api-key").await.unwrap();
 
     bao.must("PUT", "sys/seal", None).await;
@@ -650,14 +631,7 @@ async fn a_stopped_server_denies_in_time_and_admission_recovers_when_it_is_back(
     };
     bao.put_v2("prod/stripe", json!({"value": STRIPE_V1})).await;
     let id = token_provider(&owner, "bao", &bao.addr, ROOT_TOKEN).await;
-    remote_secret(
-        &owner,
-        "stripe-api-key",
-        &id,
-        "secret/data/prod/stripe",
-        "value",
-    )
-    .await;
+    stripe_from(&owner, &id).await;
     admit(&server, "STRIPE=stripe-api-key").await.unwrap();
 
     bao.stop();
@@ -693,14 +667,7 @@ async fn a_slow_server_times_out_within_the_deadline_and_recovers_without_a_rest
     bao.put_v2("prod/stripe", json!({"value": STRIPE_V1})).await;
     let proxy = SlowProxy::start(bao.port, Duration::from_secs(3)).await;
     let id = token_provider(&owner, "bao", &proxy.addr, ROOT_TOKEN).await;
-    remote_secret(
-        &owner,
-        "stripe-api-key",
-        &id,
-        "secret/data/prod/stripe",
-        "value",
-    )
-    .await;
+    stripe_from(&owner, &id).await;
     admit(&server, "STRIPE=stripe-api-key").await.unwrap();
 
     proxy.set_slow(true);
@@ -781,16 +748,7 @@ async fn check_reports_whether_a_provider_works_and_edits_apply_at_once() {
     );
 
     // Who may check: owners and admins, not members.
-    let member = owner
-        .post(
-            &format!("/v1/organizations/{ORG}/tokens"),
-            json!({"name": "member", "role": "member"}),
-        )
-        .await
-        .expect(201)["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let member = owner.create_token(ORG, "member", "member").await;
     assert_eq!(check(&server.client_as(&member), &good).await.status, 403);
     check(&server.client(), &good).await.expect(200);
     assert_eq!(check(&owner, "no-such-provider").await.status, 404);
@@ -862,14 +820,7 @@ async fn tls_needs_the_provider_ca() {
     let owner = server.client_as(&owner);
     bao.put_v2("prod/stripe", json!({"value": STRIPE_V1})).await;
     let id = token_provider(&owner, "bao", &bao.addr, ROOT_TOKEN).await;
-    remote_secret(
-        &owner,
-        "stripe-api-key",
-        &id,
-        "secret/data/prod/stripe",
-        "value",
-    )
-    .await;
+    stripe_from(&owner, &id).await;
 
     let message = denied(admit(&server, "STRIPE=stripe-api-key").await);
     assert!(
@@ -898,22 +849,8 @@ async fn a_server_that_lost_its_tokens_gets_a_fresh_login() {
     bao.reader_policy("reader").await;
     bao.put_v2("prod/stripe", json!({"value": STRIPE_V1})).await;
     let (role_id, secret_id) = bao.approle("agyn", role.clone()).await;
-    local_secret(&owner, "approle-secret-id", &secret_id).await;
-    let id = provider(
-        &owner,
-        "bao",
-        &bao.addr,
-        json!({"method": "approle", "role_id": role_id, "secret_id_secret": "approle-secret-id"}),
-    )
-    .await;
-    remote_secret(
-        &owner,
-        "stripe-api-key",
-        &id,
-        "secret/data/prod/stripe",
-        "value",
-    )
-    .await;
+    let id = approle_provider(&owner, &bao.addr, &role_id, &secret_id).await;
+    stripe_from(&owner, &id).await;
     admit(&server, "STRIPE=stripe-api-key").await.unwrap();
 
     // A dev server forgets every token when it restarts. Set up the same

@@ -262,16 +262,7 @@ impl Server {
             )
             .await
             .expect_ok();
-        let owner = admin
-            .post(
-                &format!("/v1/organizations/{org}/tokens"),
-                json!({"name": "owner", "role": "owner"}),
-            )
-            .await
-            .expect(201)["token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let owner = admin.create_token(org, "owner", "owner").await;
         for (name, value) in secrets {
             self.client_as(&owner)
                 .post(
@@ -354,6 +345,19 @@ impl Api {
         record_response(method, path, status, &text);
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
         Reply { status, body, text }
+    }
+
+    /// Creates a token in `org` and returns its value.
+    pub async fn create_token(&self, org: &str, name: &str, role: &str) -> String {
+        self.post(
+            &format!("/v1/organizations/{org}/tokens"),
+            json!({"name": name, "role": role}),
+        )
+        .await
+        .expect(201)["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     pub async fn get(&self, path: &str) -> Reply {
