@@ -2,10 +2,9 @@
 //! decryption, and a whole in-process mutation of a pod with 10 local
 //! references (HTTP routing included, TLS not).
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use agyn_secrets::admission::{Injection, build_patch, parse_env, parse_review, plan_env};
+use agyn_secrets::admission::{Injection, allow, build_patch, parse_env, parse_review, plan_env};
 use agyn_secrets::app::{App, Settings};
 use agyn_secrets::crypto::{Aad, KeyRing, KeyRingHandle, SecretValue, generate_key_file};
 use agyn_secrets::pull::PullSecrets;
@@ -42,28 +41,24 @@ fn pure(c: &mut Criterion) {
     c.bench_function("parse review (10 refs)", |b| {
         b.iter(|| parse_review(&body).unwrap())
     });
-    c.bench_function("parse review, plan and patch (10 refs)", |b| {
+    let stamp: Vec<(&str, i64)> = values.iter().map(|(n, _)| (n.as_str(), 1)).collect();
+    c.bench_function("parse review, plan, patch and answer (10 refs)", |b| {
         b.iter(|| {
             let request = parse_review(&body).unwrap();
             let pod = request.object.as_ref().unwrap();
-            let text = pod["metadata"]["annotations"]["secrets.agyn.io/env"]
-                .as_str()
-                .unwrap();
-            let plan = plan_env(pod, &parse_env(text).unwrap()).unwrap();
-            let injections: HashMap<&str, Injection<'_>> = values
-                .iter()
-                .map(|(n, v)| {
-                    (
-                        n.as_str(),
-                        Injection {
-                            version: 1,
-                            value: v.as_str(),
-                        },
-                    )
-                })
-                .collect();
-            let stamp: BTreeMap<String, i64> = values.iter().map(|(n, _)| (n.clone(), 1)).collect();
-            build_patch(pod, &plan, &injections, &[], &stamp)
+            let entries = parse_env(pod.annotations.env.as_deref().unwrap()).unwrap();
+            let plan = plan_env(pod, &entries).unwrap();
+            let value = |name: &str| {
+                values
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| Injection {
+                        version: 1,
+                        value: v.as_str(),
+                    })
+            };
+            let patch = build_patch(pod, &plan, value, &[], &stamp);
+            allow(&request.uid, &patch)
         })
     });
 }

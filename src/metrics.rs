@@ -1,6 +1,8 @@
 //! Prometheus metrics. Labels carry routes, results, error kinds and
 //! provider names; never a value and never a secret name.
 
+use std::borrow::Cow;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -11,8 +13,8 @@ use prometheus_client::registry::Registry;
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     pub server: &'static str,
-    pub method: String,
-    pub route: String,
+    pub method: Cow<'static, str>,
+    pub route: Cow<'static, str>,
     pub status: u16,
 }
 

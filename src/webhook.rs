@@ -5,21 +5,20 @@
 //! that cannot get everything it asked for is denied with a message that
 //! says what to fix, and never with a value.
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Json;
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Request, State};
+use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::Value;
 use tracing::{Instrument, field};
 
 use crate::admission::{
-    self, Denial, ENV_ANNOTATION, Injection, PULL_SECRETS_ANNOTATION, build_patch, parse_env,
-    parse_pull_secrets, plan_env, pod_name, pod_owner,
+    self, Denial, Injection, Patch, Pod, build_patch, parse_env, parse_pull_secrets, plan_env,
 };
 use crate::api::ApiError;
 use crate::app::App;
@@ -37,14 +36,17 @@ const RECENT_REFERENCES_MAX: usize = 50_000;
 
 pub struct Webhook {
     app: Arc<App>,
-    /// Fingerprints of recently recorded references.
-    recent: Mutex<HashMap<u64, Instant>>,
+    /// Fingerprints of recently recorded sets of references.
+    recent: Mutex<foldhash::HashMap<u64, Instant>>,
+    /// Seeded once per process, so that fingerprints cannot be aimed at.
+    fingerprints: foldhash::quality::RandomState,
 }
 
 pub fn router(app: Arc<App>) -> Router {
     let state = Arc::new(Webhook {
         app,
-        recent: Mutex::new(HashMap::new()),
+        recent: Mutex::default(),
+        fingerprints: foldhash::quality::RandomState::default(),
     });
     Router::new()
         .route("/mutate", post(mutate))
@@ -59,7 +61,7 @@ async fn readyz(State(hook): State<Arc<Webhook>>) -> impl IntoResponse {
 
 /// What an admission decided.
 enum Outcome {
-    Allowed(Vec<Value>),
+    Allowed(Patch),
     Denied(Denial, String),
 }
 
@@ -84,7 +86,7 @@ async fn mutate(State(hook): State<Arc<Webhook>>, request: Request) -> Response 
                 ApiError::BadRequest(error.to_string()).into_response()
             }
             Ok(request) => {
-                let pod = request.object.as_ref().map(pod_name).unwrap_or_default();
+                let pod = request.object.as_ref().map(Pod::name).unwrap_or_default();
                 let namespace = request.namespace.as_deref().unwrap_or("");
                 // A debug span: at the default level it costs nothing, and a
                 // denial is logged at info with the same fields below.
@@ -114,11 +116,12 @@ async fn mutate(State(hook): State<Arc<Webhook>>, request: Request) -> Response 
                     });
                 let _entered = span.enter();
                 let review = match &outcome {
-                    Outcome::Allowed(ops) => {
-                        span.record("allowed", true).record("patch_ops", ops.len());
+                    Outcome::Allowed(patch) => {
+                        span.record("allowed", true)
+                            .record("patch_ops", patch.len());
                         tracing::debug!("Admitted");
                         count(app, "allowed", started);
-                        admission::allow(&request.uid, ops)
+                        admission::allow(&request.uid, patch)
                     }
                     Outcome::Denied(denial, message) => {
                         span.record("allowed", false).record("patch_ops", 0);
@@ -135,7 +138,7 @@ async fn mutate(State(hook): State<Arc<Webhook>>, request: Request) -> Response 
                         admission::deny(&request.uid, *denial, message)
                     }
                 };
-                Json(review).into_response()
+                ([(CONTENT_TYPE, "application/json")], Body::from(review)).into_response()
             }
         },
     };
@@ -143,8 +146,8 @@ async fn mutate(State(hook): State<Arc<Webhook>>, request: Request) -> Response 
         .http_requests
         .get_or_create(&HttpLabels {
             server: "webhook",
-            method: "POST".into(),
-            route: "/mutate".into(),
+            method: Cow::Borrowed("POST"),
+            route: Cow::Borrowed("/mutate"),
             status: response.status().as_u16(),
         })
         .inc();
@@ -161,18 +164,19 @@ fn count(app: &App, result: &'static str, started: Instant) {
 }
 
 impl Webhook {
-    async fn admit(&self, request: &admission::AdmissionRequest) -> Outcome {
+    async fn admit(&self, request: &admission::AdmissionRequest<'_>) -> Outcome {
         if !request.is_pod_create() {
-            return Outcome::Allowed(Vec::new());
+            return Outcome::Allowed(Patch::default());
         }
         let Some(pod) = &request.object else {
             return Outcome::deny("the review carries no pod object");
         };
-        let annotations = pod.pointer("/metadata/annotations");
-        let text = |key: &str| annotations.and_then(|a| a.get(key)).and_then(Value::as_str);
-        let (env_text, pull_text) = (text(ENV_ANNOTATION), text(PULL_SECRETS_ANNOTATION));
+        let (env_text, pull_text) = (
+            pod.annotations.env.as_deref(),
+            pod.annotations.pull_secrets.as_deref(),
+        );
         if env_text.is_none() && pull_text.is_none() {
-            return Outcome::Allowed(Vec::new());
+            return Outcome::Allowed(Patch::default());
         }
         match self
             .inject(
@@ -190,11 +194,11 @@ impl Webhook {
 
     async fn inject(
         &self,
-        request: &admission::AdmissionRequest,
-        pod: &Value,
+        request: &admission::AdmissionRequest<'_>,
+        pod: &Pod<'_>,
         env_text: &str,
         pull_text: &str,
-    ) -> Result<Vec<Value>, Outcome> {
+    ) -> Result<Patch, Outcome> {
         let app = &self.app;
         let entries = parse_env(env_text).map_err(Outcome::deny)?;
         let pulls = parse_pull_secrets(pull_text).map_err(Outcome::deny)?;
@@ -202,7 +206,7 @@ impl Webhook {
         let namespace = request
             .namespace
             .as_deref()
-            .or_else(|| pod.pointer("/metadata/namespace").and_then(Value::as_str))
+            .or_else(|| pod.namespace())
             .ok_or_else(|| Outcome::deny("the review names no namespace"))?;
         let binding = app
             .store
@@ -271,13 +275,13 @@ impl Webhook {
 
         if !request.dry_run() && !pull_records.is_empty() {
             let writes = pull_records.iter().map(|record| {
-                let password = &resolved[&record.password_secret];
+                let password = &resolved[record.password_secret.as_str()];
                 let credentials = Credentials {
                     name: &record.name,
                     registry: &record.registry,
                     username: &record.username,
                     password: &password.value,
-                    version: format!("{}@{}", password.name, password.version),
+                    version: format!("{}@{}", password.secret.name, password.secret.version),
                 };
                 async move { app.pull.upsert(namespace, &credentials).await }
             });
@@ -293,76 +297,62 @@ impl Webhook {
             problems.check()?;
         }
 
-        let values: HashMap<&str, Injection<'_>> = resolved
-            .values()
-            .map(|s| {
-                (
-                    s.name.as_str(),
-                    Injection {
-                        version: s.version,
-                        value: s.value.expose(),
-                    },
-                )
+        let value = |name: &str| {
+            resolved.get(name).map(|s| Injection {
+                version: s.secret.version,
+                value: s.value.expose(),
             })
+        };
+        let stamp: Vec<(&str, i64)> = resolved
+            .iter()
+            .map(|s| (s.secret.name.as_str(), s.secret.version))
             .collect();
-        let stamp: BTreeMap<String, i64> = resolved
-            .values()
-            .map(|s| (s.name.clone(), s.version))
-            .collect();
-        let ops = build_patch(pod, &plan, &values, &pulls, &stamp);
+        let patch = build_patch(pod, &plan, value, &pulls, &stamp);
 
         if !request.dry_run() {
-            let (owner_kind, owner_name) = pod_owner(pod).unwrap_or_default();
-            let pod = pod_name(pod);
+            let (owner_kind, owner_name) = pod.owner().unwrap_or_default();
             let mut references = Vec::new();
             for c in &plan.containers {
                 for (var, secret) in &c.vars {
                     references.push(ReferenceKey {
-                        secret_id: &resolved[secret].id,
+                        secret_id: &resolved[*secret].secret.id,
                         namespace,
-                        pod: &pod,
-                        owner_kind: &owner_kind,
-                        owner_name: &owner_name,
-                        container: &c.name,
+                        pod: pod.name(),
+                        owner_kind,
+                        owner_name,
+                        container: c.name,
                         env_var: var,
                     });
                 }
             }
-            self.record(references).await.map_err(store_unavailable)?;
+            self.record(&references).await.map_err(store_unavailable)?;
         }
-        Ok(ops)
+        Ok(patch)
     }
 
-    /// Records references, skipping those written recently: pods of one
-    /// ReplicaSet share a generateName and would otherwise cost a write each.
-    /// Only a hash of each recent reference is kept, so that checking costs
-    /// no allocation.
-    async fn record<'a>(&self, references: Vec<ReferenceKey<'a>>) -> Result<(), StoreError> {
+    /// Records references, unless the same set was written recently: pods
+    /// of one ReplicaSet share a generateName and would otherwise cost a
+    /// write each. Only a hash of each recent set is kept, so that checking
+    /// costs no allocation.
+    async fn record(&self, references: &[ReferenceKey<'_>]) -> Result<(), StoreError> {
+        let key = std::hash::BuildHasher::hash_one(&self.fingerprints, references);
         let now = Instant::now();
-        let fresh: Vec<(u64, ReferenceKey<'a>)> = {
-            let recent = self.recent.lock().expect("lock poisoned");
-            references
-                .into_iter()
-                .map(|r| (r.fingerprint(), r))
-                .filter(|(key, _)| {
-                    recent
-                        .get(key)
-                        .is_none_or(|at| now.duration_since(*at) > REFERENCE_REFRESH)
-                })
-                .collect()
-        };
-        if fresh.is_empty() {
+        let recent = self
+            .recent
+            .lock()
+            .expect("lock poisoned")
+            .get(&key)
+            .is_some_and(|at| now.duration_since(*at) <= REFERENCE_REFRESH);
+        if recent || references.is_empty() {
             return Ok(());
         }
-        let rows: Vec<PodReference> = fresh.iter().map(|(_, r)| r.to_owned()).collect();
+        let rows: Vec<PodReference> = references.iter().map(ReferenceKey::to_owned).collect();
         self.app.store.record_pod_references(&rows).await?;
         let mut recent = self.recent.lock().expect("lock poisoned");
-        if recent.len() + fresh.len() > RECENT_REFERENCES_MAX {
+        if recent.len() >= RECENT_REFERENCES_MAX {
             recent.clear();
         }
-        for (key, _) in fresh {
-            recent.insert(key, now);
-        }
+        recent.insert(key, now);
         Ok(())
     }
 }
@@ -380,11 +370,6 @@ struct ReferenceKey<'a> {
 }
 
 impl ReferenceKey<'_> {
-    fn fingerprint(&self) -> u64 {
-        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-        BuildHasherDefault::<DefaultHasher>::default().hash_one(self)
-    }
-
     fn to_owned(&self) -> PodReference {
         PodReference {
             secret_id: self.secret_id.to_owned(),

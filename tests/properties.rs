@@ -13,8 +13,8 @@ mod common;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use agyn_secrets::admission::{
-    ENV_ANNOTATION, INJECTED_ANNOTATION, Injection, PULL_SECRETS_ANNOTATION, Plan, build_patch,
-    parse_env, parse_pull_secrets, parse_review, plan_env,
+    ENV_ANNOTATION, INJECTED_ANNOTATION, Injection, PULL_SECRETS_ANNOTATION, Patch, Plan, Pod,
+    build_patch, parse_env, parse_pull_secrets, parse_review, plan_env,
 };
 use agyn_secrets::validate::{is_dns_label, is_env_var_name};
 use common::Server;
@@ -260,6 +260,16 @@ fn values() -> impl Strategy<Value = Vec<String>> {
 // ---------------------------------------------------------------------------
 // Checks shared by the pure and the server cases
 
+/// The operations of a patch.
+fn ops_of(patch: &Patch) -> Vec<Value> {
+    serde_json::from_slice(patch.as_json()).expect("a patch is a JSON array")
+}
+
+/// The stamp `build_patch` expects: `(name, version)` sorted by name.
+fn stamp_of(stamp: &BTreeMap<String, i64>) -> Vec<(&str, i64)> {
+    stamp.iter().map(|(n, v)| (n.as_str(), *v)).collect()
+}
+
 fn apply(pod: &Value, ops: &[Value]) -> Result<Value, String> {
     let patch: json_patch::Patch =
         serde_json::from_value(Value::Array(ops.to_vec())).map_err(|e| e.to_string())?;
@@ -281,11 +291,11 @@ fn effective<'a>(container: &'a Value, var: &str) -> Option<&'a Value> {
 
 /// The pod without what the mutation may touch: the injected variables, the
 /// managed image pull secrets and the injected stamp.
-fn untouched_part(pod: &Value, plan: &Plan, pulls: &[String]) -> Value {
+fn untouched_part(pod: &Value, plan: &Plan, pulls: &[&str]) -> Value {
     let mut pod = pod.clone();
     for container in &plan.containers {
-        let vars: HashSet<&str> = container.vars.iter().map(|(v, _)| v.as_str()).collect();
-        if let Some(c) = pod.pointer_mut(&container.pointer) {
+        let vars: HashSet<&str> = container.vars.iter().map(|(v, _)| *v).collect();
+        if let Some(c) = pod.pointer_mut(&container.pointer()) {
             let env = c.get("env").and_then(Value::as_array).map(|env| {
                 env.iter()
                     .filter(|e| {
@@ -348,13 +358,13 @@ fn check_patched(
     patched: &Value,
     plan: &Plan,
     values: &HashMap<&str, Injection<'_>>,
-    pulls: &[String],
+    pulls: &[&str],
     stamp: &BTreeMap<String, i64>,
 ) -> Result<(), TestCaseError> {
     for container in &plan.containers {
-        let c = patched.pointer(&container.pointer).unwrap();
+        let c = patched.pointer(&container.pointer()).unwrap();
         for (var, secret) in &container.vars {
-            let expected = json!({"name": var, "value": values[secret.as_str()].value});
+            let expected = json!({"name": var, "value": values[secret].value});
             prop_assert_eq!(
                 effective(c, var),
                 Some(&expected),
@@ -418,9 +428,9 @@ proptest! {
             Ok(entries) => {
                 for (i, entry) in entries.iter().enumerate() {
                     prop_assert_eq!(entry.position, i + 1);
-                    prop_assert!(is_env_var_name(&entry.var), "{:?}", entry);
-                    prop_assert!(is_dns_label(&entry.secret), "{:?}", entry);
-                    prop_assert!(entry.container.as_deref().is_none_or(is_dns_label), "{:?}", entry);
+                    prop_assert!(is_env_var_name(entry.var), "{:?}", entry);
+                    prop_assert!(is_dns_label(entry.secret), "{:?}", entry);
+                    prop_assert!(entry.container.is_none_or(is_dns_label), "{:?}", entry);
                     prop_assert!(!entry.text.is_empty() && entry.text.trim() == entry.text);
                 }
             }
@@ -433,7 +443,7 @@ proptest! {
         }
         match parse_pull_secrets(&text) {
             Ok(names) => {
-                let distinct: HashSet<&String> = names.iter().collect();
+                let distinct: HashSet<&&str> = names.iter().collect();
                 prop_assert_eq!(distinct.len(), names.len());
                 prop_assert!(names.iter().all(|n| is_dns_label(n)), "{:?}", names);
             }
@@ -477,7 +487,9 @@ proptest! {
             Ok(pulls) => pulls,
             Err(error) => return no_value_in(&error.to_string()),
         };
-        let plan = match plan_env(&pod, &entries) {
+        let text = pod.to_string();
+        let view = Pod::parse(&text).unwrap();
+        let plan = match plan_env(&view, &entries) {
             Ok(plan) => plan,
             Err(error) => return no_value_in(&error.to_string()),
         };
@@ -491,14 +503,17 @@ proptest! {
             .into_iter()
             .map(|n| (n.to_owned(), injections[n].version))
             .collect();
-        let ops = build_patch(&pod, &plan, &injections, &pulls, &stamp);
+        let value = |n: &str| injections.get(n).copied();
+        let ops = ops_of(&build_patch(&view, &plan, value, &pulls, &stamp_of(&stamp)));
         let patched = apply(&pod, &ops);
         prop_assert!(patched.is_ok(), "patch {:?} does not apply to {}: {:?}", ops, pod, patched);
         let patched = patched.unwrap();
-        let again = build_patch(&patched, &plan, &injections, &pulls, &stamp);
+        let patched_text = patched.to_string();
+        let patched_view = Pod::parse(&patched_text).unwrap();
+        let again = ops_of(&build_patch(&patched_view, &plan, value, &pulls, &stamp_of(&stamp)));
         prop_assert!(again.is_empty(), "second pass: {:?}", again);
         // Planning again on the patched pod gives the same plan.
-        let replanned = plan_env(&patched, &entries);
+        let replanned = plan_env(&patched_view, &entries);
         prop_assert_eq!(replanned.as_ref(), Ok(&plan));
         check_patched(&pod, &patched, &plan, &injections, &pulls, &stamp)?;
     }
@@ -512,10 +527,23 @@ proptest! {
             "request": {"uid": uid, "kind": {"group": "", "version": "v1", "kind": "Pod"},
                         "operation": "CREATE", "namespace": "team-a", "object": pod},
         });
-        let request = parse_review(&serde_json::to_vec(&review).unwrap()).unwrap();
+        let body = serde_json::to_vec(&review).unwrap();
+        let request = parse_review(&body).unwrap();
         prop_assert!(request.is_pod_create());
-        prop_assert_eq!(request.uid, uid);
-        prop_assert_eq!(request.object.as_ref(), Some(&pod));
+        prop_assert_eq!(&request.uid, &uid);
+        // The pod read from inside the review is the pod read on its own.
+        let carried = request.object.as_ref().unwrap();
+        let text = pod.to_string();
+        let direct = Pod::parse(&text).unwrap();
+        prop_assert_eq!(format!("{carried:?}"), format!("{direct:?}"));
+        if let Ok(spec) = &carried.spec {
+            let names: Vec<Option<&str>> = spec.init_containers.iter().chain(&spec.containers)
+                .flatten().map(|c| c.name.as_deref()).collect();
+            let expected: Vec<Option<&str>> = ["initContainers", "containers"].iter()
+                .filter_map(|f| pod["spec"][f].as_array())
+                .flatten().map(|c| c["name"].as_str()).collect();
+            prop_assert_eq!(names, expected);
+        }
     }
 }
 
@@ -602,24 +630,29 @@ fn through_the_server_denials_carry_no_value_and_patches_apply() {
         // What the pure code expects of this pod.
         // The server checks in this order: the env annotation, the pull
         // secrets annotation, the plan, then what the store holds.
-        let expected: Result<Plan, String> = parse_env(&env)
+        let text = pod.to_string();
+        let view = Pod::parse(&text).unwrap();
+        let parsed = parse_env(&env)
             .map_err(|e| e.to_string())
             .and_then(|entries| {
                 let pulls = parse_pull_secrets(pulls.as_deref().unwrap_or(""))
                     .map_err(|e| e.to_string())?;
-                let plan = plan_env(&pod, &entries).map_err(|e| e.to_string())?;
-                match pulls.first() {
-                    Some(name) => Err(format!("image pull secret {name:?} not found")),
-                    None => Ok(plan),
-                }
-            })
-            .and_then(|plan| {
-                if plan.secret_names().contains(&"missing") {
-                    Err("\"missing\" not found in organization \"acme\"".to_owned())
-                } else {
-                    Ok(plan)
-                }
+                Ok((entries, pulls.first().map(|p| p.to_string())))
             });
+        let expected: Result<Plan, String> =
+            parsed
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|(entries, pull)| {
+                    let plan = plan_env(&view, entries).map_err(|e| e.to_string())?;
+                    if let Some(name) = pull {
+                        return Err(format!("image pull secret {name:?} not found"));
+                    }
+                    if plan.secret_names().contains(&"missing") {
+                        return Err("\"missing\" not found in organization \"acme\"".to_owned());
+                    }
+                    Ok(plan)
+                });
         match expected {
             Err(reason) => {
                 prop_assert_eq!(&response["allowed"], &json!(false), "{}", answer);

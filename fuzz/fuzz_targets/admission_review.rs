@@ -4,11 +4,9 @@
 //! result is empty, and no message carries a value.
 #![no_main]
 
-use std::collections::{BTreeMap, HashMap};
-
 use agyn_secrets::admission::{
-    Denial, ENV_ANNOTATION, Injection, PULL_SECRETS_ANNOTATION, allow, build_patch, deny,
-    parse_env, parse_pull_secrets, parse_review, plan_env, pod_name, pod_owner,
+    Denial, Injection, Pod, allow, build_patch, deny, parse_env, parse_pull_secrets,
+    parse_review, plan_env,
 };
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
@@ -21,7 +19,9 @@ fn check_message(message: &str) {
         !message.contains(MARK),
         "a message carries a value: {message}"
     );
-    let _ = deny("uid", Denial::Forbidden, message);
+    let answer: Value = serde_json::from_slice(&deny("uid", Denial::Forbidden, message))
+        .expect("a denial is JSON");
+    assert_eq!(answer["response"]["status"]["message"], message);
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -32,10 +32,11 @@ fuzz_target!(|data: &[u8]| {
     let Some(pod) = &request.object else {
         return;
     };
-    let _ = (pod_name(pod), pod_owner(pod));
-    let annotations = pod.pointer("/metadata/annotations");
-    let text = |key: &str| annotations.and_then(|a| a.get(key)).and_then(Value::as_str);
-    let (env, pulls) = (text(ENV_ANNOTATION), text(PULL_SECRETS_ANNOTATION));
+    let _ = (pod.name(), pod.owner(), pod.namespace());
+    let (env, pulls) = (
+        pod.annotations.env.as_deref(),
+        pod.annotations.pull_secrets.as_deref(),
+    );
     if env.is_none() && pulls.is_none() {
         return;
     }
@@ -51,22 +52,26 @@ fuzz_target!(|data: &[u8]| {
         Ok(plan) => plan,
         Err(error) => return check_message(&error.to_string()),
     };
-    let values: Vec<(String, String)> = plan
+    let values: Vec<(&str, String)> = plan
         .secret_names()
         .into_iter()
-        .map(|name| (name.to_owned(), format!("{MARK}-{name}-\"\\\n~1/")))
+        .map(|name| (name, format!("{MARK}-{name}-\"\\\n~1/")))
         .collect();
-    let injections: HashMap<&str, Injection<'_>> = values
-        .iter()
-        .map(|(name, value)| (name.as_str(), Injection { version: 1, value }))
-        .collect();
-    let stamp: BTreeMap<String, i64> = values.iter().map(|(n, _)| (n.clone(), 1)).collect();
-    let ops = build_patch(pod, &plan, &injections, &pulls, &stamp);
-    let patch: json_patch::Patch =
-        serde_json::from_value(Value::Array(ops.clone())).expect("the operations are JSON Patch");
-    let mut patched = pod.clone();
-    json_patch::patch(&mut patched, &patch).expect("the patch applies to the pod it came from");
-    let again = build_patch(&patched, &plan, &injections, &pulls, &stamp);
+    let value = |name: &str| {
+        values
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| Injection { version: 1, value: v })
+    };
+    let stamp: Vec<(&str, i64)> = values.iter().map(|(n, _)| (*n, 1)).collect();
+    let patch = build_patch(pod, &plan, value, &pulls, &stamp);
+    let ops: json_patch::Patch =
+        serde_json::from_slice(patch.as_json()).expect("the operations are JSON Patch");
+    let review: Value = serde_json::from_slice(data).expect("the review parsed once");
+    let mut patched = review["request"]["object"].clone();
+    json_patch::patch(&mut patched, &ops).expect("the patch applies to the pod it came from");
+    let text = patched.to_string();
+    let again = build_patch(&Pod::parse(&text).unwrap(), &plan, value, &pulls, &stamp);
     assert!(again.is_empty(), "a second pass changed {again:?}");
-    let _ = allow(&request.uid, &ops);
+    let _ = allow(&request.uid, &patch);
 });

@@ -3,12 +3,10 @@
 //! on a fixed pod, and the patch must apply and be idempotent.
 #![no_main]
 
-use std::collections::{BTreeMap, HashMap};
-
-use agyn_secrets::admission::{Injection, build_patch, parse_env, parse_pull_secrets, plan_env};
+use agyn_secrets::admission::{Injection, Pod, build_patch, parse_env, parse_pull_secrets, plan_env};
 use agyn_secrets::validate::{is_dns_label, is_env_var_name};
 use libfuzzer_sys::fuzz_target;
-use serde_json::{Value, json};
+use serde_json::json;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -27,8 +25,8 @@ fuzz_target!(|data: &[u8]| {
     };
     for (i, entry) in entries.iter().enumerate() {
         assert_eq!(entry.position, i + 1);
-        assert!(is_env_var_name(&entry.var) && is_dns_label(&entry.secret));
-        assert!(entry.container.as_deref().is_none_or(is_dns_label));
+        assert!(is_env_var_name(entry.var) && is_dns_label(entry.secret));
+        assert!(entry.container.is_none_or(is_dns_label));
     }
     let pod = json!({
         "metadata": {"name": "p", "annotations": {}},
@@ -40,30 +38,28 @@ fuzz_target!(|data: &[u8]| {
             ]
         }
     });
-    let Ok(plan) = plan_env(&pod, &entries) else {
+    let pod_text = pod.to_string();
+    let view = Pod::parse(&pod_text).unwrap();
+    let Ok(plan) = plan_env(&view, &entries) else {
         return;
     };
-    let values: Vec<(String, String)> = plan
+    let values: Vec<(&str, String)> = plan
         .secret_names()
         .into_iter()
-        .map(|n| (n.to_owned(), format!("value-of-{n}")))
+        .map(|n| (n, format!("value-of-{n}")))
         .collect();
-    let injections: HashMap<&str, Injection<'_>> = values
-        .iter()
-        .map(|(n, v)| {
-            (
-                n.as_str(),
-                Injection {
-                    version: 2,
-                    value: v,
-                },
-            )
-        })
-        .collect();
-    let stamp: BTreeMap<String, i64> = values.iter().map(|(n, _)| (n.clone(), 2)).collect();
-    let ops = build_patch(&pod, &plan, &injections, &[], &stamp);
-    let patch: json_patch::Patch = serde_json::from_value(Value::Array(ops)).unwrap();
+    let value = |name: &str| {
+        values
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| Injection { version: 2, value: v })
+    };
+    let stamp: Vec<(&str, i64)> = values.iter().map(|(n, _)| (*n, 2)).collect();
+    let patch = build_patch(&view, &plan, value, &[], &stamp);
+    let ops: json_patch::Patch = serde_json::from_slice(patch.as_json()).unwrap();
     let mut patched = pod.clone();
-    json_patch::patch(&mut patched, &patch).expect("the patch applies");
-    assert!(build_patch(&patched, &plan, &injections, &[], &stamp).is_empty());
+    json_patch::patch(&mut patched, &ops).expect("the patch applies");
+    let patched_text = patched.to_string();
+    let again = Pod::parse(&patched_text).unwrap();
+    assert!(build_patch(&again, &plan, value, &[], &stamp).is_empty());
 });

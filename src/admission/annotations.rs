@@ -3,16 +3,17 @@
 use crate::validate::{is_dns_label, is_env_var_name};
 
 /// One entry of `secrets.agyn.io/env`: `VAR=secret` or `container:VAR=secret`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnvEntry {
+/// Borrowed from the annotation's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnvEntry<'a> {
     /// 1-based position among the non-empty entries, for messages.
     pub position: usize,
     /// The entry as written, trimmed.
-    pub text: String,
+    pub text: &'a str,
     /// `None` for every container and init container.
-    pub container: Option<String>,
-    pub var: String,
-    pub secret: String,
+    pub container: Option<&'a str>,
+    pub var: &'a str,
+    pub secret: &'a str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,7 +41,7 @@ pub(crate) fn quote(text: &str) -> String {
 
 /// Parses `secrets.agyn.io/env`: entries separated by commas or newlines;
 /// blank entries are ignored.
-pub fn parse_env(text: &str) -> Result<Vec<EnvEntry>, ParseError> {
+pub fn parse_env(text: &str) -> Result<Vec<EnvEntry<'_>>, ParseError> {
     let error = |message: String| ParseError {
         annotation: super::ENV_ANNOTATION,
         message,
@@ -94,10 +95,10 @@ pub fn parse_env(text: &str) -> Result<Vec<EnvEntry>, ParseError> {
         }
         entries.push(EnvEntry {
             position,
-            text: item.to_owned(),
-            container: container.map(str::to_owned),
-            var: var.to_owned(),
-            secret: secret.to_owned(),
+            text: item,
+            container,
+            var,
+            secret,
         });
     }
     Ok(entries)
@@ -105,8 +106,8 @@ pub fn parse_env(text: &str) -> Result<Vec<EnvEntry>, ParseError> {
 
 /// Parses `secrets.agyn.io/image-pull-secrets`: comma-separated names,
 /// duplicates dropped, order kept.
-pub fn parse_pull_secrets(text: &str) -> Result<Vec<String>, ParseError> {
-    let mut names: Vec<String> = Vec::new();
+pub fn parse_pull_secrets(text: &str) -> Result<Vec<&str>, ParseError> {
+    let mut names: Vec<&str> = Vec::new();
     for (i, raw) in text
         .split([',', '\n'])
         .map(str::trim)
@@ -129,8 +130,8 @@ pub fn parse_pull_secrets(text: &str) -> Result<Vec<String>, ParseError> {
                 ),
             });
         }
-        if !names.iter().any(|n| n == raw) {
-            names.push(raw.to_owned());
+        if !names.contains(&raw) {
+            names.push(raw);
         }
     }
     Ok(names)
@@ -146,15 +147,9 @@ mod tests {
         let entries = parse_env("A=one, worker:B = two\n\n C=three,").unwrap();
         assert_eq!(entries.len(), 3);
         assert_eq!(entries[0].container, None);
-        assert_eq!(
-            (entries[0].var.as_str(), entries[0].secret.as_str()),
-            ("A", "one")
-        );
-        assert_eq!(entries[1].container.as_deref(), Some("worker"));
-        assert_eq!(
-            (entries[1].var.as_str(), entries[1].secret.as_str()),
-            ("B", "two")
-        );
+        assert_eq!((entries[0].var, entries[0].secret), ("A", "one"));
+        assert_eq!(entries[1].container, Some("worker"));
+        assert_eq!((entries[1].var, entries[1].secret), ("B", "two"));
         assert_eq!(entries[2].position, 3);
     }
 

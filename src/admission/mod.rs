@@ -2,12 +2,16 @@
 
 mod annotations;
 mod patch;
+mod pod;
 mod review;
 
 pub use annotations::{EnvEntry, ParseError, parse_env, parse_pull_secrets};
-pub use patch::{Injection, PatchError, Plan, build_patch, plan_env, pod_name, pod_owner};
+pub use patch::{
+    ContainerList, ContainerPlan, Injection, Patch, PatchError, Plan, build_patch, plan_env,
+};
+pub use pod::{Annotations, Container, EnvVar, Meta, Pod, PodWire, Spec, Str, StrictPod};
 pub use review::{
-    AdmissionRequest, AdmissionReview, Denial, ReviewError, allow, deny, parse_review,
+    AdmissionRequest, Denial, GroupVersionKind, ReviewError, allow, deny, parse_review,
 };
 
 /// Annotation naming the env vars to inject.

@@ -3,37 +3,59 @@
 //!
 //! The patch is computed against the pod as it arrives, and an entry that is
 //! already exactly right produces no operation. So a second review of our own
-//! output (reinvocationPolicy IfNeeded) yields an empty patch.
+//! output (reinvocationPolicy IfNeeded) yields an empty patch. The patch is
+//! written straight to JSON text: it is only ever sent, never inspected.
 
-use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 
-use serde_json::{Value, json};
-
-use super::INJECTED_ANNOTATION;
 use super::annotations::{EnvEntry, quote};
+use super::pod::{Container, Pod};
+
+/// Where a container is listed in the pod spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerList {
+    Init,
+    Regular,
+}
+
+impl ContainerList {
+    pub fn field(self) -> &'static str {
+        match self {
+            ContainerList::Init => "initContainers",
+            ContainerList::Regular => "containers",
+        }
+    }
+}
 
 /// The variables one container receives, in annotation order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContainerPlan {
-    /// JSON pointer of the container, e.g. `/spec/initContainers/0`.
-    pub pointer: String,
-    pub name: String,
+pub struct ContainerPlan<'a> {
+    pub list: ContainerList,
+    pub index: usize,
+    pub name: &'a str,
     /// `(VAR, secret name)` pairs.
-    pub vars: Vec<(String, String)>,
+    pub vars: Vec<(&'a str, &'a str)>,
+}
+
+impl ContainerPlan<'_> {
+    /// JSON pointer of the container, e.g. `/spec/initContainers/0`.
+    pub fn pointer(&self) -> String {
+        format!("/spec/{}/{}", self.list.field(), self.index)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Plan {
-    pub containers: Vec<ContainerPlan>,
+pub struct Plan<'a> {
+    pub containers: Vec<ContainerPlan<'a>>,
 }
 
-impl Plan {
+impl<'a> Plan<'a> {
     /// Distinct secret names, sorted.
-    pub fn secret_names(&self) -> Vec<&str> {
+    pub fn secret_names(&self) -> Vec<&'a str> {
         let mut names: Vec<&str> = self
             .containers
             .iter()
-            .flat_map(|c| c.vars.iter().map(|(_, s)| s.as_str()))
+            .flat_map(|c| c.vars.iter().map(|(_, s)| *s))
             .collect();
         names.sort_unstable();
         names.dedup();
@@ -62,8 +84,8 @@ pub enum PatchError {
         container: String,
         first: usize,
     },
-    #[error("pod spec is malformed: {0}")]
-    Malformed(&'static str),
+    #[error("pod is malformed: {0}")]
+    Malformed(String),
 }
 
 fn list_known(names: &[String]) -> String {
@@ -74,77 +96,79 @@ fn list_known(names: &[String]) -> String {
     }
 }
 
-/// The pod's containers and init containers: (pointer, name).
-fn containers(pod: &Value) -> Result<Vec<(String, String)>, PatchError> {
-    // The patch adds under both; a pod where either is not an object would
-    // get a patch that cannot apply.
-    if !pod.get("metadata").is_some_and(Value::is_object) {
-        return Err(PatchError::Malformed(
-            "metadata is missing or not an object",
-        ));
-    }
-    let spec = pod
-        .get("spec")
-        .filter(|s| s.is_object())
-        .ok_or(PatchError::Malformed("spec is missing or not an object"))?;
-    let mut found = Vec::new();
-    for field in ["initContainers", "containers"] {
-        let Some(list) = spec.get(field).filter(|v| !v.is_null()) else {
-            continue;
-        };
-        let list = list
-            .as_array()
-            .ok_or(PatchError::Malformed("containers is not a list"))?;
-        for (i, container) in list.iter().enumerate() {
-            let name = container
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or(PatchError::Malformed("a container has no name"))?;
-            found.push((format!("/spec/{field}/{i}"), name.to_owned()));
-        }
-    }
-    Ok(found)
+/// The pod's init containers and containers, in that order.
+fn containers<'p>(
+    pod: &'p Pod<'_>,
+) -> impl Iterator<Item = (ContainerList, usize, &'p Container<'p>)> {
+    let spec = pod.spec.as_ref().ok();
+    let list = move |which: ContainerList| {
+        let list = spec.and_then(|s| match which {
+            ContainerList::Init => s.init_containers.as_deref(),
+            ContainerList::Regular => s.containers.as_deref(),
+        });
+        list.unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(move |(i, c)| (which, i, c))
+    };
+    list(ContainerList::Init).chain(list(ContainerList::Regular))
 }
 
 /// Decides which container gets which variable. Entries without a container
 /// go to every container and init container.
-pub fn plan_env(pod: &Value, entries: &[EnvEntry]) -> Result<Plan, PatchError> {
-    let all = containers(pod)?;
-    let names: Vec<String> = all.iter().map(|(_, n)| n.clone()).collect();
+pub fn plan_env<'a>(pod: &'a Pod<'_>, entries: &[EnvEntry<'a>]) -> Result<Plan<'a>, PatchError> {
+    // The patch adds under both; a pod where either is not an object would
+    // get a patch that cannot apply.
+    if let Err(error) = &pod.meta {
+        return Err(PatchError::Malformed(error.clone()));
+    }
+    if let Err(error) = &pod.spec {
+        return Err(PatchError::Malformed(error.clone()));
+    }
+    let mut all = Vec::new();
+    for (list, index, container) in containers(pod) {
+        let name = container
+            .name
+            .as_deref()
+            .ok_or_else(|| PatchError::Malformed("a container has no name".into()))?;
+        all.push((list, index, name));
+    }
     for entry in entries {
-        if let Some(container) = &entry.container
-            && !names.contains(container)
+        if let Some(container) = entry.container
+            && !all.iter().any(|(_, _, name)| *name == container)
         {
             return Err(PatchError::UnknownContainer {
                 position: entry.position,
-                text: entry.text.clone(),
-                container: container.clone(),
-                known: names,
+                text: entry.text.to_owned(),
+                container: container.to_owned(),
+                known: all.iter().map(|(_, _, n)| (*n).to_owned()).collect(),
             });
         }
     }
     let mut plan = Plan::default();
-    for (pointer, name) in all {
-        let mut vars: Vec<(String, String)> = Vec::new();
-        let mut first_of: HashMap<&str, usize> = HashMap::new();
+    for (list, index, name) in all {
+        let mut vars: Vec<(&str, &str)> = Vec::new();
+        let mut positions: Vec<usize> = Vec::new();
         for entry in entries {
-            if entry.container.as_ref().is_some_and(|c| *c != name) {
+            if entry.container.is_some_and(|c| c != name) {
                 continue;
             }
-            if let Some(first) = first_of.insert(&entry.var, entry.position) {
+            if let Some(at) = vars.iter().position(|(var, _)| *var == entry.var) {
                 return Err(PatchError::DuplicateVar {
                     position: entry.position,
-                    text: entry.text.clone(),
-                    var: entry.var.clone(),
-                    container: name,
-                    first,
+                    text: entry.text.to_owned(),
+                    var: entry.var.to_owned(),
+                    container: name.to_owned(),
+                    first: positions[at],
                 });
             }
-            vars.push((entry.var.clone(), entry.secret.clone()));
+            vars.push((entry.var, entry.secret));
+            positions.push(entry.position);
         }
         if !vars.is_empty() {
             plan.containers.push(ContainerPlan {
-                pointer,
+                list,
+                index,
                 name,
                 vars,
             });
@@ -160,61 +184,154 @@ pub struct Injection<'a> {
     pub value: &'a str,
 }
 
-fn escape(segment: &str) -> String {
-    segment.replace('~', "~0").replace('/', "~1")
+/// An RFC 6902 patch as JSON text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Patch {
+    json: Vec<u8>,
+    ops: usize,
 }
 
+impl Default for Patch {
+    fn default() -> Self {
+        Patch {
+            json: b"[".to_vec(),
+            ops: 0,
+        }
+    }
+}
+
+impl Patch {
+    /// The number of operations.
+    pub fn len(&self) -> usize {
+        self.ops
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops == 0
+    }
+
+    /// The patch: a JSON array of operations.
+    pub fn as_json(&self) -> &[u8] {
+        &self.json
+    }
+
+    /// Starts an operation; the caller writes the rest of the path, then
+    /// calls [`Patch::value`], writes the value and calls [`Patch::end`].
+    fn begin(&mut self, op: &str, path: &str) {
+        if self.ops > 0 {
+            self.json.push(b',');
+        }
+        self.ops += 1;
+        self.json.extend_from_slice(b"{\"op\":\"");
+        self.json.extend_from_slice(op.as_bytes());
+        self.json.extend_from_slice(b"\",\"path\":\"");
+        self.json.extend_from_slice(path.as_bytes());
+    }
+
+    fn value(&mut self) {
+        self.json.extend_from_slice(b"\",\"value\":");
+    }
+
+    fn end(&mut self) {
+        self.json.push(b'}');
+    }
+
+    fn container_path(&mut self, container: &ContainerPlan<'_>) {
+        write!(
+            self.json,
+            "/{}/{}/env",
+            container.list.field(),
+            container.index
+        )
+        .expect("writing to a Vec cannot fail");
+    }
+
+    fn string(&mut self, text: &str) {
+        serde_json::to_writer(&mut self.json, text).expect("writing to a Vec cannot fail");
+    }
+
+    fn env_var(&mut self, name: &str, value: &str) {
+        self.json.extend_from_slice(b"{\"name\":");
+        self.string(name);
+        self.json.extend_from_slice(b",\"value\":");
+        self.string(value);
+        self.json.push(b'}');
+    }
+
+    fn finish(mut self) -> Self {
+        self.json.push(b']');
+        self
+    }
+}
+
+/// JSON pointer of the injected stamp's annotation (`/` escaped as `~1`).
+const INJECTED_POINTER: &str = "/metadata/annotations/secrets.agyn.io~1injected";
+
 /// Builds the patch: env entries, image pull secrets and the injected stamp.
-/// `values` holds every secret the plan and the pull secrets name; `stamp`
-/// lists `(name, version)` of everything injected.
-pub fn build_patch(
-    pod: &Value,
-    plan: &Plan,
-    values: &HashMap<&str, Injection<'_>>,
-    pull_secrets: &[String],
-    stamp: &BTreeMap<String, i64>,
-) -> Vec<Value> {
-    let mut ops = Vec::new();
+/// `values` gives every secret the plan names; `stamp` lists `(name, version)`
+/// of everything injected, sorted by name.
+pub fn build_patch<'v>(
+    pod: &Pod<'_>,
+    plan: &Plan<'_>,
+    values: impl Fn(&str) -> Option<Injection<'v>>,
+    pull_secrets: &[&str],
+    stamp: &[(&str, i64)],
+) -> Patch {
+    let mut patch = Patch::default();
+    let spec = pod.spec.as_ref().ok();
     for container in &plan.containers {
-        let current = pod
-            .pointer(&container.pointer)
-            .and_then(|c| c.get("env"))
-            .and_then(Value::as_array);
-        let desired = container.vars.iter().filter_map(|(var, secret)| {
-            values
-                .get(secret.as_str())
-                .map(|v| json!({ "name": var, "value": v.value }))
-        });
+        let current = spec
+            .and_then(|s| match container.list {
+                ContainerList::Init => s.init_containers.as_deref(),
+                ContainerList::Regular => s.containers.as_deref(),
+            })
+            .and_then(|list| list.get(container.index))
+            .and_then(|c| c.env.as_deref());
+        let desired = container
+            .vars
+            .iter()
+            .filter_map(|(var, secret)| values(secret).map(|v| (*var, v.value)));
         match current {
-            None => ops.push(json!({
-                "op": "add",
-                "path": format!("{}/env", container.pointer),
-                "value": desired.collect::<Vec<_>>(),
-            })),
+            None => {
+                patch.begin("add", "/spec");
+                patch.container_path(container);
+                patch.value();
+                patch.json.push(b'[');
+                for (i, (var, value)) in desired.enumerate() {
+                    if i > 0 {
+                        patch.json.push(b',');
+                    }
+                    patch.env_var(var, value);
+                }
+                patch.json.push(b']');
+                patch.end();
+            }
             Some(env) => {
-                for entry in desired {
+                for (var, value) in desired {
                     // Kubernetes lets the last entry of a name win, so every
                     // entry of that name is replaced, not just the first.
                     let mut found = false;
                     for (i, existing) in env.iter().enumerate() {
-                        if existing.get("name") != entry.get("name") {
+                        if existing.name.as_deref() != Some(var) {
                             continue;
                         }
                         found = true;
-                        if *existing != entry {
-                            ops.push(json!({
-                                "op": "replace",
-                                "path": format!("{}/env/{i}", container.pointer),
-                                "value": entry,
-                            }));
+                        if !existing.is(var, value) {
+                            patch.begin("replace", "/spec");
+                            patch.container_path(container);
+                            write!(patch.json, "/{i}").expect("writing to a Vec cannot fail");
+                            patch.value();
+                            patch.env_var(var, value);
+                            patch.end();
                         }
                     }
                     if !found {
-                        ops.push(json!({
-                            "op": "add",
-                            "path": format!("{}/env/-", container.pointer),
-                            "value": entry,
-                        }));
+                        patch.begin("add", "/spec");
+                        patch.container_path(container);
+                        patch.json.extend_from_slice(b"/-");
+                        patch.value();
+                        patch.env_var(var, value);
+                        patch.end();
                     }
                 }
             }
@@ -222,22 +339,36 @@ pub fn build_patch(
     }
 
     if !pull_secrets.is_empty() {
-        let current = pod
-            .pointer("/spec/imagePullSecrets")
-            .and_then(Value::as_array);
-        let wanted = pull_secrets
-            .iter()
-            .map(|name| json!({ "name": format!("agyn-pull-{name}") }));
-        match current {
-            None => ops.push(json!({
-                "op": "add",
-                "path": "/spec/imagePullSecrets",
-                "value": wanted.collect::<Vec<_>>(),
-            })),
+        let managed = |name: &str| format!("agyn-pull-{name}");
+        match spec.and_then(|s| s.image_pull_secrets.as_deref()) {
+            None => {
+                patch.begin("add", "/spec/imagePullSecrets");
+                patch.value();
+                patch.json.push(b'[');
+                for (i, name) in pull_secrets.iter().enumerate() {
+                    if i > 0 {
+                        patch.json.push(b',');
+                    }
+                    patch.json.extend_from_slice(b"{\"name\":");
+                    patch.string(&managed(name));
+                    patch.json.push(b'}');
+                }
+                patch.json.push(b']');
+                patch.end();
+            }
             Some(list) => {
-                for entry in wanted {
-                    if !list.iter().any(|e| e.get("name") == entry.get("name")) {
-                        ops.push(json!({ "op": "add", "path": "/spec/imagePullSecrets/-", "value": entry }));
+                for name in pull_secrets {
+                    let wanted = managed(name);
+                    if !list
+                        .iter()
+                        .any(|e| e.name.as_deref() == Some(wanted.as_str()))
+                    {
+                        patch.begin("add", "/spec/imagePullSecrets/-");
+                        patch.value();
+                        patch.json.extend_from_slice(b"{\"name\":");
+                        patch.string(&wanted);
+                        patch.json.push(b'}');
+                        patch.end();
                     }
                 }
             }
@@ -245,66 +376,39 @@ pub fn build_patch(
     }
 
     if !stamp.is_empty() {
-        let text = stamp
-            .iter()
-            .map(|(name, version)| format!("{name}@{version}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let annotations = pod.pointer("/metadata/annotations");
-        let current = annotations
-            .and_then(|a| a.get(INJECTED_ANNOTATION))
-            .and_then(Value::as_str);
-        if current != Some(text.as_str()) {
-            if annotations.is_some_and(Value::is_object) {
-                ops.push(json!({
-                    "op": "add",
-                    "path": format!("/metadata/annotations/{}", escape(INJECTED_ANNOTATION)),
-                    "value": text,
-                }));
+        let mut text = String::new();
+        for (i, (name, version)) in stamp.iter().enumerate() {
+            use std::fmt::Write;
+            let separator = if i > 0 { "," } else { "" };
+            write!(text, "{separator}{name}@{version}").expect("writing to a String cannot fail");
+        }
+        let annotations = &pod.annotations;
+        if annotations.injected.as_deref() != Some(text.as_str()) {
+            if annotations.is_object {
+                patch.begin("add", INJECTED_POINTER);
+                patch.value();
+                patch.string(&text);
             } else {
-                ops.push(json!({
-                    "op": "add",
-                    "path": "/metadata/annotations",
-                    "value": { INJECTED_ANNOTATION: text },
-                }));
+                patch.begin("add", "/metadata/annotations");
+                patch.value();
+                patch
+                    .json
+                    .extend_from_slice(b"{\"secrets.agyn.io/injected\":");
+                patch.string(&text);
+                patch.json.push(b'}');
             }
+            patch.end();
         }
     }
-    ops
-}
-
-/// The pod's name, or its generateName while the name is not set yet (pods
-/// made by controllers).
-pub fn pod_name(pod: &Value) -> String {
-    let meta = pod.get("metadata");
-    meta.and_then(|m| m.get("name"))
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty())
-        .or_else(|| {
-            meta.and_then(|m| m.get("generateName"))
-                .and_then(Value::as_str)
-        })
-        .unwrap_or("")
-        .to_owned()
-}
-
-/// The controlling owner's kind and name, if any.
-pub fn pod_owner(pod: &Value) -> Option<(String, String)> {
-    let owners = pod.pointer("/metadata/ownerReferences")?.as_array()?;
-    let owner = owners
-        .iter()
-        .find(|o| o.get("controller").and_then(Value::as_bool) == Some(true))
-        .or_else(|| owners.first())?;
-    Some((
-        owner.get("kind")?.as_str()?.to_owned(),
-        owner.get("name")?.as_str()?.to_owned(),
-    ))
+    patch.finish()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::admission::parse_env;
+    use serde_json::{Value, json};
+    use std::collections::HashMap;
 
     fn pod() -> Value {
         json!({
@@ -320,39 +424,61 @@ mod tests {
         })
     }
 
-    fn apply(pod: &Value, ops: &[Value]) -> Value {
+    fn apply(pod: &Value, patch: &Patch) -> Value {
         let mut pod = pod.clone();
-        let patch: json_patch::Patch = serde_json::from_value(Value::Array(ops.to_vec())).unwrap();
+        let patch: json_patch::Patch = serde_json::from_slice(patch.as_json()).unwrap();
         json_patch::patch(&mut pod, &patch).unwrap();
         pod
     }
 
+    /// Plans `env` for `pod` and builds its patch with the values of `values`.
+    fn patch_of(
+        pod: &Value,
+        env: &str,
+        values: &HashMap<&str, Injection<'_>>,
+        pulls: &[&str],
+    ) -> Patch {
+        let text = pod.to_string();
+        let view = Pod::parse(&text).unwrap();
+        let entries = parse_env(env).unwrap();
+        let plan = plan_env(&view, &entries).unwrap();
+        let stamp: Vec<(&str, i64)> = plan
+            .secret_names()
+            .into_iter()
+            .map(|n| (n, values[n].version))
+            .collect();
+        build_patch(&view, &plan, |n| values.get(n).copied(), pulls, &stamp)
+    }
+
     #[test]
     fn plans_global_and_specific_entries() {
-        let plan = plan_env(&pod(), &parse_env("A=a,app:B=b").unwrap()).unwrap();
+        let text = pod().to_string();
+        let view = Pod::parse(&text).unwrap();
+        let entries = parse_env("A=a,app:B=b").unwrap();
+        let plan = plan_env(&view, &entries).unwrap();
         let summary: Vec<(&str, usize)> = plan
             .containers
             .iter()
-            .map(|c| (c.name.as_str(), c.vars.len()))
+            .map(|c| (c.name, c.vars.len()))
             .collect();
         assert_eq!(summary, vec![("init", 1), ("app", 2), ("sidecar", 1)]);
-        assert_eq!(plan.containers[0].pointer, "/spec/initContainers/0");
+        assert_eq!(plan.containers[0].pointer(), "/spec/initContainers/0");
         assert_eq!(plan.secret_names(), vec!["a", "b"]);
     }
 
     #[test]
     fn unknown_containers_and_duplicates_are_refused() {
-        let error = plan_env(&pod(), &parse_env("worker:A=a").unwrap())
-            .unwrap_err()
-            .to_string();
+        let text = pod().to_string();
+        let view = Pod::parse(&text).unwrap();
+        let entries = parse_env("worker:A=a").unwrap();
+        let error = plan_env(&view, &entries).unwrap_err().to_string();
         assert!(
             error.contains("container \"worker\" not found in pod"),
             "{error}"
         );
         assert!(error.contains("init, app, sidecar"), "{error}");
-        let error = plan_env(&pod(), &parse_env("A=a,app:A=b").unwrap())
-            .unwrap_err()
-            .to_string();
+        let entries = parse_env("A=a,app:A=b").unwrap();
+        let error = plan_env(&view, &entries).unwrap_err().to_string();
         assert!(
             error.contains("entry 2") && error.contains("A is set twice for container \"app\""),
             "{error}"
@@ -362,7 +488,6 @@ mod tests {
     #[test]
     fn patch_creates_replaces_appends_and_is_idempotent() {
         let pod = pod();
-        let plan = plan_env(&pod, &parse_env("A=a,app:B=b").unwrap()).unwrap();
         let values = HashMap::from([
             (
                 "a",
@@ -375,21 +500,19 @@ mod tests {
                 "b",
                 Injection {
                     version: 1,
-                    value: "vb",
+                    value: "v\"b\\/~",
                 },
             ),
         ]);
-        let stamp = BTreeMap::from([("a".to_owned(), 2), ("b".to_owned(), 1)]);
-        let pulls = vec!["ghcr".to_owned()];
-        let ops = build_patch(&pod, &plan, &values, &pulls, &stamp);
-        let patched = apply(&pod, &ops);
+        let pulls = ["ghcr"];
+        let patched = apply(&pod, &patch_of(&pod, "A=a,app:B=b", &values, &pulls));
         assert_eq!(
             patched.pointer("/spec/initContainers/0/env").unwrap(),
             &json!([{"name": "A", "value": "va"}])
         );
         assert_eq!(
             patched.pointer("/spec/containers/0/env").unwrap(),
-            &json!([{"name": "KEEP", "value": "k"}, {"name": "A", "value": "va"}, {"name": "B", "value": "vb"}])
+            &json!([{"name": "KEEP", "value": "k"}, {"name": "A", "value": "va"}, {"name": "B", "value": "v\"b\\/~"}])
         );
         assert_eq!(
             patched.pointer("/spec/containers/1/env").unwrap(),
@@ -405,7 +528,7 @@ mod tests {
                 .unwrap(),
             &json!("a@2,b@1")
         );
-        assert!(build_patch(&patched, &plan, &values, &pulls, &stamp).is_empty());
+        assert!(patch_of(&patched, "A=a,app:B=b", &values, &pulls).is_empty());
     }
 
     #[test]
@@ -413,7 +536,6 @@ mod tests {
         let pod = json!({"metadata": {}, "spec": {"containers": [{"name": "app", "env": [
             {"name": "A", "value": "old"}, {"name": "KEEP", "value": "k"}, {"name": "A", "value": "older"}
         ]}]}});
-        let plan = plan_env(&pod, &parse_env("A=a").unwrap()).unwrap();
         let values = HashMap::from([(
             "a",
             Injection {
@@ -421,13 +543,14 @@ mod tests {
                 value: "va",
             },
         )]);
-        let ops = build_patch(&pod, &plan, &values, &[], &BTreeMap::new());
-        let patched = apply(&pod, &ops);
+        let patch = patch_of(&pod, "A=a", &values, &[]);
+        assert_eq!(patch.len(), 3, "two replacements and the stamp");
+        let patched = apply(&pod, &patch);
         assert_eq!(
             patched.pointer("/spec/containers/0/env").unwrap(),
             &json!([{"name": "A", "value": "va"}, {"name": "KEEP", "value": "k"}, {"name": "A", "value": "va"}])
         );
-        assert!(build_patch(&patched, &plan, &values, &[], &BTreeMap::new()).is_empty());
+        assert!(patch_of(&patched, "A=a", &values, &[]).is_empty());
     }
 
     #[test]
@@ -435,18 +558,15 @@ mod tests {
         for pod in [
             json!({"metadata": {}, "spec": []}),
             json!({"spec": {"containers": []}}),
+            json!({"metadata": {}, "spec": {"containers": "app"}}),
+            json!({"metadata": {}, "spec": {"containers": [{"image": "x"}]}}),
         ] {
-            assert!(matches!(plan_env(&pod, &[]), Err(PatchError::Malformed(_))));
+            let text = pod.to_string();
+            let view = Pod::parse(&text).unwrap();
+            assert!(
+                matches!(plan_env(&view, &[]), Err(PatchError::Malformed(_))),
+                "{pod}"
+            );
         }
-    }
-
-    #[test]
-    fn names_and_owners() {
-        assert_eq!(pod_name(&pod()), "web-");
-        assert_eq!(
-            pod_owner(&pod()),
-            Some(("ReplicaSet".into(), "web-7d9".into()))
-        );
-        assert_eq!(pod_owner(&json!({"metadata": {}})), None);
     }
 }

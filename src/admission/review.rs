@@ -1,52 +1,77 @@
 //! The `admission.k8s.io/v1` AdmissionReview envelope. Only the fields the
-//! mutation needs are read; the pod itself stays a JSON value.
+//! mutation needs are read, borrowed from the body; answers are written
+//! straight to JSON text.
+
+use std::borrow::Cow;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
-use serde_json::{Value, json};
+
+use super::patch::Patch;
+use super::pod::{Pod, PodWire, Str, StrictPod};
 
 const API_VERSION: &str = "admission.k8s.io/v1";
 
-#[derive(Debug, Deserialize)]
+/// A review whose pod is read as `O`: a [`StrictPod`] in one pass, or a
+/// [`PodWire`] part by part.
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AdmissionReview {
-    pub api_version: Option<String>,
-    pub kind: Option<String>,
-    pub request: Option<AdmissionRequest>,
+struct ReviewWire<'a, O> {
+    #[serde(borrow)]
+    api_version: Option<Str<'a>>,
+    #[serde(borrow)]
+    kind: Option<Str<'a>>,
+    #[serde(borrow)]
+    request: Option<RequestWire<'a, O>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct GroupVersionKind {
-    #[serde(default)]
-    pub group: String,
-    #[serde(default)]
-    pub version: String,
-    #[serde(default)]
-    pub kind: String,
+pub struct GroupVersionKind<'a> {
+    #[serde(default, borrow)]
+    pub group: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub version: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub kind: Cow<'a, str>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AdmissionRequest {
-    pub uid: String,
-    pub kind: GroupVersionKind,
+struct RequestWire<'a, O> {
+    #[serde(borrow)]
+    uid: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: GroupVersionKind<'a>,
+    #[serde(default, borrow)]
+    sub_resource: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    operation: Cow<'a, str>,
+    #[serde(default, borrow)]
+    namespace: Option<Str<'a>>,
+    #[serde(default, borrow)]
+    name: Option<Str<'a>>,
+    // A missing Option is None without `default`, which would ask O: Default.
+    object: Option<O>,
     #[serde(default)]
-    pub sub_resource: Option<String>,
-    #[serde(default)]
-    pub operation: String,
-    #[serde(default)]
-    pub namespace: Option<String>,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub object: Option<Value>,
-    #[serde(default)]
+    dry_run: Option<bool>,
+}
+
+/// The request of a review, borrowed from its body.
+#[derive(Debug)]
+pub struct AdmissionRequest<'a> {
+    pub uid: Cow<'a, str>,
+    pub kind: GroupVersionKind<'a>,
+    pub sub_resource: Option<Str<'a>>,
+    pub operation: Cow<'a, str>,
+    pub namespace: Option<Str<'a>>,
+    pub name: Option<Str<'a>>,
+    pub object: Option<Pod<'a>>,
     pub dry_run: Option<bool>,
 }
 
-impl AdmissionRequest {
+impl AdmissionRequest<'_> {
     /// Whether this is the creation of a Pod (not a subresource).
     pub fn is_pod_create(&self) -> bool {
         self.kind.group.is_empty()
@@ -79,42 +104,79 @@ pub enum ReviewError {
 }
 
 /// Parses and checks an AdmissionReview body.
-pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest, ReviewError> {
-    let review: AdmissionReview = serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ReviewError::Shape(e.to_string()),
-        _ => ReviewError::NotJson(e.to_string()),
-    })?;
-    let version = review.api_version.unwrap_or_default();
-    if version != API_VERSION {
-        return Err(ReviewError::Version(version));
+///
+/// A pod as the API server sends it is read in one pass. Anything else
+/// (a part of the pod that is not shaped like a pod's) is read again, part
+/// by part, so that it still gets an answer that says what is wrong.
+pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest<'_>, ReviewError> {
+    if let Ok(review) = serde_json::from_slice::<ReviewWire<'_, StrictPod<'_>>>(body) {
+        return check(review, Pod::from_strict);
     }
-    let kind = review.kind.unwrap_or_default();
+    let review: ReviewWire<'_, PodWire<'_>> =
+        serde_json::from_slice(body).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => ReviewError::Shape(e.to_string()),
+            _ => ReviewError::NotJson(e.to_string()),
+        })?;
+    check(review, Pod::read)
+}
+
+fn check<'a, O>(
+    review: ReviewWire<'a, O>,
+    pod: impl FnOnce(O) -> Pod<'a>,
+) -> Result<AdmissionRequest<'a>, ReviewError> {
+    let version = review.api_version.as_deref().unwrap_or_default();
+    if version != API_VERSION {
+        return Err(ReviewError::Version(version.to_owned()));
+    }
+    let kind = review.kind.as_deref().unwrap_or_default();
     if kind != "AdmissionReview" {
-        return Err(ReviewError::Kind(kind));
+        return Err(ReviewError::Kind(kind.to_owned()));
     }
     let request = review.request.ok_or(ReviewError::NoRequest)?;
     if request.uid.is_empty() {
         return Err(ReviewError::NoUid);
     }
-    Ok(request)
+    Ok(AdmissionRequest {
+        uid: request.uid,
+        kind: request.kind,
+        sub_resource: request.sub_resource,
+        operation: request.operation,
+        namespace: request.namespace,
+        name: request.name,
+        object: request.object.map(pod),
+        dry_run: request.dry_run,
+    })
 }
 
-fn envelope(response: Value) -> Value {
-    json!({ "apiVersion": API_VERSION, "kind": "AdmissionReview", "response": response })
+/// Writes `{"apiVersion":…,"kind":"AdmissionReview","response":{"uid":…,`;
+/// the caller writes the rest of the response object.
+fn begin(uid: &str, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128 + uid.len() + capacity);
+    out.extend_from_slice(
+        br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"#,
+    );
+    serde_json::to_writer(&mut out, uid).expect("writing to a Vec cannot fail");
+    out
 }
 
 /// An allowing answer, with the patch when there is one.
-pub fn allow(uid: &str, patch: &[Value]) -> Value {
+pub fn allow(uid: &str, patch: &Patch) -> Vec<u8> {
     if patch.is_empty() {
-        return envelope(json!({ "uid": uid, "allowed": true }));
+        let mut out = begin(uid, 0);
+        out.extend_from_slice(br#","allowed":true}}"#);
+        return out;
     }
-    let bytes = serde_json::to_vec(patch).expect("a patch serializes");
-    envelope(json!({
-        "uid": uid,
-        "allowed": true,
-        "patchType": "JSONPatch",
-        "patch": STANDARD.encode(bytes),
-    }))
+    let json = patch.as_json();
+    let encoded = base64::encoded_len(json.len(), true).expect("a patch is far below usize::MAX");
+    let mut out = begin(uid, encoded);
+    out.extend_from_slice(br#","allowed":true,"patchType":"JSONPatch","patch":""#);
+    let start = out.len();
+    out.resize(start + encoded, 0);
+    STANDARD
+        .encode_slice(json, &mut out[start..])
+        .expect("the buffer is sized for the encoding");
+    out.extend_from_slice(b"\"}}");
+    out
 }
 
 /// Why a pod is denied: the person's fault (403) or a dependency's (503).
@@ -125,21 +187,25 @@ pub enum Denial {
 }
 
 /// A denying answer. The message is shown to whoever created the pod.
-pub fn deny(uid: &str, denial: Denial, message: &str) -> Value {
+pub fn deny(uid: &str, denial: Denial, message: &str) -> Vec<u8> {
     let (code, reason) = match denial {
         Denial::Forbidden => (403, "Forbidden"),
         Denial::Unavailable => (503, "ServiceUnavailable"),
     };
-    envelope(json!({
-        "uid": uid,
-        "allowed": false,
-        "status": { "code": code, "reason": reason, "message": message },
-    }))
+    let mut out = begin(uid, message.len());
+    out.extend_from_slice(
+        format!(r#","allowed":false,"status":{{"code":{code},"reason":"{reason}","message":"#)
+            .as_bytes(),
+    );
+    serde_json::to_writer(&mut out, message).expect("writing to a Vec cannot fail");
+    out.extend_from_slice(b"}}}");
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
 
     #[test]
     fn rejects_what_is_not_a_v1_review() {
@@ -161,14 +227,49 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_request_and_its_pod() {
+        let body = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{
+            "uid":"u\"1","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE",
+            "namespace":"team-a","dryRun":true,"userInfo":{"username":"x"},
+            "object":{"metadata":{"name":"p"},"spec":{"containers":[{"name":"app"}]}}}}"#;
+        let request = parse_review(body).unwrap();
+        assert!(request.is_pod_create() && request.dry_run());
+        assert_eq!(request.uid, "u\"1");
+        assert_eq!(request.namespace.as_deref(), Some("team-a"));
+        assert_eq!(request.object.as_ref().unwrap().name(), "p");
+    }
+
+    #[test]
     fn answers_carry_the_uid() {
-        let allowed = allow("abc", &[json!({"op": "add", "path": "/x", "value": 1})]);
-        assert_eq!(allowed["response"]["uid"], "abc");
+        let parse = |bytes: Vec<u8>| serde_json::from_slice::<Value>(&bytes).unwrap();
+        let text = r#"{"metadata":{},"spec":{"containers":[{"name":"app"}]}}"#;
+        let pod = Pod::parse(text).unwrap();
+        let entries = crate::admission::parse_env("A=a").unwrap();
+        let plan = crate::admission::plan_env(&pod, &entries).unwrap();
+        let value = crate::admission::Injection {
+            version: 1,
+            value: "v",
+        };
+        let patch = crate::admission::build_patch(&pod, &plan, |_| Some(value), &[], &[]);
+        let allowed = parse(allow("a\"bc", &patch));
+        assert_eq!(allowed["apiVersion"], "admission.k8s.io/v1");
+        assert_eq!(allowed["kind"], "AdmissionReview");
+        assert_eq!(allowed["response"]["uid"], "a\"bc");
         assert_eq!(allowed["response"]["patchType"], "JSONPatch");
-        let plain = allow("abc", &[]);
-        assert!(plain["response"].get("patch").is_none());
-        let denied = deny("abc", Denial::Forbidden, "no");
-        assert_eq!(denied["response"]["allowed"], false);
-        assert_eq!(denied["response"]["status"]["message"], "no");
+        let ops = STANDARD
+            .decode(allowed["response"]["patch"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&ops).unwrap(),
+            json!([{"op": "add", "path": "/spec/containers/0/env", "value": [{"name": "A", "value": "v"}]}])
+        );
+        let plain = parse(allow("abc", &Patch::default()));
+        assert_eq!(plain["response"], json!({"uid": "abc", "allowed": true}));
+        let denied = parse(deny("abc", Denial::Unavailable, "no \"way\"\n"));
+        assert_eq!(
+            denied["response"],
+            json!({"uid": "abc", "allowed": false,
+                   "status": {"code": 503, "reason": "ServiceUnavailable", "message": "no \"way\"\n"}})
+        );
     }
 }

@@ -114,8 +114,8 @@ async fn track(State(app): State<Arc<App>>, request: Request, next: Next) -> Res
         .http_requests
         .get_or_create(&HttpLabels {
             server: "api",
-            method,
-            route,
+            method: method.into(),
+            route: route.into(),
             status,
         })
         .inc();

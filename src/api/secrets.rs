@@ -349,19 +349,21 @@ pub async fn resolve(
     names.sort_unstable();
     names.dedup();
     let resolved = app.resolver.resolve(&org, &names).await?;
-    let ids: Vec<&str> = resolved.values().map(|s| s.id.as_str()).collect();
+    let ids: Vec<&str> = resolved.iter().map(|s| s.secret.id.as_str()).collect();
     app.store.record_runtime_references(&ids, consumer).await?;
     app.store
         .audit_resolve(
             &org.id,
             &caller.actor(),
-            resolved.values().map(|s| (s.id.as_str(), s.name.as_str())),
+            resolved
+                .iter()
+                .map(|s| (s.secret.id.as_str(), s.secret.name.as_str())),
         )
         .await?;
     tracing::info!(organization = %org.name, consumer, count = resolved.len(), "Resolved for runtime");
     let values = resolved
-        .into_values()
-        .map(|s| (s.name, s.value.expose().to_owned()))
+        .into_iter()
+        .map(|s| (s.secret.name.clone(), s.value.expose().to_owned()))
         .collect();
     Ok(Json(ResolveResponse { values }))
 }

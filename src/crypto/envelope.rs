@@ -1,6 +1,8 @@
+use std::sync::OnceLock;
+
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload, rand_core::RngCore};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::{CryptoError, KeyRing, SecretValue};
 
@@ -29,11 +31,58 @@ impl Aad<'_> {
 /// An envelope-encrypted value as stored: the value sealed under a fresh data
 /// key, and that data key wrapped by the key-encryption key `kek_id`. Both
 /// blobs are `nonce || ciphertext || tag`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Sealed {
     pub kek_id: String,
     pub wrapped_dek: Vec<u8>,
     pub ciphertext: Vec<u8>,
+    /// The data key, once unwrapped; see [`DataKey`].
+    pub data_key: DataKey,
+}
+
+impl Sealed {
+    pub fn new(kek_id: String, wrapped_dek: Vec<u8>, ciphertext: Vec<u8>) -> Self {
+        Sealed {
+            kek_id,
+            wrapped_dek,
+            ciphertext,
+            data_key: DataKey::default(),
+        }
+    }
+}
+
+impl PartialEq for Sealed {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.kek_id, &self.wrapped_dek, &self.ciphertext)
+            == (&other.kek_id, &other.wrapped_dek, &other.ciphertext)
+    }
+}
+
+impl Eq for Sealed {}
+
+/// The cipher of a sealed value's data key, kept after the first opening so
+/// that opening the same sealed value again (a secret held by the read cache)
+/// costs one AES-GCM operation instead of an unwrap and a key expansion.
+///
+/// It is tied to the key ring that unwrapped it: a reloaded ring unwraps
+/// again, so a key that changed or went away is noticed. It lives exactly as
+/// long as the sealed value it belongs to, and its key material is zeroized
+/// when dropped.
+#[derive(Default)]
+pub struct DataKey(OnceLock<Box<(u64, Aes256Gcm)>>);
+
+/// A copy starts empty: whatever is done to the copy's blobs is checked
+/// from scratch when it is opened.
+impl Clone for DataKey {
+    fn clone(&self) -> Self {
+        DataKey::default()
+    }
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey(..)")
+    }
 }
 
 impl KeyRing {
@@ -47,28 +96,36 @@ impl KeyRing {
             &aad.bytes("value"),
         );
         let wrapped_dek = seal_with(self.primary_cipher(), dek.as_slice(), &aad.bytes("dek"));
-        Sealed {
-            kek_id: self.primary.clone(),
-            wrapped_dek,
-            ciphertext,
-        }
+        Sealed::new(self.primary.clone(), wrapped_dek, ciphertext)
     }
 
     /// Decrypts a stored value.
     pub fn open(&self, sealed: &Sealed, aad: Aad<'_>) -> Result<SecretValue, CryptoError> {
-        let dek = self.unwrap_dek(sealed, aad)?;
-        let plain = Zeroizing::new(
-            open_with(
-                &Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&dek)),
-                &sealed.ciphertext,
-                &aad.bytes("value"),
-            )
-            .ok_or_else(|| CryptoError::Authentication {
-                kek_id: sealed.kek_id.clone(),
-            })?,
-        );
-        let text = std::str::from_utf8(&plain).map_err(|_| CryptoError::NotUtf8)?;
-        Ok(SecretValue::new(text.to_owned()))
+        let unwrapped;
+        let cipher = match sealed.data_key.0.get().map(|kept| &**kept) {
+            Some((generation, cipher)) if *generation == self.generation => cipher,
+            _ => {
+                let dek = self.unwrap_dek(sealed, aad)?;
+                unwrapped = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&dek));
+                // A key unwrapped by an earlier ring stays; this one is used once.
+                let kept = Box::new((self.generation, unwrapped.clone()));
+                let _ = sealed.data_key.0.set(kept);
+                &unwrapped
+            }
+        };
+        let plain =
+            open_with(cipher, &sealed.ciphertext, &aad.bytes("value")).ok_or_else(|| {
+                CryptoError::Authentication {
+                    kek_id: sealed.kek_id.clone(),
+                }
+            })?;
+        match String::from_utf8(plain) {
+            Ok(text) => Ok(SecretValue::new(text)),
+            Err(error) => {
+                error.into_bytes().zeroize();
+                Err(CryptoError::NotUtf8)
+            }
+        }
     }
 
     /// Wraps the data key of `sealed` under the primary key, leaving the value
@@ -78,11 +135,11 @@ impl KeyRing {
             return Ok(None);
         }
         let dek = self.unwrap_dek(sealed, aad)?;
-        Ok(Some(Sealed {
-            kek_id: self.primary.clone(),
-            wrapped_dek: seal_with(self.primary_cipher(), &dek, &aad.bytes("dek")),
-            ciphertext: sealed.ciphertext.clone(),
-        }))
+        Ok(Some(Sealed::new(
+            self.primary.clone(),
+            seal_with(self.primary_cipher(), &dek, &aad.bytes("dek")),
+            sealed.ciphertext.clone(),
+        )))
     }
 
     fn unwrap_dek(&self, sealed: &Sealed, aad: Aad<'_>) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
@@ -191,6 +248,28 @@ mod tests {
         let mut bad = sealed;
         bad.ciphertext.truncate(10);
         assert!(ring.open(&bad, AAD).is_err());
+    }
+
+    #[test]
+    fn a_data_key_kept_from_one_ring_is_not_trusted_by_another() {
+        let dir = tempfile::tempdir().unwrap();
+        generate_key_file(dir.path(), Some("k1"), false).unwrap();
+        let first = ring(dir.path());
+        let sealed = first.seal(&SecretValue::from("hunter2"), AAD);
+        for _ in 0..2 {
+            assert_eq!(first.open(&sealed, AAD).unwrap().expose(), "hunter2");
+        }
+        // The same key id, another key: the kept data key must not be used.
+        std::fs::remove_file(dir.path().join("k1")).unwrap();
+        generate_key_file(dir.path(), Some("k1"), false).unwrap();
+        let second = ring(dir.path());
+        assert!(matches!(
+            second.open(&sealed, AAD),
+            Err(CryptoError::Authentication { .. })
+        ));
+        // Another binding still fails with the kept data key.
+        assert!(first.open(&sealed, Aad { version: 9, ..AAD }).is_err());
+        assert_eq!(first.open(&sealed, AAD).unwrap().expose(), "hunter2");
     }
 
     #[test]

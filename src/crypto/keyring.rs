@@ -25,7 +25,11 @@ pub struct KeyRing {
     pub(super) primary: String,
     pub(super) keys: HashMap<String, Aes256Gcm>,
     fingerprint: [u8; 32],
+    /// Distinct for every ring loaded by this process.
+    pub(super) generation: u64,
 }
+
+static GENERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl KeyRing {
     /// Loads every key file of `dir` and the `primary` file naming the key for
@@ -85,6 +89,7 @@ impl KeyRing {
             primary,
             keys,
             fingerprint,
+            generation: GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 

@@ -27,13 +27,55 @@ use crate::store::{
 };
 use vault::{Credentials, Failure, FailureKind, Session, count_failure};
 
-/// A resolved secret: its identity and version, and the value.
+/// A resolved secret: the secret as stored, and its value.
 #[derive(Debug, Clone)]
 pub struct ResolvedSecret {
-    pub id: String,
-    pub name: String,
-    pub version: i64,
+    pub secret: Arc<Secret>,
     pub value: SecretValue,
+}
+
+/// The secrets of one resolution, sorted by name.
+#[derive(Debug, Default)]
+pub struct Resolved(Vec<ResolvedSecret>);
+
+impl Resolved {
+    pub fn get(&self, name: &str) -> Option<&ResolvedSecret> {
+        self.0
+            .binary_search_by(|s| s.secret.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.0[i])
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, ResolvedSecret> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl IntoIterator for Resolved {
+    type Item = ResolvedSecret;
+    type IntoIter = std::vec::IntoIter<ResolvedSecret>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl std::ops::Index<&str> for Resolved {
+    type Output = ResolvedSecret;
+
+    /// The secret `name`, which must be one of the names resolved.
+    fn index(&self, name: &str) -> &ResolvedSecret {
+        self.get(name)
+            .unwrap_or_else(|| panic!("{name:?} was not resolved"))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,60 +182,66 @@ impl Resolver {
         }
     }
 
-    /// Resolves `names` (distinct) in `organization`, returning the secrets
-    /// keyed by name. Every unknown name is reported at once. Each distinct
-    /// (provider, path) is read once, and different ones in parallel.
+    /// Resolves `names` in `organization`. Every unknown name is reported
+    /// at once. Each distinct (provider, path) is read once, and different
+    /// ones in parallel.
     pub async fn resolve(
         &self,
         organization: &Organization,
         names: &[&str],
-    ) -> Result<HashMap<String, ResolvedSecret>, ResolveError> {
-        let secrets = self
+    ) -> Result<Resolved, ResolveError> {
+        let mut secrets = self
             .store
             .find_secrets_by_name(&organization.id, names)
             .await?;
-        let found: HashMap<&str, &Secret> =
-            secrets.iter().map(|s| (s.name.as_str(), &**s)).collect();
-        let missing: Vec<String> = names
+        secrets.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        secrets.dedup_by(|a, b| a.name == b.name);
+        let mut missing: Vec<String> = names
             .iter()
-            .filter(|n| !found.contains_key(**n))
+            .filter(|n| {
+                secrets
+                    .binary_search_by(|s| s.name.as_str().cmp(n))
+                    .is_err()
+            })
             .map(|n| (*n).to_owned())
             .collect();
         if !missing.is_empty() {
+            missing.sort_unstable();
+            missing.dedup();
             return Err(ResolveError::NotFound {
                 organization: organization.name.clone(),
                 names: missing,
             });
         }
         let keys = self.keys.current();
-        let mut values: HashMap<&str, SecretValue> = HashMap::with_capacity(secrets.len());
+        let mut values: Vec<Option<SecretValue>> = Vec::with_capacity(secrets.len());
         let mut remote = Vec::new();
-        for secret in secrets.iter().map(|s| &**s) {
+        for secret in &secrets {
             match &secret.content {
-                SecretContent::Local(sealed) => {
-                    values.insert(&secret.id, open(&keys, secret, sealed)?);
+                SecretContent::Local(sealed) => values.push(Some(open(&keys, secret, sealed)?)),
+                SecretContent::Remote(_) => {
+                    values.push(None);
+                    remote.push(&**secret);
                 }
-                SecretContent::Remote(_) => remote.push(secret),
             }
         }
-        if !remote.is_empty() {
-            values.extend(self.read_remote(organization, &remote).await?);
-        }
-        Ok(secrets
+        let mut remote_values = if remote.is_empty() {
+            HashMap::new()
+        } else {
+            self.read_remote(organization, &remote).await?
+        };
+        let resolved = secrets
             .iter()
-            .filter_map(|secret| {
-                let value = values.remove(secret.id.as_str())?;
-                Some((
-                    secret.name.clone(),
-                    ResolvedSecret {
-                        id: secret.id.clone(),
-                        name: secret.name.clone(),
-                        version: secret.version,
-                        value,
-                    },
-                ))
+            .zip(values)
+            .filter_map(|(secret, value)| {
+                let value = value.or_else(|| remote_values.remove(secret.id.as_str()))?;
+                Some(ResolvedSecret {
+                    secret: secret.clone(),
+                    value,
+                })
             })
-            .collect())
+            .collect();
+        Ok(Resolved(resolved))
     }
 
     /// Reads remote secrets, returning their values by secret id.

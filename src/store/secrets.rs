@@ -33,17 +33,14 @@ fn from_row(row: &AnyRow) -> Result<Secret> {
     let id: String = row.try_get("id")?;
     let corrupt = |what: &str| StoreError::Corrupt(format!("secret {id}: {what}"));
     let content = match storage.as_str() {
-        "local" => SecretContent::Local(Sealed {
-            kek_id: row
-                .try_get::<Option<String>, _>("kek_id")?
+        "local" => SecretContent::Local(Sealed::new(
+            row.try_get::<Option<String>, _>("kek_id")?
                 .ok_or_else(|| corrupt("local secret without key id"))?,
-            wrapped_dek: row
-                .try_get::<Option<Vec<u8>>, _>("wrapped_dek")?
+            row.try_get::<Option<Vec<u8>>, _>("wrapped_dek")?
                 .ok_or_else(|| corrupt("local secret without data key"))?,
-            ciphertext: row
-                .try_get::<Option<Vec<u8>>, _>("ciphertext")?
+            row.try_get::<Option<Vec<u8>>, _>("ciphertext")?
                 .ok_or_else(|| corrupt("local secret without ciphertext"))?,
-        }),
+        )),
         "remote" => SecretContent::Remote(RemoteRef {
             provider_id: row
                 .try_get::<Option<String>, _>("provider_id")?
