@@ -55,6 +55,56 @@ async fn two_replicas_on_one_postgres_see_every_change_at_once() {
         );
     }
 
+    // A provider edited through A is what B's next remote read uses. Both
+    // addresses refuse connections, and the denial names the one used.
+    let [first, second] = [common::free_port(), common::free_port()];
+    let token = json!({"name": "bao-token", "storage": "local", "value": "s.token"});
+    a.client()
+        .post("/v1/organizations/acme/secrets", token)
+        .await
+        .expect(201);
+    let provider = a
+        .client()
+        .post(
+            "/v1/organizations/acme/providers",
+            json!({"name": "bao", "kind": "vault", "address": format!("http://127.0.0.1:{first}"),
+                   "auth": {"method": "token", "token_secret": "bao-token"}}),
+        )
+        .await
+        .expect(201);
+    let remote = json!({"name": "remote-key", "storage": "remote", "provider_id": provider["id"],
+                        "remote_path": "secret/data/app", "remote_key": "value"});
+    a.client()
+        .post("/v1/organizations/acme/secrets", remote)
+        .await
+        .expect(201);
+    let mut remote_review = review.clone();
+    remote_review["request"]["object"]["metadata"]["annotations"]["secrets.agyn.io/env"] =
+        json!("REMOTE=remote-key");
+    for (port, through) in [(first, &a), (second, &a), (first, &b)] {
+        through
+            .client()
+            .patch(
+                &format!(
+                    "/v1/organizations/acme/providers/{}",
+                    provider["id"].as_str().unwrap()
+                ),
+                json!({"address": format!("http://127.0.0.1:{port}")}),
+            )
+            .await
+            .expect(200);
+        for replica in [&a, &b] {
+            let answer = replica.review(&remote_review).await;
+            let message = answer["response"]["status"]["message"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(
+                message.contains(&format!("connection refused at http://127.0.0.1:{port}")),
+                "{answer}"
+            );
+        }
+    }
+
     // Unbinding through B is seen by A's next admission.
     b.client().delete("/v1/namespaces/team-a").await.expect(204);
     let answer = a.review(&review).await;

@@ -16,7 +16,7 @@ use foldhash::HashMap as FastMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::{NamespaceBinding, Organization, Secret};
+use super::{NamespaceBinding, Organization, Provider, Secret};
 
 /// The maps use a fast, randomly seeded hash: every admission makes a
 /// dozen lookups, and SipHash was a visible part of its cost.
@@ -27,6 +27,9 @@ struct Entries {
     organizations: FastMap<String, Organization>,
     /// Organization id → secret name → the secret, or `None` when absent.
     secrets: FastMap<String, FastMap<String, Option<Arc<Secret>>>>,
+    /// Organization id → provider id or name → the provider (remote
+    /// secrets look theirs up at every admission).
+    providers: FastMap<String, FastMap<String, Provider>>,
 }
 
 /// The replicas a writer still waits for, and how to wake it.
@@ -138,6 +141,19 @@ impl Cache {
             .cloned()
     }
 
+    pub fn provider(&self, organization_id: &str, key: &str) -> Option<Provider> {
+        if !self.is_enabled() {
+            return None;
+        }
+        self.entries
+            .read()
+            .expect("lock poisoned")
+            .providers
+            .get(organization_id)?
+            .get(key)
+            .cloned()
+    }
+
     /// The cached secrets of `names`, and the names that are not cached.
     pub fn secrets<'a>(
         &self,
@@ -169,9 +185,13 @@ impl Cache {
         if entries.epoch != epoch {
             return;
         }
-        if entries.secrets.len() >= MAX_ENTRIES || entries.bindings.len() >= MAX_ENTRIES {
+        if entries.secrets.len() >= MAX_ENTRIES
+            || entries.bindings.len() >= MAX_ENTRIES
+            || entries.providers.len() >= MAX_ENTRIES
+        {
             entries.secrets.clear();
             entries.bindings.clear();
+            entries.providers.clear();
         }
         fill(&mut entries);
     }
@@ -190,6 +210,21 @@ impl Cache {
     pub fn put_organization(&self, epoch: Option<u64>, key: &str, org: &Organization) {
         self.insert(epoch, |e| {
             e.organizations.insert(key.to_owned(), org.clone());
+        });
+    }
+
+    pub fn put_provider(
+        &self,
+        epoch: Option<u64>,
+        organization_id: &str,
+        key: &str,
+        provider: &Provider,
+    ) {
+        self.insert(epoch, |e| {
+            e.providers
+                .entry(organization_id.to_owned())
+                .or_default()
+                .insert(key.to_owned(), provider.clone());
         });
     }
 

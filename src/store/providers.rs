@@ -104,6 +104,8 @@ impl Store {
         }
         .record(&mut w.tx)
         .await?;
+        // Only providers that exist are cached, names are unique and an id
+        // wins over a name: a new provider changes no cached answer.
         w.commit().await?;
         Ok(provider)
     }
@@ -114,6 +116,10 @@ impl Store {
         organization_id: &str,
         id_or_name: &str,
     ) -> Result<Option<Provider>> {
+        if let Some(provider) = self.cache().provider(organization_id, id_or_name) {
+            return Ok(Some(provider));
+        }
+        let epoch = self.cache().epoch();
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM providers WHERE organization_id = $1 AND (id = $2 OR name = $2) \
              ORDER BY CASE WHEN id = $2 THEN 0 ELSE 1 END LIMIT 1"
@@ -122,7 +128,12 @@ impl Store {
         .bind(id_or_name.to_owned())
         .fetch_optional(self.pool())
         .await?;
-        row.as_ref().map(from_row).transpose()
+        let provider = row.as_ref().map(from_row).transpose()?;
+        if let Some(provider) = &provider {
+            self.cache()
+                .put_provider(epoch, organization_id, id_or_name, provider);
+        }
+        Ok(provider)
     }
 
     pub async fn list_providers(&self, organization_id: &str) -> Result<Vec<Provider>> {
