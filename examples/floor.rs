@@ -5,8 +5,12 @@
 //! price of admission itself.
 //!
 //! ```text
-//! cargo run --release --example floor -- ADDR CERT KEY RESPONSE_FILE
+//! cargo run --release --example floor -- ADDR CERT KEY RESPONSE_FILE [BUSY_MICROS]
 //! ```
+//!
+//! `BUSY_MICROS` (default 0) makes each request also spin for that long
+//! before answering: a calibration of what a given amount of work per
+//! request costs in throughput on the same machine, not part of the floor.
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -20,9 +24,12 @@ async fn main() -> anyhow::Result<()> {
         .install_default()
         .expect("install the rustls crypto provider once");
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [addr, cert, key, response] = args.as_slice() else {
-        anyhow::bail!("usage: floor ADDR CERT KEY RESPONSE_FILE");
+    let (addr, cert, key, response, busy) = match args.as_slice() {
+        [addr, cert, key, response] => (addr, cert, key, response, 0),
+        [addr, cert, key, response, busy] => (addr, cert, key, response, busy.parse()?),
+        _ => anyhow::bail!("usage: floor ADDR CERT KEY RESPONSE_FILE [BUSY_MICROS]"),
     };
+    let busy = std::time::Duration::from_micros(busy);
     let answer = Bytes::from(std::fs::read(response)?);
     let cert = agyn_secrets::tls::ReloadingCert::load(cert.as_ref(), key.as_ref())?;
     let router = Router::new().route(
@@ -32,6 +39,10 @@ async fn main() -> anyhow::Result<()> {
             async move {
                 // Read the whole body, as the webhook does, then answer.
                 std::hint::black_box(body.len());
+                let started = std::time::Instant::now();
+                while started.elapsed() < busy {
+                    std::hint::spin_loop();
+                }
                 Response::builder()
                     .header(CONTENT_TYPE, "application/json")
                     .body(Body::from(answer))

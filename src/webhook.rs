@@ -26,6 +26,8 @@ use crate::metrics::{HttpLabels, KindLabels, ResultLabels};
 use crate::pull::{Credentials, PullError};
 use crate::resolve::ResolveError;
 use crate::store::{PodReference, StoreError};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 
 /// Largest accepted AdmissionReview (the API server's own request limit is 3 MiB).
 pub const MAX_REVIEW: usize = 8 << 20;
@@ -40,13 +42,73 @@ pub struct Webhook {
     recent: Mutex<foldhash::HashMap<u64, Instant>>,
     /// Seeded once per process, so that fingerprints cannot be aimed at.
     fingerprints: foldhash::quality::RandomState,
+    /// The metrics of each result, looked up once rather than per admission.
+    results: [Meters; 4],
+    answered: Counter,
+}
+
+/// How an admission ended, as counted in metrics.
+#[derive(Clone, Copy)]
+enum Ending {
+    Allowed,
+    Denied,
+    Unavailable,
+    BadRequest,
+}
+
+impl Ending {
+    const ALL: [Ending; 4] = [
+        Ending::Allowed,
+        Ending::Denied,
+        Ending::Unavailable,
+        Ending::BadRequest,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Ending::Allowed => "allowed",
+            Ending::Denied => "denied",
+            Ending::Unavailable => "unavailable",
+            Ending::BadRequest => "bad_request",
+        }
+    }
+}
+
+struct Meters {
+    admissions: Counter,
+    duration: Histogram,
+}
+
+fn http_labels(status: u16) -> HttpLabels {
+    HttpLabels {
+        server: "webhook",
+        method: Cow::Borrowed("POST"),
+        route: Cow::Borrowed("/mutate"),
+        status,
+    }
 }
 
 pub fn router(app: Arc<App>) -> Router {
+    let metrics = &app.metrics;
+    let results = Ending::ALL.map(|result| {
+        let labels = ResultLabels {
+            result: result.label(),
+        };
+        Meters {
+            admissions: metrics.admissions.get_or_create(&labels).clone(),
+            duration: metrics.admission_duration.get_or_create(&labels).clone(),
+        }
+    });
+    let answered = metrics
+        .http_requests
+        .get_or_create(&http_labels(200))
+        .clone();
     let state = Arc::new(Webhook {
         app,
         recent: Mutex::default(),
         fingerprints: foldhash::quality::RandomState::default(),
+        results,
+        answered,
     });
     Router::new()
         .route("/mutate", post(mutate))
@@ -76,12 +138,12 @@ async fn mutate(State(hook): State<Arc<Webhook>>, request: Request) -> Response 
     let app = &hook.app;
     let response = match crate::api::read_limited(request, MAX_REVIEW).await {
         Err(error) => {
-            count(app, "bad_request", started);
+            hook.count(Ending::BadRequest, started);
             error.into_response()
         }
         Ok(body) => match admission::parse_review(&body) {
             Err(error) => {
-                count(app, "bad_request", started);
+                hook.count(Ending::BadRequest, started);
                 tracing::info!(%error, "Rejected a malformed AdmissionReview");
                 ApiError::BadRequest(error.to_string()).into_response()
             }
@@ -120,18 +182,17 @@ async fn mutate(State(hook): State<Arc<Webhook>>, request: Request) -> Response 
                         span.record("allowed", true)
                             .record("patch_ops", patch.len());
                         tracing::debug!("Admitted");
-                        count(app, "allowed", started);
+                        hook.count(Ending::Allowed, started);
                         admission::allow(&request.uid, patch)
                     }
                     Outcome::Denied(denial, message) => {
                         span.record("allowed", false).record("patch_ops", 0);
                         tracing::info!(uid = %request.uid, namespace, pod = %pod, reason = %message, "Denied");
-                        count(
-                            app,
+                        hook.count(
                             if *denial == Denial::Forbidden {
-                                "denied"
+                                Ending::Denied
                             } else {
-                                "unavailable"
+                                Ending::Unavailable
                             },
                             started,
                         );
@@ -142,28 +203,24 @@ async fn mutate(State(hook): State<Arc<Webhook>>, request: Request) -> Response 
             }
         },
     };
-    app.metrics
-        .http_requests
-        .get_or_create(&HttpLabels {
-            server: "webhook",
-            method: Cow::Borrowed("POST"),
-            route: Cow::Borrowed("/mutate"),
-            status: response.status().as_u16(),
-        })
-        .inc();
+    match response.status().as_u16() {
+        200 => hook.answered.inc(),
+        status => app
+            .metrics
+            .http_requests
+            .get_or_create(&http_labels(status))
+            .inc(),
+    };
     response
 }
 
-fn count(app: &App, result: &'static str, started: Instant) {
-    let labels = ResultLabels { result };
-    app.metrics.admissions.get_or_create(&labels).inc();
-    app.metrics
-        .admission_duration
-        .get_or_create(&labels)
-        .observe(started.elapsed().as_secs_f64());
-}
-
 impl Webhook {
+    fn count(&self, result: Ending, started: Instant) {
+        let meters = &self.results[result as usize];
+        meters.admissions.inc();
+        meters.duration.observe(started.elapsed().as_secs_f64());
+    }
+
     async fn admit(&self, request: &admission::AdmissionRequest<'_>) -> Outcome {
         if !request.is_pod_create() {
             return Outcome::Allowed(Patch::default());

@@ -18,13 +18,36 @@ pub struct Aad<'a> {
 }
 
 impl Aad<'_> {
+    /// `agyn-secrets/v1|<purpose>|org=<id>|secret=<id>|version=<n>`, built
+    /// without the formatting machinery: it is made for every opening. Ids
+    /// are UUIDs and never contain the separator.
     fn bytes(&self, purpose: &str) -> Vec<u8> {
-        // Ids are UUIDs and never contain the separator.
-        format!(
-            "agyn-secrets/v1|{purpose}|org={}|secret={}|version={}",
-            self.organization_id, self.secret_id, self.version
-        )
-        .into_bytes()
+        let mut out = Vec::with_capacity(
+            64 + purpose.len() + self.organization_id.len() + self.secret_id.len(),
+        );
+        out.extend_from_slice(b"agyn-secrets/v1|");
+        out.extend_from_slice(purpose.as_bytes());
+        out.extend_from_slice(b"|org=");
+        out.extend_from_slice(self.organization_id.as_bytes());
+        out.extend_from_slice(b"|secret=");
+        out.extend_from_slice(self.secret_id.as_bytes());
+        out.extend_from_slice(b"|version=");
+        let mut digits = [0u8; 20];
+        let mut rest = self.version.unsigned_abs();
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        if self.version < 0 {
+            out.push(b'-');
+        }
+        out.extend_from_slice(&digits[at..]);
+        out
     }
 }
 
@@ -202,6 +225,18 @@ mod tests {
         secret_id: "secret-1",
         version: 1,
     };
+
+    #[test]
+    fn the_binding_text_is_the_stored_format() {
+        for version in [0, 1, 9, 10, 12345, i64::MAX, -3, i64::MIN] {
+            let aad = Aad { version, ..AAD };
+            let expected = format!(
+                "agyn-secrets/v1|value|org={}|secret={}|version={version}",
+                AAD.organization_id, AAD.secret_id
+            );
+            assert_eq!(aad.bytes("value"), expected.into_bytes());
+        }
+    }
 
     #[test]
     fn round_trip() {

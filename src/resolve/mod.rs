@@ -15,6 +15,7 @@ mod vault;
 mod wire;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,28 +35,58 @@ pub struct ResolvedSecret {
     pub value: SecretValue,
 }
 
-/// The secrets of one resolution, sorted by name.
+/// The secrets of one resolution, sorted by name, with an index by the hash
+/// of the name: a pod's patch looks each secret up once per variable.
 #[derive(Debug, Default)]
-pub struct Resolved(Vec<ResolvedSecret>);
+pub struct Resolved {
+    secrets: Vec<ResolvedSecret>,
+    by_hash: foldhash::HashMap<u64, u32>,
+    hasher: foldhash::fast::RandomState,
+}
 
 impl Resolved {
+    fn new(secrets: Vec<ResolvedSecret>) -> Self {
+        let hasher = foldhash::fast::RandomState::default();
+        let mut by_hash = foldhash::HashMap::default();
+        by_hash.reserve(secrets.len());
+        for (i, s) in secrets.iter().enumerate() {
+            by_hash
+                .entry(hasher.hash_one(s.secret.name.as_str()))
+                .or_insert(i as u32);
+        }
+        Resolved {
+            secrets,
+            by_hash,
+            hasher,
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<&ResolvedSecret> {
-        self.0
-            .binary_search_by(|s| s.secret.name.as_str().cmp(name))
-            .ok()
-            .map(|i| &self.0[i])
+        let hashed = self
+            .by_hash
+            .get(&self.hasher.hash_one(name))
+            .map(|i| &self.secrets[*i as usize]);
+        match hashed {
+            Some(s) if s.secret.name == name => Some(s),
+            // Absent, or two names with one hash: the sorted list decides.
+            _ => self
+                .secrets
+                .binary_search_by(|s| s.secret.name.as_str().cmp(name))
+                .ok()
+                .map(|i| &self.secrets[i]),
+        }
     }
 
     pub fn iter(&self) -> std::slice::Iter<'_, ResolvedSecret> {
-        self.0.iter()
+        self.secrets.iter()
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.secrets.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.secrets.is_empty()
     }
 }
 
@@ -64,7 +95,7 @@ impl IntoIterator for Resolved {
     type IntoIter = std::vec::IntoIter<ResolvedSecret>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
+        self.secrets.into_iter()
     }
 }
 
@@ -241,7 +272,7 @@ impl Resolver {
                 })
             })
             .collect();
-        Ok(Resolved(resolved))
+        Ok(Resolved::new(resolved))
     }
 
     /// Reads remote secrets, returning their values by secret id.
@@ -522,4 +553,43 @@ fn open(keys: &KeyRing, secret: &Secret, sealed: &Sealed) -> Result<SecretValue,
         name: secret.name.clone(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolved(names: &[&str]) -> Resolved {
+        let mut secrets: Vec<ResolvedSecret> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| ResolvedSecret {
+                secret: Arc::new(Secret {
+                    id: format!("id-{i}"),
+                    organization_id: "org".into(),
+                    name: (*name).to_owned(),
+                    version: i as i64 + 1,
+                    created_at: 0,
+                    updated_at: 0,
+                    content: SecretContent::Local(Sealed::new("k".into(), vec![], vec![])),
+                }),
+                value: SecretValue::new(format!("value of {name}")),
+            })
+            .collect();
+        secrets.sort_unstable_by(|a, b| a.secret.name.cmp(&b.secret.name));
+        Resolved::new(secrets)
+    }
+
+    #[test]
+    fn secrets_are_found_by_name_and_only_by_name() {
+        let names = ["stripe", "db-password", "a", "openai-key", "b"];
+        let all = resolved(&names);
+        for name in names {
+            assert_eq!(all[name].value.expose(), format!("value of {name}"));
+        }
+        assert!(all.get("missing").is_none());
+        assert!(all.get("").is_none());
+        let sorted: Vec<&str> = all.iter().map(|s| s.secret.name.as_str()).collect();
+        assert_eq!(sorted, ["a", "b", "db-password", "openai-key", "stripe"]);
+    }
 }
