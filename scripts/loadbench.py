@@ -292,7 +292,7 @@ def main():
             "openbao_read_p50_ms_at_rate": med("bao_rate", "p50_ms"),
             "openbao_burst_of_10_p50_ms": med("bao_burst", "p50_ms"),
             "calibration": calibration,
-            "errors": sum(r["non_2xx"] + r["errors"] for k in runs for r in runs[k]),
+            "errors": sum(r.get("non_2xx", 0) + r["errors"] for k in runs for r in runs[k]),
         }
         w, f = report["webhook"], report["floor"]
         report["ratios"] = {

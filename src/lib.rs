@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod crypto;
+mod decimal;
 pub mod dev;
 pub mod metrics;
 pub mod pull;

@@ -368,21 +368,23 @@ impl Webhook {
 
         if !request.dry_run() {
             let (owner_kind, owner_name) = pod.owner().unwrap_or_default();
-            let mut references = Vec::new();
+            let user = PodUser {
+                namespace,
+                pod: pod.name(),
+                owner_kind,
+                owner_name,
+            };
+            let mut uses = Vec::new();
             for c in &plan.containers {
                 for (var, secret) in &c.vars {
-                    references.push(ReferenceKey {
+                    uses.push(SecretUse {
                         secret_id: &resolved[*secret].secret.id,
-                        namespace,
-                        pod: pod.name(),
-                        owner_kind,
-                        owner_name,
                         container: c.name,
                         env_var: var,
                     });
                 }
             }
-            self.record(&references).await.map_err(store_unavailable)?;
+            self.record(&user, &uses).await.map_err(store_unavailable)?;
         }
         Ok(patch)
     }
@@ -391,8 +393,11 @@ impl Webhook {
     /// of one ReplicaSet share a generateName and would otherwise cost a
     /// write each. Only a hash of each recent set is kept, so that checking
     /// costs no allocation.
-    async fn record(&self, references: &[ReferenceKey<'_>]) -> Result<(), StoreError> {
-        let key = std::hash::BuildHasher::hash_one(&self.fingerprints, references);
+    async fn record(&self, user: &PodUser<'_>, uses: &[SecretUse<'_>]) -> Result<(), StoreError> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let key = std::hash::BuildHasher::hash_one(&self.fingerprints, (user, uses));
         let now = Instant::now();
         let recent = self
             .recent
@@ -400,10 +405,21 @@ impl Webhook {
             .expect("lock poisoned")
             .get(&key)
             .is_some_and(|at| now.duration_since(*at) <= REFERENCE_REFRESH);
-        if recent || references.is_empty() {
+        if recent {
             return Ok(());
         }
-        let rows: Vec<PodReference> = references.iter().map(ReferenceKey::to_owned).collect();
+        let rows: Vec<PodReference> = uses
+            .iter()
+            .map(|u| PodReference {
+                secret_id: u.secret_id.to_owned(),
+                namespace: user.namespace.to_owned(),
+                pod: user.pod.to_owned(),
+                owner_kind: user.owner_kind.to_owned(),
+                owner_name: user.owner_name.to_owned(),
+                container: u.container.to_owned(),
+                env_var: u.env_var.to_owned(),
+            })
+            .collect();
         self.app.store.record_pod_references(&rows).await?;
         let mut recent = self.recent.lock().expect("lock poisoned");
         if recent.len() >= RECENT_REFERENCES_MAX {
@@ -414,30 +430,21 @@ impl Webhook {
     }
 }
 
-/// A pod's use of one secret, borrowed from the admission.
+/// The pod an admission is for, borrowed from it.
 #[derive(Hash)]
-struct ReferenceKey<'a> {
-    secret_id: &'a str,
+struct PodUser<'a> {
     namespace: &'a str,
     pod: &'a str,
     owner_kind: &'a str,
     owner_name: &'a str,
-    container: &'a str,
-    env_var: &'a str,
 }
 
-impl ReferenceKey<'_> {
-    fn to_owned(&self) -> PodReference {
-        PodReference {
-            secret_id: self.secret_id.to_owned(),
-            namespace: self.namespace.to_owned(),
-            pod: self.pod.to_owned(),
-            owner_kind: self.owner_kind.to_owned(),
-            owner_name: self.owner_name.to_owned(),
-            container: self.container.to_owned(),
-            env_var: self.env_var.to_owned(),
-        }
-    }
+/// One variable of the pod and the secret it comes from.
+#[derive(Hash)]
+struct SecretUse<'a> {
+    secret_id: &'a str,
+    container: &'a str,
+    env_var: &'a str,
 }
 
 /// The problems found in one admission.

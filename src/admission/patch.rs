@@ -6,8 +6,6 @@
 //! output (reinvocationPolicy IfNeeded) yields an empty patch. The patch is
 //! written straight to JSON text: it is only ever sent, never inspected.
 
-use std::io::Write;
-
 use super::annotations::{EnvEntry, quote};
 use super::pod::{Container, Pod};
 
@@ -193,14 +191,17 @@ pub struct Patch {
 
 impl Default for Patch {
     fn default() -> Self {
-        Patch {
-            json: b"[".to_vec(),
-            ops: 0,
-        }
+        Patch::with_capacity(1)
     }
 }
 
 impl Patch {
+    fn with_capacity(capacity: usize) -> Self {
+        let mut json = Vec::with_capacity(capacity);
+        json.push(b'[');
+        Patch { json, ops: 0 }
+    }
+
     /// The number of operations.
     pub fn len(&self) -> usize {
         self.ops
@@ -237,13 +238,16 @@ impl Patch {
     }
 
     fn container_path(&mut self, container: &ContainerPlan<'_>) {
-        write!(
-            self.json,
-            "/{}/{}/env",
-            container.list.field(),
-            container.index
-        )
-        .expect("writing to a Vec cannot fail");
+        self.json.push(b'/');
+        self.json
+            .extend_from_slice(container.list.field().as_bytes());
+        self.json.push(b'/');
+        self.index(container.index);
+        self.json.extend_from_slice(b"/env");
+    }
+
+    fn index(&mut self, index: usize) {
+        crate::decimal::push_decimal(&mut self.json, index as u64);
     }
 
     fn string(&mut self, text: &str) {
@@ -277,7 +281,10 @@ pub fn build_patch<'v>(
     pull_secrets: &[&str],
     stamp: &[(&str, i64)],
 ) -> Patch {
-    let mut patch = Patch::default();
+    // Room for every variable's operation and value, so that the buffer is
+    // not grown while it is written.
+    let vars: usize = plan.containers.iter().map(|c| c.vars.len()).sum();
+    let mut patch = Patch::with_capacity(256 + 192 * vars);
     let spec = pod.spec.as_ref().ok();
     for container in &plan.containers {
         let current = spec
@@ -319,7 +326,8 @@ pub fn build_patch<'v>(
                         if !existing.is(var, value) {
                             patch.begin("replace", "/spec");
                             patch.container_path(container);
-                            write!(patch.json, "/{i}").expect("writing to a Vec cannot fail");
+                            patch.json.push(b'/');
+                            patch.index(i);
                             patch.value();
                             patch.env_var(var, value);
                             patch.end();
@@ -376,12 +384,19 @@ pub fn build_patch<'v>(
     }
 
     if !stamp.is_empty() {
-        let mut text = String::new();
+        let mut text = Vec::with_capacity(stamp.len() * 32);
         for (i, (name, version)) in stamp.iter().enumerate() {
-            use std::fmt::Write;
-            let separator = if i > 0 { "," } else { "" };
-            write!(text, "{separator}{name}@{version}").expect("writing to a String cannot fail");
+            if i > 0 {
+                text.push(b',');
+            }
+            text.extend_from_slice(name.as_bytes());
+            text.push(b'@');
+            if *version < 0 {
+                text.push(b'-');
+            }
+            crate::decimal::push_decimal(&mut text, version.unsigned_abs());
         }
+        let text = String::from_utf8(text).expect("names are text");
         let annotations = &pod.annotations;
         if annotations.injected.as_deref() != Some(text.as_str()) {
             if annotations.is_object {

@@ -32,21 +32,10 @@ impl Aad<'_> {
         out.extend_from_slice(b"|secret=");
         out.extend_from_slice(self.secret_id.as_bytes());
         out.extend_from_slice(b"|version=");
-        let mut digits = [0u8; 20];
-        let mut rest = self.version.unsigned_abs();
-        let mut at = digits.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (rest % 10) as u8;
-            rest /= 10;
-            if rest == 0 {
-                break;
-            }
-        }
         if self.version < 0 {
             out.push(b'-');
         }
-        out.extend_from_slice(&digits[at..]);
+        crate::decimal::push_decimal(&mut out, self.version.unsigned_abs());
         out
     }
 }
