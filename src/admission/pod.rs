@@ -5,10 +5,13 @@
 //! being built. Strings point into the request body unless they hold JSON
 //! escapes.
 //!
-//! The API server only ever sends pods that decode as Kubernetes Pods, but a
-//! hand-made review may not: a part that does not have the shape of a pod
-//! is kept as a message, and only a pod that asks for secrets is refused for
-//! it. A pod that asks for nothing passes whatever its shape.
+//! The API server only ever sends pods that decode as Kubernetes Pods, and
+//! those are read in one pass ([`StrictPod`]). A hand-made review may hold
+//! something else; it is then read again part by part ([`PodWire`]): a part
+//! that does not have the shape of a pod's is kept as a message, and only a
+//! pod that asks for secrets is refused for it. A pod that asks for nothing
+//! passes whatever its shape. Both reads give the same [`Pod`] for a
+//! well-formed pod (a property test checks it).
 
 use std::borrow::Cow;
 use std::marker::PhantomData;
