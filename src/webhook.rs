@@ -15,6 +15,8 @@ use axum::extract::{Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 use tracing::{Instrument, field};
 
 use crate::admission::{
@@ -26,8 +28,6 @@ use crate::metrics::{HttpLabels, KindLabels, ResultLabels};
 use crate::pull::{Credentials, PullError};
 use crate::resolve::ResolveError;
 use crate::store::{PodReference, StoreError};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::histogram::Histogram;
 
 /// Largest accepted AdmissionReview (the API server's own request limit is 3 MiB).
 pub const MAX_REVIEW: usize = 8 << 20;
