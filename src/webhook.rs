@@ -305,9 +305,11 @@ impl Webhook {
             }
         }
         let mut names = plan.secret_names();
-        names.extend(pull_records.iter().map(|r| r.password_secret.as_str()));
-        names.sort_unstable();
-        names.dedup();
+        if !pull_records.is_empty() {
+            names.extend(pull_records.iter().map(|r| r.password_secret.as_str()));
+            names.sort_unstable();
+            names.dedup();
+        }
         let resolved = match app.resolver.resolve(&org, &names).await {
             Ok(resolved) => resolved,
             Err(error) => {

@@ -9,7 +9,7 @@ pub use annotations::{EnvEntry, ParseError, parse_env, parse_pull_secrets};
 pub use patch::{
     ContainerList, ContainerPlan, Injection, Patch, PatchError, Plan, build_patch, plan_env,
 };
-pub use pod::{Annotations, Container, EnvVar, Meta, Pod, PodWire, Spec, Str, StrictPod};
+pub use pod::{Annotations, Container, EnvVar, Meta, Pod, Spec, Str};
 pub use review::{
     AdmissionRequest, Denial, GroupVersionKind, ReviewError, allow, deny, parse_review,
 };

@@ -151,7 +151,7 @@ pub struct NameReference<'a> {
 /// The top level of a pod: metadata and spec as raw JSON, the rest skipped.
 /// Anything that is not a JSON object reads as a pod without either.
 #[derive(Debug, Default)]
-pub struct PodWire<'a> {
+pub(super) struct PodWire<'a> {
     metadata: Option<&'a RawValue>,
     spec: Option<&'a RawValue>,
     is_object: bool,
@@ -222,7 +222,7 @@ impl<'de: 'a, 'a> Visitor<'de> for PodWireVisitor<'a> {
 /// A pod read in one pass: what the API server sends. Any part that is not
 /// shaped like a pod's fails the whole read.
 #[derive(Debug, Deserialize)]
-pub struct StrictPod<'a> {
+pub(super) struct StrictPod<'a> {
     #[serde(borrow)]
     metadata: Option<Meta<'a>>,
     #[serde(borrow)]
@@ -254,7 +254,7 @@ impl<'a> Pod<'a> {
     }
 
     /// The same pod as [`Pod::read`] gives for the same JSON.
-    pub fn from_strict(pod: StrictPod<'a>) -> Self {
+    pub(super) fn from_strict(pod: StrictPod<'a>) -> Self {
         let annotations = pod
             .metadata
             .as_ref()
@@ -267,7 +267,7 @@ impl<'a> Pod<'a> {
         }
     }
 
-    pub fn read(wire: PodWire<'a>) -> Self {
+    pub(super) fn read(wire: PodWire<'a>) -> Self {
         if !wire.is_object {
             return Pod {
                 meta: Err("the object is not a JSON object".into()),
