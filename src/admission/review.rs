@@ -109,11 +109,14 @@ pub enum ReviewError {
 /// (a part of the pod that is not shaped like a pod's) is read again, part
 /// by part, so that it still gets an answer that says what is wrong.
 pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest<'_>, ReviewError> {
-    if let Ok(review) = serde_json::from_slice::<ReviewWire<'_, StrictPod<'_>>>(body) {
+    // One pass over the whole body checks its UTF-8, instead of one check
+    // per string read.
+    let body = std::str::from_utf8(body).map_err(|e| ReviewError::NotJson(e.to_string()))?;
+    if let Ok(review) = serde_json::from_str::<ReviewWire<'_, StrictPod<'_>>>(body) {
         return check(review, Pod::from_strict);
     }
     let review: ReviewWire<'_, PodWire<'_>> =
-        serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::from_str(body).map_err(|e| match e.classify() {
             serde_json::error::Category::Data => ReviewError::Shape(e.to_string()),
             _ => ReviewError::NotJson(e.to_string()),
         })?;
@@ -214,6 +217,11 @@ mod tests {
             Err(ReviewError::NotJson(_))
         ));
         assert!(matches!(parse_review(b"[]"), Err(ReviewError::Shape(_))));
+        // JSON text is UTF-8 (RFC 8259), inside strings as everywhere else.
+        assert!(matches!(
+            parse_review(b"{\"apiVersion\":\"admission.k8s.io/v1\xff\"}"),
+            Err(ReviewError::NotJson(_))
+        ));
         let v1beta1 = br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Pod"}}}"#;
         assert!(matches!(
             parse_review(v1beta1),
