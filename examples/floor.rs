@@ -18,6 +18,11 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::Response;
 use axum::routing::post;
 
+// The same allocator as the binary: the floor is its stack without the
+// admission work.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     rustls::crypto::ring::default_provider()
