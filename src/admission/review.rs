@@ -4,8 +4,6 @@
 
 use std::borrow::Cow;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 
 use super::patch::Patch;
@@ -170,14 +168,14 @@ pub fn allow(uid: &str, patch: &Patch) -> Vec<u8> {
         return out;
     }
     let json = patch.as_json();
-    let encoded = base64::encoded_len(json.len(), true).expect("a patch is far below usize::MAX");
+    // A SIMD encoder: the patch carries every value twice per container,
+    // and encoding it was a tenth of the admission's own work.
+    let encoded = base64_simd::STANDARD.encoded_length(json.len());
     let mut out = begin(uid, encoded);
     out.extend_from_slice(br#","allowed":true,"patchType":"JSONPatch","patch":""#);
     let start = out.len();
     out.resize(start + encoded, 0);
-    STANDARD
-        .encode_slice(json, &mut out[start..])
-        .expect("the buffer is sized for the encoding");
+    let _ = base64_simd::STANDARD.encode(json, base64_simd::Out::from_slice(&mut out[start..]));
     out.extend_from_slice(b"\"}}");
     out
 }
@@ -208,6 +206,8 @@ pub fn deny(uid: &str, denial: Denial, message: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
     use serde_json::{Value, json};
 
     #[test]
@@ -271,6 +271,20 @@ mod tests {
             serde_json::from_slice::<Value>(&ops).unwrap(),
             json!([{"op": "add", "path": "/spec/containers/0/env", "value": [{"name": "A", "value": "v"}]}])
         );
+        // Every length modulo 3, so every kind of padding, decodes back.
+        for length in 1..=6 {
+            let value = "v".repeat(length);
+            let value = crate::admission::Injection {
+                version: 1,
+                value: &value,
+            };
+            let patch = crate::admission::build_patch(&pod, &plan, |_| Some(value), &[], &[]);
+            let allowed = parse(allow("abc", &patch));
+            let ops = STANDARD
+                .decode(allowed["response"]["patch"].as_str().unwrap())
+                .unwrap();
+            assert_eq!(ops, patch.as_json());
+        }
         let plain = parse(allow("abc", &Patch::default()));
         assert_eq!(plain["response"], json!({"uid": "abc", "allowed": true}));
         let denied = parse(deny("abc", Denial::Unavailable, "no \"way\"\n"));
