@@ -25,9 +25,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    rustls::crypto::ring::default_provider()
-        .install_default()
-        .expect("install the rustls crypto provider once");
+    agyn_secrets::tls::provider();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (addr, cert, key, response, busy) = match args.as_slice() {
         [addr, cert, key, response] => (addr, cert, key, response, 0),

@@ -22,6 +22,7 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(!paths.is_empty(), "give at least one path");
     let seconds: u64 = seconds.parse()?;
     let rate: u64 = rate.parse()?;
+    agyn_secrets::tls::provider();
     let client = reqwest::Client::new();
     let urls: Arc<Vec<String>> = Arc::new(paths.iter().map(|p| format!("{addr}/v1/{p}")).collect());
     let token = Arc::new(token.clone());

@@ -8,9 +8,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    rustls::crypto::ring::default_provider()
-        .install_default()
-        .expect("install the rustls crypto provider once");
+    agyn_secrets::tls::provider();
     let cli = agyn_secrets::config::Cli::parse();
     match agyn_secrets::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

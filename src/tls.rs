@@ -39,10 +39,18 @@ pub enum TlsError {
     },
 }
 
-fn provider() -> Arc<CryptoProvider> {
+/// The process's rustls crypto provider: aws-lc-rs, installed as the process
+/// default on first use, so that every TLS server and client, reqwest's
+/// included, uses the same one.
+pub fn provider() -> Arc<CryptoProvider> {
+    if let Some(provider) = CryptoProvider::get_default() {
+        return provider.clone();
+    }
+    // Another thread may install it first; either way one is installed.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     CryptoProvider::get_default()
-        .cloned()
-        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()))
+        .expect("a provider is installed just above")
+        .clone()
 }
 
 /// Loads and checks a certificate chain and its private key.

@@ -494,7 +494,7 @@ async fn validation_and_error_bodies() {
         let owner = owner.clone();
         async move {
             // Its own connection: a server that refuses a body early closes it.
-            let response = reqwest::Client::new()
+            let response = common::http()
                 .post(format!("{}{secrets}", owner.base))
                 .bearer_auth(owner.token.as_ref().unwrap())
                 .header("content-type", "application/json")
@@ -846,7 +846,7 @@ async fn failed_authentication_is_limited_per_source() {
     })
     .await;
     let from = |ip: &str| {
-        let http = reqwest::Client::builder()
+        let http = common::http_builder()
             .local_address(ip.parse::<std::net::IpAddr>().unwrap())
             .build()
             .unwrap();

@@ -68,7 +68,7 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver");
-        let http = reqwest::Client::new();
+        let http = common::http();
         let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -365,7 +365,7 @@ async fn start_server() -> Server {
 #[tokio::test]
 async fn console_is_served_with_strict_headers() {
     let server = start_server().await;
-    let http = reqwest::Client::new();
+    let http = common::http();
     for path in [
         "/",
         "/sign-in",

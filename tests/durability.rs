@@ -78,7 +78,7 @@ async fn send(
 /// Writes until the server stops answering. Each writer owns the secrets
 /// whose names start with its prefix, so its model is exact.
 async fn writer(base: String, token: String, prefix: String, mut model: Model, seed: u64) -> Model {
-    let http = reqwest::Client::new();
+    let http = common::http();
     let mut rng = Rng(seed | 1);
     let mut counter = 0usize;
     loop {

@@ -468,7 +468,7 @@ impl DiskServer {
         Api {
             base: self.api.clone(),
             token: Some(token.to_owned()),
-            http: reqwest::Client::new(),
+            http: common::http(),
         }
     }
 

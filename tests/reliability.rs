@@ -45,13 +45,11 @@ async fn tls_stream(
     for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&server.ca_pem()) {
         roots.add(cert.unwrap()).unwrap();
     }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let mut config = rustls::ClientConfig::builder_with_provider(agyn_secrets::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     config.alpn_protocols = vec![alpn.to_vec()];
     let addr = server.webhook.trim_start_matches("https://").to_owned();
     let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
@@ -151,7 +149,7 @@ async fn oversized_headers_are_refused_on_both_ports() {
     }
 
     // HTTP/2, as the API server speaks it.
-    let h2 = reqwest::Client::builder()
+    let h2 = common::http_builder()
         .use_rustls_tls()
         .add_root_certificate(reqwest::Certificate::from_pem(&server.ca_pem()).unwrap())
         .http2_prior_knowledge()
@@ -327,7 +325,7 @@ async fn adversarial_admission_reviews_get_an_answer_and_change_nothing() {
 #[tokio::test]
 async fn adversarial_api_bodies_get_a_client_error() {
     let server = seeded().await;
-    let http = reqwest::Client::new();
+    let http = common::http();
     let url = format!("{}/v1/organizations/acme/secrets", server.api);
     let deep = format!(
         r#"{{"name":"deep","value":{}1{}}}"#,
@@ -403,7 +401,7 @@ fn from_source(server: &Server, ip: &str, token: Option<&str>) -> Api {
     Api {
         base: server.api.clone(),
         token: token.map(str::to_owned),
-        http: reqwest::Client::builder()
+        http: common::http_builder()
             .local_address(ip.parse::<std::net::IpAddr>().unwrap())
             .build()
             .unwrap(),

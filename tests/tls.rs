@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use common::{Server, TestDb};
 
 fn client_trusting(ca_pem: &[u8]) -> reqwest::Client {
-    reqwest::Client::builder()
+    common::http_builder()
         .use_rustls_tls()
         .add_root_certificate(reqwest::Certificate::from_pem(ca_pem).unwrap())
         .pool_max_idle_per_host(0)

@@ -301,7 +301,7 @@ async fn bad_requests_are_refused_with_a_reason() {
     let server = seeded().await;
     // HTTP/2, as the API server speaks it: an early 413 arrives while the
     // body is still being sent.
-    let client = reqwest::Client::builder()
+    let client = common::http_builder()
         .use_rustls_tls()
         .add_root_certificate(reqwest::Certificate::from_pem(&server.ca_pem()).unwrap())
         .http2_prior_knowledge()
@@ -335,7 +335,7 @@ async fn plain_http_and_old_tls_are_refused() {
     let server = seeded().await;
     let plain = server.webhook.replace("https://", "http://");
     assert!(reqwest::get(format!("{plain}/healthz")).await.is_err());
-    let tls11_only = reqwest::Client::builder()
+    let tls11_only = common::http_builder()
         .use_rustls_tls()
         .add_root_certificate(reqwest::Certificate::from_pem(&server.ca_pem()).unwrap())
         .max_tls_version(reqwest::tls::Version::TLS_1_1)
@@ -350,7 +350,7 @@ async fn plain_http_and_old_tls_are_refused() {
                 .is_err()
         );
     }
-    let tls12 = reqwest::Client::builder()
+    let tls12 = common::http_builder()
         .use_rustls_tls()
         .add_root_certificate(reqwest::Certificate::from_pem(&server.ca_pem()).unwrap())
         .max_tls_version(reqwest::tls::Version::TLS_1_2)

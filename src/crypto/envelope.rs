@@ -1,12 +1,11 @@
 use std::sync::OnceLock;
 
-use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload, rand_core::RngCore};
-use aes_gcm::{Aes256Gcm, Key, Nonce};
+use aws_lc_rs::aead::{AES_256_GCM, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::{CryptoError, KeyRing, SecretValue};
 
-const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
 
 /// What a ciphertext is bound to. Decryption under any other binding fails,
 /// so a ciphertext copied onto another row does not decrypt.
@@ -81,7 +80,7 @@ impl Eq for Sealed {}
 /// long as the sealed value it belongs to, and its key material is zeroized
 /// when dropped.
 #[derive(Default)]
-pub struct DataKey(OnceLock<Box<(u64, Aes256Gcm)>>);
+pub struct DataKey(OnceLock<Box<(u64, LessSafeKey)>>);
 
 /// A copy starts empty: whatever is done to the copy's blobs is checked
 /// from scratch when it is opened.
@@ -101,9 +100,9 @@ impl KeyRing {
     /// Encrypts a value under a fresh data key wrapped by the primary key.
     pub fn seal(&self, value: &SecretValue, aad: Aad<'_>) -> Sealed {
         let mut dek = Zeroizing::new([0u8; 32]);
-        OsRng.fill_bytes(dek.as_mut_slice());
+        super::fill_random(dek.as_mut_slice());
         let ciphertext = seal_with(
-            &Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(dek.as_slice())),
+            &cipher(dek.as_slice()),
             value.expose().as_bytes(),
             &aad.bytes("value"),
         );
@@ -117,12 +116,16 @@ impl KeyRing {
         let cipher = match sealed.data_key.0.get().map(|kept| &**kept) {
             Some((generation, cipher)) if *generation == self.generation => cipher,
             _ => {
-                let dek = self.unwrap_dek(sealed, aad)?;
-                unwrapped = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&dek));
-                // A key unwrapped by an earlier ring stays; this one is used once.
-                let kept = Box::new((self.generation, unwrapped.clone()));
-                let _ = sealed.data_key.0.set(kept);
-                &unwrapped
+                let fresh = Box::new((self.generation, cipher(&self.unwrap_dek(sealed, aad)?)));
+                // Kept for the next opening, unless a key unwrapped by an
+                // earlier ring is kept already: then this one is used once.
+                match sealed.data_key.0.set(fresh) {
+                    Ok(()) => &sealed.data_key.0.get().expect("set just above").1,
+                    Err(fresh) => {
+                        unwrapped = fresh;
+                        &unwrapped.1
+                    }
+                }
             }
         };
         let plain =
@@ -172,32 +175,53 @@ impl KeyRing {
         Ok(dek)
     }
 
-    fn primary_cipher(&self) -> &Aes256Gcm {
+    fn primary_cipher(&self) -> &LessSafeKey {
         self.keys
             .get(&self.primary)
             .expect("the primary key is checked to be in the ring at load time")
     }
 }
 
-fn seal_with(cipher: &Aes256Gcm, plain: &[u8], aad: &[u8]) -> Vec<u8> {
-    let nonce = Aes256Gcm::generate_nonce(OsRng);
-    let sealed = cipher
-        .encrypt(&nonce, Payload { msg: plain, aad })
-        .expect("AES-GCM encryption of a small buffer cannot fail");
-    let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
+/// An AES-256-GCM key. aws-lc keeps its key schedule in memory it allocates
+/// itself and cleanses when the key is dropped.
+pub(super) fn cipher(key: &[u8]) -> LessSafeKey {
+    LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).expect("an AES-256 key is 32 bytes"))
+}
+
+fn seal_with(cipher: &LessSafeKey, plain: &[u8], aad: &[u8]) -> Vec<u8> {
+    let mut nonce = [0u8; NONCE_LEN];
+    super::fill_random(&mut nonce);
+    let mut out = Vec::with_capacity(NONCE_LEN + plain.len() + TAG_LEN);
     out.extend_from_slice(&nonce);
-    out.extend_from_slice(&sealed);
+    out.extend_from_slice(plain);
+    let tag = cipher
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            aws_lc_rs::aead::Aad::from(aad),
+            &mut out[NONCE_LEN..],
+        )
+        .expect("AES-GCM encryption of a small buffer cannot fail");
+    out.extend_from_slice(tag.as_ref());
     out
 }
 
-fn open_with(cipher: &Aes256Gcm, blob: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
-    if blob.len() < NONCE_LEN + 16 {
+/// Opens `nonce || ciphertext || tag`, returning the plaintext in a buffer
+/// of its own, or `None` when the blob does not authenticate.
+fn open_with(cipher: &LessSafeKey, blob: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+    if blob.len() < NONCE_LEN + TAG_LEN {
         return None;
     }
     let (nonce, sealed) = blob.split_at(NONCE_LEN);
-    cipher
-        .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad })
-        .ok()
+    let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+    // Wiped when it does not authenticate: it may hold a decryption of
+    // tampered ciphertext.
+    let mut plain = Zeroizing::new(sealed.to_vec());
+    let len = cipher
+        .open_in_place(nonce, aws_lc_rs::aead::Aad::from(aad), &mut plain)
+        .ok()?
+        .len();
+    plain.truncate(len);
+    Some(std::mem::take(&mut *plain))
 }
 
 #[cfg(test)]
@@ -225,6 +249,39 @@ mod tests {
             );
             assert_eq!(aad.bytes("value"), expected.into_bytes());
         }
+    }
+
+    /// A value sealed by an earlier release (RustCrypto's `aes-gcm`), with
+    /// fixed keys and nonces: what is stored keeps opening.
+    #[test]
+    fn opens_what_earlier_releases_stored() {
+        use base64::Engine;
+        let dir = tempfile::tempdir().unwrap();
+        let kek: Vec<u8> = (0u8..32).collect();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&kek);
+        std::fs::write(dir.path().join("k1"), format!("{encoded}\n")).unwrap();
+        std::fs::write(dir.path().join("primary"), "k1\n").unwrap();
+        let hex = |text: &str| -> Vec<u8> {
+            (0..text.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        let sealed = Sealed::new(
+            "k1".into(),
+            hex(concat!(
+                "010101010101010101010101",
+                "d7624796cc20cec17cfdcdb3b4cafc777bdf3d682536a06b4b62bd5721b4408e",
+                "7449d1e820495062f3f37c13b1b4e88d"
+            )),
+            hex("020202020202020202020202e3390cf83b0876d89d3a1ea1e2cca9f8d3ee8e86cc7701"),
+        );
+        let ring = ring(dir.path());
+        assert_eq!(ring.open(&sealed, AAD).unwrap().expose(), "hunter2");
+        assert!(matches!(
+            ring.open(&sealed, Aad { version: 2, ..AAD }),
+            Err(CryptoError::Authentication { .. })
+        ));
     }
 
     #[test]

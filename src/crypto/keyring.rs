@@ -4,9 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aes_gcm::aead::{KeyInit, OsRng, rand_core::RngCore};
-use aes_gcm::{Aes256Gcm, Key};
 use arc_swap::ArcSwap;
+use aws_lc_rs::aead::LessSafeKey;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
@@ -23,7 +22,7 @@ const PRIMARY_FILE: &str = "primary";
 /// more.
 pub struct KeyRing {
     pub(super) primary: String,
-    pub(super) keys: HashMap<String, Aes256Gcm>,
+    pub(super) keys: HashMap<String, LessSafeKey>,
     fingerprint: [u8; 32],
     /// Distinct for every ring loaded by this process.
     pub(super) generation: u64,
@@ -69,10 +68,7 @@ impl KeyRing {
                     raw.len()
                 )));
             }
-            keys.insert(
-                name.clone(),
-                Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&raw)),
-            );
+            keys.insert(name.clone(), super::envelope::cipher(&raw));
         }
         let Some((primary_path, primary)) = primary else {
             return Err(CryptoError::NoPrimary {
@@ -279,7 +275,7 @@ pub fn generate_key_file(
     fs::create_dir_all(dir)?;
     set_mode(dir, 0o700)?;
     let mut raw = Zeroizing::new([0u8; 32]);
-    OsRng.fill_bytes(raw.as_mut_slice());
+    super::fill_random(raw.as_mut_slice());
     let encoded = Zeroizing::new(format!("{}\n", STANDARD.encode(raw.as_slice())));
     let path = dir.join(&id);
     let mut file = fs::OpenOptions::new()

@@ -9,6 +9,12 @@ pub use envelope::{Aad, Sealed};
 pub use keyring::{KeyRing, KeyRingHandle, generate_key_file};
 pub use value::SecretValue;
 
+/// Fills `buf` from the operating system's random source, as every key,
+/// nonce and token is made.
+pub fn fill_random(buf: &mut [u8]) {
+    aws_lc_rs::rand::fill(buf).expect("the operating system's random source is available");
+}
+
 /// Errors of the key ring and of envelope encryption. None carries a value.
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {

@@ -99,6 +99,7 @@ pub fn client(
             "address {address} is a link-local or cloud metadata address, which a provider may not use"
         ));
     }
+    crate::tls::provider();
     let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
         .user_agent(concat!("agyn-secrets/", env!("CARGO_PKG_VERSION")))

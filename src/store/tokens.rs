@@ -1,4 +1,3 @@
-use aes_gcm::aead::{OsRng, rand_core::RngCore};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
@@ -52,7 +51,7 @@ impl Store {
     ) -> Result<(Token, SecretValue)> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut secret = Zeroizing::new([0u8; 32]);
-        OsRng.fill_bytes(secret.as_mut_slice());
+        crate::crypto::fill_random(secret.as_mut_slice());
         let plaintext = SecretValue::new(format!(
             "{TOKEN_PREFIX}{id}_{}",
             URL_SAFE_NO_PAD.encode(secret.as_slice())

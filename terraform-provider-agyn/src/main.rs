@@ -5,6 +5,9 @@
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .expect("install the rustls crypto provider once");
     match tf_provider::serve("agyn", terraform_provider_agyn::AgynProvider::default()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

@@ -11,6 +11,17 @@ use serde_json::{Value, json};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_agyn-secrets");
 
+/// An HTTP client builder. reqwest takes its TLS provider from the process
+/// default, which the product's code installs as the binary does.
+pub fn http_builder() -> reqwest::ClientBuilder {
+    agyn_secrets::tls::provider();
+    reqwest::Client::builder()
+}
+
+pub fn http() -> reqwest::Client {
+    http_builder().build().expect("build an HTTP client")
+}
+
 /// Whether a missing tool fails the test instead of skipping it (CI).
 pub fn require_all() -> bool {
     std::env::var("AGYN_TEST_REQUIRE_ALL").is_ok_and(|v| v == "1")
@@ -162,7 +173,7 @@ impl Server {
     }
 
     async fn wait_ready(&mut self) {
-        let client = reqwest::Client::new();
+        let client = http();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -206,7 +217,7 @@ impl Server {
 
     /// A client of the webhook that trusts the dev CA.
     pub fn webhook_client(&self) -> reqwest::Client {
-        reqwest::Client::builder()
+        http_builder()
             .use_rustls_tls()
             .add_root_certificate(reqwest::Certificate::from_pem(&self.ca_pem()).unwrap())
             .build()
@@ -217,7 +228,7 @@ impl Server {
         Api {
             base: self.api.clone(),
             token: Some(self.admin_token.clone()),
-            http: reqwest::Client::new(),
+            http: http(),
         }
     }
 
@@ -225,7 +236,7 @@ impl Server {
         Api {
             base: self.api.clone(),
             token: Some(token.to_owned()),
-            http: reqwest::Client::new(),
+            http: http(),
         }
     }
 

@@ -71,7 +71,7 @@ impl OpenBao {
             tls,
             dir: tempfile::tempdir().unwrap(),
             child: None,
-            http: reqwest::Client::new(),
+            http: crate::common::http(),
         };
         bao.spawn().await;
         Some(bao)
@@ -118,7 +118,7 @@ impl OpenBao {
                 if let Ok(pem) = std::fs::read_to_string(&ca)
                     && pem.contains("END CERTIFICATE")
                 {
-                    self.http = reqwest::Client::builder()
+                    self.http = crate::common::http_builder()
                         .add_root_certificate(
                             reqwest::Certificate::from_pem(pem.as_bytes()).unwrap(),
                         )
