@@ -8,6 +8,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // aws-lc-rs becomes the process's rustls provider before any TLS
+    // server or client (reqwest's, kube's, sqlx's) is built.
     agyn_secrets::tls::provider();
     let cli = agyn_secrets::config::Cli::parse();
     match agyn_secrets::cli::run(cli).await {

@@ -168,8 +168,8 @@ pub fn allow(uid: &str, patch: &Patch) -> Vec<u8> {
         return out;
     }
     let json = patch.as_json();
-    // A SIMD encoder: the patch carries every value twice per container,
-    // and encoding it was a tenth of the admission's own work.
+    // A SIMD encoder: the patch carries every value once per container,
+    // and encoding it byte by byte took a twentieth of an admission.
     let encoded = base64_simd::STANDARD.encoded_length(json.len());
     let mut out = begin(uid, encoded);
     out.extend_from_slice(br#","allowed":true,"patchType":"JSONPatch","patch":""#);
