@@ -55,5 +55,12 @@ async fn main() -> anyhow::Result<()> {
     );
     let listener = tokio::net::TcpListener::bind(addr).await?;
     eprintln!("floor listening on {}", listener.local_addr()?);
-    agyn_secrets::server::serve_tls(listener, agyn_secrets::tls::server_config(cert), router).await
+    let threads = agyn_secrets::server::default_threads();
+    agyn_secrets::server::serve_tls(
+        listener,
+        agyn_secrets::tls::server_config(cert),
+        router,
+        threads,
+    )
+    .await
 }

@@ -4,6 +4,7 @@
 //! settings work from a shell, a Deployment or a Helm chart.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -68,6 +69,12 @@ pub struct ServerArgs {
     /// Address of the admission webhook (HTTPS).
     #[arg(long, env = "AGYN_WEBHOOK_ADDR", default_value = "0.0.0.0:8443")]
     pub webhook_addr: SocketAddr,
+
+    /// Threads that serve the webhook's connections, each with its own
+    /// single-threaded runtime; by default one per CPU the process may use
+    /// (a container's CPU limit counts).
+    #[arg(long, env = "AGYN_WEBHOOK_THREADS")]
+    pub webhook_threads: Option<NonZeroUsize>,
 
     /// Address of the companion API (HTTP).
     #[arg(long, env = "AGYN_API_ADDR", default_value = "0.0.0.0:8080")]

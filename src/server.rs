@@ -1,6 +1,8 @@
 //! Listeners: the API over HTTP and the webhook over TLS, in one process or
 //! one role each.
 
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +11,8 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
@@ -72,17 +75,18 @@ pub async fn run(app: Arc<App>, args: &ServerArgs, roles: Roles) -> anyhow::Resu
     let mut tasks = tokio::task::JoinSet::new();
     if let Some((listener, cert)) = webhook {
         let watcher = AbortOnDrop(cert.spawn_watcher(RELOAD_EVERY));
+        let threads = args.webhook_threads.unwrap_or_else(default_threads);
         let router = crate::webhook::router(app.clone());
-        tracing::info!(addr = %listener.local_addr()?, "Webhook listening (TLS)");
+        tracing::info!(addr = %listener.local_addr()?, threads, "Webhook listening (TLS)");
         tasks.spawn(async move {
             let _watcher = watcher;
-            serve_tls(listener, tls::server_config(cert), router).await
+            serve_tls(listener, tls::server_config(cert), router, threads).await
         });
     }
     if let Some(listener) = api {
         let router = crate::api::router(app.clone());
         tracing::info!(addr = %listener.local_addr()?, "API listening");
-        tasks.spawn(async move { serve(listener, None, router).await });
+        tasks.spawn(async move { serve(listener, router).await });
     }
     tokio::select! {
         _ = shutdown_signal() => {
@@ -93,76 +97,156 @@ pub async fn run(app: Arc<App>, args: &ServerArgs, roles: Roles) -> anyhow::Resu
     }
 }
 
-/// Serves `router` over TLS on `listener`, one task per connection.
+/// Serves `router` over TLS on `listener`. Each new connection is handed,
+/// in turn, to one of `threads` connection threads and stays there. Each
+/// thread runs its own single-threaded runtime, so a request goes from the
+/// socket to its answer without crossing threads: no work stealing and no
+/// wake-ups of another thread. Work a handler starts elsewhere (a database
+/// or provider connection opened by another thread) still completes, driven
+/// by the thread that opened it.
 pub async fn serve_tls(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
     router: Router,
+    threads: NonZeroUsize,
 ) -> anyhow::Result<()> {
-    serve(listener, Some(TlsAcceptor::from(config)), router).await
+    let tls = TlsAcceptor::from(config);
+    let threads = (0..threads.get())
+        .map(|index| ConnectionThread::start(index, tls.clone(), router.clone()))
+        .collect::<std::io::Result<Vec<_>>>()
+        .context("start the webhook's connection threads")?;
+    let mut next = 0;
+    accept_loop(listener, |stream, peer| {
+        threads[next].take(stream, peer);
+        next = (next + 1) % threads.len();
+    })
+    .await
 }
 
-/// Serves `router` on `listener`, over TLS when `tls` is given. Both ports
-/// get the same limits: header blocks of at most 64 KiB, and 10 s to send
-/// them (HTTP/1.1), so a slow or oversized client is refused early. Each
-/// request carries its peer address as `ConnectInfo`.
-async fn serve(
+/// One connection thread per CPU the process may use (a container's CPU
+/// limit counts), at least one.
+pub fn default_threads() -> NonZeroUsize {
+    std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
+}
+
+/// Serves `router` on `listener` without TLS, one task per connection on
+/// the calling runtime.
+async fn serve(listener: TcpListener, router: Router) -> anyhow::Result<()> {
+    accept_loop(listener, |stream, peer| {
+        tokio::spawn(connection(stream, peer, None, router.clone()));
+    })
+    .await
+}
+
+/// Accepts connections for ever and hands each to `dispatch`.
+async fn accept_loop(
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
-    router: Router,
+    mut dispatch: impl FnMut(TcpStream, SocketAddr),
 ) -> anyhow::Result<()> {
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
+        match listener.accept().await {
+            Ok((stream, peer)) => dispatch(stream, peer),
             Err(error) => {
                 // Out of file descriptors and the like: back off, keep serving.
                 tracing::warn!(%error, "Accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
             }
-        };
-        let tls = tls.clone();
-        let router = router.clone();
-        tokio::spawn(async move {
-            let _ = stream.set_nodelay(true);
-            let service = router.into_service::<hyper::body::Incoming>().map_request(
-                move |mut request: axum::http::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(ConnectInfo(peer));
-                    request
-                },
-            );
-            let service = TowerToHyperService::new(service);
-            let result =
-                match tls {
-                    None => {
-                        connection_builder()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await
+        }
+    }
+}
+
+/// A thread with its own single-threaded runtime that serves the
+/// connections it is given. It ends when its [`ConnectionThread`] is
+/// dropped, with the connections it holds.
+struct ConnectionThread {
+    connections: mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>,
+}
+
+impl ConnectionThread {
+    fn start(index: usize, tls: TlsAcceptor, router: Router) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (connections, mut received) = mpsc::unbounded_channel();
+        std::thread::Builder::new()
+            .name(format!("webhook-{index}"))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    while let Some((stream, peer)) = received.recv().await {
+                        match TcpStream::from_std(stream) {
+                            Ok(stream) => {
+                                tokio::spawn(connection(
+                                    stream,
+                                    peer,
+                                    Some(tls.clone()),
+                                    router.clone(),
+                                ));
+                            }
+                            Err(error) => {
+                                tracing::warn!(%peer, %error, "Could not take a connection over");
+                            }
+                        }
                     }
-                    Some(acceptor) => {
-                        let stream =
-                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                                .await
-                            {
-                                Ok(Ok(stream)) => stream,
-                                Ok(Err(error)) => {
-                                    tracing::debug!(%peer, %error, "TLS handshake failed");
-                                    return;
-                                }
-                                Err(_) => {
-                                    tracing::debug!(%peer, "TLS handshake timed out");
-                                    return;
-                                }
-                            };
-                        connection_builder()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await
+                });
+            })?;
+        Ok(Self { connections })
+    }
+
+    /// Moves `stream` to this thread's runtime.
+    fn take(&self, stream: TcpStream, peer: SocketAddr) {
+        let sent = stream
+            .into_std()
+            .map_err(|error| error.to_string())
+            .and_then(|stream| {
+                self.connections
+                    .send((stream, peer))
+                    .map_err(|_| "the connection thread has stopped".to_owned())
+            });
+        if let Err(error) = sent {
+            tracing::warn!(%peer, %error, "Dropped a connection");
+        }
+    }
+}
+
+/// Serves one connection, over TLS when `tls` is given. Header blocks are
+/// limited to 64 KiB and must arrive within 10 s (HTTP/1.1), so a slow or
+/// oversized client is refused early. Each request carries its peer address
+/// as `ConnectInfo`.
+async fn connection(stream: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>, router: Router) {
+    let _ = stream.set_nodelay(true);
+    let service = router.into_service::<hyper::body::Incoming>().map_request(
+        move |mut request: axum::http::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request
+        },
+    );
+    let service = TowerToHyperService::new(service);
+    let result = match tls {
+        None => {
+            connection_builder()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+        }
+        Some(acceptor) => {
+            let stream =
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%peer, %error, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
                     }
                 };
-            if let Err(error) = result {
-                tracing::debug!(%peer, %error, "Connection ended with an error");
-            }
-        });
+            connection_builder()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%peer, %error, "Connection ended with an error");
     }
 }
 

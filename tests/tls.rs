@@ -1,8 +1,10 @@
 //! The webhook's certificate is reloaded from its files without a restart,
-//! and a broken pair never replaces a working one.
+//! and a broken pair never replaces a working one. Its connections are
+//! spread over the connection threads, and each stays on its thread.
 
 mod common;
 
+use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use common::{Server, TestDb};
@@ -105,4 +107,77 @@ async fn a_bad_certificate_stops_start_up_before_binding() {
         stderr.contains("tls.crt holds no PEM certificate"),
         "{stderr}"
     );
+}
+
+/// Serves, over TLS with `threads` connection threads, a handler that
+/// answers with the name of the thread it runs on. Returns its address and
+/// the CA to trust.
+async fn thread_naming_server(threads: usize) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let issued = agyn_secrets::certs::issue("localhost", vec!["127.0.0.1".into()], 1).unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert, &issued.cert).unwrap();
+    std::fs::write(&key, &issued.key).unwrap();
+    agyn_secrets::tls::provider();
+    let config = agyn_secrets::tls::server_config(
+        agyn_secrets::tls::ReloadingCert::load(&cert, &key).unwrap(),
+    );
+    let router = axum::Router::new().route(
+        "/thread",
+        axum::routing::get(|| async {
+            std::thread::current()
+                .name()
+                .unwrap_or("unnamed")
+                .to_owned()
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let threads = NonZeroUsize::new(threads).unwrap();
+    tokio::spawn(agyn_secrets::server::serve_tls(
+        listener, config, router, threads,
+    ));
+    (format!("https://{addr}/thread"), issued.ca_cert)
+}
+
+/// The thread names that answer three requests on one connection of a
+/// fresh client.
+async fn threads_of_one_connection(url: &str, ca: &str, http2: bool) -> Vec<String> {
+    let builder = common::http_builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap());
+    let client = if http2 {
+        builder.http2_prior_knowledge()
+    } else {
+        builder.http1_only()
+    }
+    .build()
+    .unwrap();
+    let mut names = Vec::new();
+    for _ in 0..3 {
+        let response = client.get(url).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        names.push(response.text().await.unwrap());
+    }
+    names
+}
+
+#[tokio::test]
+async fn connections_take_turns_over_the_threads_and_stay_on_theirs() {
+    let (url, ca) = thread_naming_server(2).await;
+    for (i, http2) in [false, true, false, true].into_iter().enumerate() {
+        let names = threads_of_one_connection(&url, &ca, http2).await;
+        let expected = format!("webhook-{}", i % 2);
+        assert_eq!(
+            names,
+            [expected.as_str(); 3],
+            "connection {i} (HTTP/2: {http2})"
+        );
+    }
+
+    let (url, ca) = thread_naming_server(1).await;
+    for http2 in [false, true] {
+        let names = threads_of_one_connection(&url, &ca, http2).await;
+        assert_eq!(names, ["webhook-0"; 3], "HTTP/2: {http2}");
+    }
 }
