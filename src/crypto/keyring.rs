@@ -185,6 +185,13 @@ impl KeyRingHandle {
         self.current.load_full()
     }
 
+    /// The current key ring, borrowed: no reference count is touched, so
+    /// threads that open values at once do not contend. Not to be held
+    /// across an `await`.
+    pub fn borrow(&self) -> arc_swap::Guard<Arc<KeyRing>> {
+        self.current.load()
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -251,15 +251,17 @@ impl Resolver {
                 names: missing,
             });
         }
-        let keys = self.keys.current();
         let mut values: Vec<Option<SecretValue>> = Vec::with_capacity(secrets.len());
         let mut remote = Vec::new();
-        for secret in &secrets {
-            match &secret.content {
-                SecretContent::Local(sealed) => values.push(Some(open(&keys, secret, sealed)?)),
-                SecretContent::Remote(_) => {
-                    values.push(None);
-                    remote.push(&**secret);
+        {
+            let keys = self.keys.borrow();
+            for secret in &secrets {
+                match &secret.content {
+                    SecretContent::Local(sealed) => values.push(Some(open(&keys, secret, sealed)?)),
+                    SecretContent::Remote(_) => {
+                        values.push(None);
+                        remote.push(&**secret);
+                    }
                 }
             }
         }

@@ -9,11 +9,18 @@
 //! Readers note the cache epoch before they read the database and insert
 //! only if no invalidation happened since, so a value read just before a
 //! write can never be put back after the write cleared it.
+//!
+//! Each thread answers the admission path's lookups from its own copies of
+//! what it has read (see [`Local`]): two threads handing out the same
+//! `Arc<Secret>` would bounce its reference count, and the lock, between
+//! cores at every admission. The copies are tied to the epoch and dropped
+//! when it moves, so they are cleared by the same writes.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
 use foldhash::HashMap as FastMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::{NamespaceBinding, Organization, Provider, Secret};
@@ -35,16 +42,48 @@ struct Entries {
 /// The replicas a writer still waits for, and how to wake it.
 type AckWaiter = (HashSet<String>, tokio::sync::oneshot::Sender<()>);
 
-#[derive(Default)]
 pub struct Cache {
+    /// Tells this cache's thread-local copies from another's.
+    id: u64,
     enabled: AtomicBool,
+    /// `entries.epoch`, readable without the lock; set under the write lock.
+    epoch: AtomicU64,
     entries: RwLock<Entries>,
     /// Writers waiting for other replicas to acknowledge a change.
     waiters: Mutex<HashMap<String, AckWaiter>>,
 }
 
+impl Default for Cache {
+    fn default() -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+        Cache {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            enabled: AtomicBool::default(),
+            epoch: AtomicU64::default(),
+            entries: RwLock::default(),
+            waiters: Mutex::default(),
+        }
+    }
+}
+
 /// Entries kept at most per map; a full map is cleared.
 const MAX_ENTRIES: usize = 100_000;
+
+/// One thread's copies of what it read from one cache at one epoch: the
+/// bindings, organizations and secrets of the admission path. Secrets are
+/// copied, not shared, so that their reference counts stay on this thread.
+#[derive(Default)]
+struct Local {
+    /// The cache id and epoch the copies belong to.
+    of: Option<(u64, u64)>,
+    bindings: FastMap<String, Option<NamespaceBinding>>,
+    organizations: FastMap<String, Organization>,
+    secrets: FastMap<String, FastMap<String, Option<Arc<Secret>>>>,
+}
+
+thread_local! {
+    static LOCAL: RefCell<Local> = RefCell::default();
+}
 
 impl Cache {
     pub fn set_enabled(&self, enabled: bool) {
@@ -61,7 +100,7 @@ impl Cache {
         self.enabled.load(Ordering::SeqCst)
     }
 
-    /// Clears every entry.
+    /// Clears every entry, and with the epoch every thread's copies.
     pub fn invalidate(&self) {
         let mut entries = self.entries.write().expect("lock poisoned");
         let epoch = entries.epoch + 1;
@@ -69,6 +108,30 @@ impl Cache {
             epoch,
             ..Entries::default()
         };
+        self.epoch.store(epoch, Ordering::Release);
+    }
+
+    /// Runs `f` on this thread's copies of this cache at `epoch`, which are
+    /// emptied first if they belong to another cache or epoch, or grew too
+    /// large.
+    fn local<R>(&self, epoch: u64, f: impl FnOnce(&mut Local) -> R) -> R {
+        LOCAL.with_borrow_mut(|local| {
+            let full = local.bindings.len() >= MAX_ENTRIES
+                || local.organizations.len() >= MAX_ENTRIES
+                || local.secrets.len() >= MAX_ENTRIES;
+            if local.of != Some((self.id, epoch)) || full {
+                *local = Local {
+                    of: Some((self.id, epoch)),
+                    ..Local::default()
+                };
+            }
+            f(local)
+        })
+    }
+
+    /// The epoch this thread's copies must be of to be used.
+    fn current_epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
     }
 
     /// Registers a writer that waits for `replicas` to acknowledge the
@@ -121,24 +184,36 @@ impl Cache {
         if !self.is_enabled() {
             return None;
         }
-        self.entries
-            .read()
-            .expect("lock poisoned")
-            .bindings
-            .get(namespace)
-            .cloned()
+        if let Some(copy) = self.local(self.current_epoch(), |local| {
+            local.bindings.get(namespace).cloned()
+        }) {
+            return Some(copy);
+        }
+        let entries = self.entries.read().expect("lock poisoned");
+        let binding = entries.bindings.get(namespace)?.clone();
+        self.local(entries.epoch, |local| {
+            local.bindings.insert(namespace.to_owned(), binding.clone())
+        });
+        Some(binding)
     }
 
     pub fn organization(&self, key: &str) -> Option<Organization> {
         if !self.is_enabled() {
             return None;
         }
-        self.entries
-            .read()
-            .expect("lock poisoned")
-            .organizations
-            .get(key)
-            .cloned()
+        if let Some(copy) = self.local(self.current_epoch(), |local| {
+            local.organizations.get(key).cloned()
+        }) {
+            return Some(copy);
+        }
+        let entries = self.entries.read().expect("lock poisoned");
+        let organization = entries.organizations.get(key)?.clone();
+        self.local(entries.epoch, |local| {
+            local
+                .organizations
+                .insert(key.to_owned(), organization.clone())
+        });
+        Some(organization)
     }
 
     pub fn provider(&self, organization_id: &str, key: &str) -> Option<Provider> {
@@ -155,6 +230,8 @@ impl Cache {
     }
 
     /// The cached secrets of `names`, and the names that are not cached.
+    /// All of them come from one epoch: this thread's copies when they hold
+    /// every name, the shared entries otherwise.
     pub fn secrets<'a>(
         &self,
         organization_id: &str,
@@ -163,19 +240,46 @@ impl Cache {
         if !self.is_enabled() {
             return (Vec::new(), names.to_vec());
         }
+        let mut found = Vec::with_capacity(names.len());
+        let copied = self.local(self.current_epoch(), |local| {
+            let Some(org) = local.secrets.get(organization_id) else {
+                return false;
+            };
+            for name in names {
+                match org.get(*name) {
+                    Some(Some(secret)) => found.push(secret.clone()),
+                    Some(None) => {}
+                    None => return false,
+                }
+            }
+            true
+        });
+        if copied {
+            return (found, Vec::new());
+        }
+        found.clear();
         let entries = self.entries.read().expect("lock poisoned");
         let Some(org) = entries.secrets.get(organization_id) else {
             return (Vec::new(), names.to_vec());
         };
-        let mut found = Vec::with_capacity(names.len());
+        let mut copies = Vec::with_capacity(names.len());
         let mut missing = Vec::new();
         for name in names {
             match org.get(*name) {
-                Some(Some(secret)) => found.push(secret.clone()),
-                Some(None) => {}
+                Some(entry) => {
+                    let copy = entry.as_deref().map(|s| Arc::new(s.clone()));
+                    found.extend(copy.clone());
+                    copies.push((*name, copy));
+                }
                 None => missing.push(*name),
             }
         }
+        self.local(entries.epoch, |local| {
+            let org = local.secrets.entry(organization_id.to_owned()).or_default();
+            for (name, copy) in copies {
+                org.insert(name.to_owned(), copy);
+            }
+        });
         (found, missing)
     }
 
@@ -244,5 +348,108 @@ impl Cache {
                 org.insert((*name).to_owned(), secret);
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{RemoteRef, SecretContent};
+
+    fn secret(name: &str, version: i64) -> Arc<Secret> {
+        Arc::new(Secret {
+            id: format!("id-{name}"),
+            organization_id: "org".into(),
+            name: name.into(),
+            version,
+            created_at: 0,
+            updated_at: 0,
+            content: SecretContent::Remote(RemoteRef {
+                provider_id: "p".into(),
+                remote_path: "kv/data/x".into(),
+                remote_key: "k".into(),
+            }),
+        })
+    }
+
+    fn enabled() -> Arc<Cache> {
+        let cache = Arc::new(Cache::default());
+        cache.set_enabled(true);
+        cache
+    }
+
+    #[test]
+    fn each_thread_reads_its_own_copy() {
+        let cache = enabled();
+        let shared = secret("a", 1);
+        cache.put_secrets(
+            cache.epoch(),
+            "org",
+            &["a", "b"],
+            std::slice::from_ref(&shared),
+        );
+
+        let (first, missing) = cache.secrets("org", &["a", "b"]);
+        assert!(missing.is_empty(), "b is known to be absent");
+        let (again, _) = cache.secrets("org", &["a", "b"]);
+        assert_eq!(first.len(), 1);
+        assert!(Arc::ptr_eq(&first[0], &again[0]), "one copy per thread");
+        assert!(
+            !Arc::ptr_eq(&first[0], &shared),
+            "a copy, not the shared Arc"
+        );
+
+        let other = {
+            let cache = cache.clone();
+            std::thread::spawn(move || cache.secrets("org", &["a"]).0)
+                .join()
+                .unwrap()
+        };
+        assert!(!Arc::ptr_eq(&first[0], &other[0]), "another thread's copy");
+        assert_eq!((other[0].name.as_str(), other[0].version), ("a", 1));
+    }
+
+    #[test]
+    fn invalidation_reaches_every_threads_copies() {
+        let cache = enabled();
+        let epoch = cache.epoch();
+        cache.put_secrets(epoch, "org", &["a"], &[secret("a", 1)]);
+        cache.put_binding(
+            epoch,
+            "team-a",
+            Some(NamespaceBinding {
+                namespace: "team-a".into(),
+                organization_id: "org".into(),
+                created_at: 0,
+            }),
+        );
+        let warm = |cache: &Cache| {
+            assert_eq!(cache.secrets("org", &["a"]).0.len(), 1);
+            assert!(cache.binding("team-a").is_some());
+        };
+        warm(&cache);
+        let other = cache.clone();
+        let (warmed, is_warm) = std::sync::mpsc::channel::<()>();
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            warm(&other);
+            warmed.send(()).unwrap();
+            wait.recv().unwrap();
+            // Copied before the write; the write must still be seen.
+            (other.secrets("org", &["a"]), other.binding("team-a"))
+        });
+
+        is_warm.recv().unwrap();
+        cache.invalidate();
+        go.send(()).unwrap();
+        let ((found, missing), binding) = thread.join().unwrap();
+        assert!(found.is_empty() && missing == ["a"] && binding.is_none());
+        let (found, missing) = cache.secrets("org", &["a"]);
+        assert!(found.is_empty() && missing == ["a"]);
+        assert!(cache.binding("team-a").is_none());
+
+        // What is read at the new epoch is copied again.
+        cache.put_secrets(cache.epoch(), "org", &["a"], &[secret("a", 2)]);
+        assert_eq!(cache.secrets("org", &["a"]).0[0].version, 2);
     }
 }
