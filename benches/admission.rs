@@ -1,8 +1,10 @@
 //! The admission path's costs: pure parsing and patching, one envelope
 //! decryption, and a whole in-process mutation of a pod with 10 local
-//! references (HTTP routing included, TLS not).
+//! references (HTTP routing included, TLS not), on one thread and on each
+//! of two threads at once, as the webhook's connection threads run it.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use agyn_secrets::admission::{Injection, allow, build_patch, parse_env, parse_review, plan_env};
 use agyn_secrets::app::{App, Settings};
@@ -81,8 +83,9 @@ fn decrypt(c: &mut Criterion) {
     });
 }
 
-fn full(c: &mut Criterion) {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
+/// The webhook's router over a store with 10 local secrets, its read cache
+/// on. The directory holds the database and key ring.
+fn webhook(runtime: &tokio::runtime::Runtime) -> (axum::Router, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let router = runtime.block_on(async {
         generate_key_file(&dir.path().join("keyring"), Some("k1"), true).unwrap();
@@ -114,20 +117,61 @@ fn full(c: &mut Criterion) {
         let app: Arc<App> = App::new(store, keys, Settings::default(), pull);
         agyn_secrets::webhook::router(app)
     });
+    (router, dir)
+}
+
+/// One admission through the router.
+async fn mutate(router: &axum::Router, body: &[u8]) -> axum::body::Bytes {
+    let request = axum::http::Request::post("/mutate")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_vec()))
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap()
+}
+
+fn full(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (router, _dir) = webhook(&runtime);
     let body = serde_json::to_vec(&review()).unwrap();
     c.bench_function("in-process mutation, 10 local refs", |b| {
-        b.to_async(&runtime).iter(|| async {
-            let request = axum::http::Request::post("/mutate")
-                .header("content-type", "application/json")
-                .body(Body::from(body.clone()))
-                .unwrap();
-            let response = router.clone().oneshot(request).await.unwrap();
-            assert_eq!(response.status(), 200);
-            axum::body::to_bytes(response.into_body(), usize::MAX)
-                .await
-                .unwrap()
-        })
+        b.to_async(&runtime).iter(|| mutate(&router, &body))
     });
+    // Two threads, each with its own single-threaded runtime, admitting at
+    // once: what one admission costs when another thread shares the state.
+    c.bench_function(
+        "in-process mutation, 10 local refs, on each of two threads at once",
+        |b| {
+            b.iter_custom(|iters| {
+                let threads: Vec<_> = (0..2)
+                    .map(|_| {
+                        let (router, body) = (router.clone(), body.clone());
+                        std::thread::spawn(move || {
+                            let runtime = tokio::runtime::Builder::new_current_thread()
+                                .enable_all()
+                                .build()
+                                .unwrap();
+                            runtime.block_on(async {
+                                let started = Instant::now();
+                                for _ in 0..iters {
+                                    std::hint::black_box(mutate(&router, &body).await);
+                                }
+                                started.elapsed()
+                            })
+                        })
+                    })
+                    .collect();
+                threads
+                    .into_iter()
+                    .map(|t| t.join().unwrap())
+                    .max()
+                    .unwrap()
+            })
+        },
+    );
 }
 
 criterion_group!(benches, pure, decrypt, full);
