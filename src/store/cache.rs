@@ -181,39 +181,43 @@ impl Cache {
     }
 
     pub fn binding(&self, namespace: &str) -> Option<Option<NamespaceBinding>> {
-        if !self.is_enabled() {
-            return None;
-        }
-        if let Some(copy) = self.local(self.current_epoch(), |local| {
-            local.bindings.get(namespace).cloned()
-        }) {
-            return Some(copy);
-        }
-        let entries = self.entries.read().expect("lock poisoned");
-        let binding = entries.bindings.get(namespace)?.clone();
-        self.local(entries.epoch, |local| {
-            local.bindings.insert(namespace.to_owned(), binding.clone())
-        });
-        Some(binding)
+        self.copied(
+            namespace,
+            |local| &mut local.bindings,
+            |shared| &shared.bindings,
+        )
     }
 
     pub fn organization(&self, key: &str) -> Option<Organization> {
+        self.copied(
+            key,
+            |local| &mut local.organizations,
+            |shared| &shared.organizations,
+        )
+    }
+
+    /// The entry `key` of one map: from this thread's copy of the map, or
+    /// else from the shared one, then copied for this thread.
+    fn copied<T: Clone>(
+        &self,
+        key: &str,
+        local_map: fn(&mut Local) -> &mut FastMap<String, T>,
+        shared_map: fn(&Entries) -> &FastMap<String, T>,
+    ) -> Option<T> {
         if !self.is_enabled() {
             return None;
         }
         if let Some(copy) = self.local(self.current_epoch(), |local| {
-            local.organizations.get(key).cloned()
+            local_map(local).get(key).cloned()
         }) {
             return Some(copy);
         }
         let entries = self.entries.read().expect("lock poisoned");
-        let organization = entries.organizations.get(key)?.clone();
+        let value = shared_map(&entries).get(key)?.clone();
         self.local(entries.epoch, |local| {
-            local
-                .organizations
-                .insert(key.to_owned(), organization.clone())
+            local_map(local).insert(key.to_owned(), value.clone())
         });
-        Some(organization)
+        Some(value)
     }
 
     pub fn provider(&self, organization_id: &str, key: &str) -> Option<Provider> {
