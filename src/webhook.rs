@@ -376,7 +376,7 @@ impl Webhook {
                 owner_kind,
                 owner_name,
             };
-            let mut uses = Vec::new();
+            let mut uses = Vec::with_capacity(plan.var_count());
             for c in &plan.containers {
                 for (var, secret) in &c.vars {
                     uses.push(SecretUse {
@@ -422,7 +422,9 @@ impl Webhook {
                 env_var: u.env_var.to_owned(),
             })
             .collect();
-        self.app.store.record_pod_references(&rows).await?;
+        // Out of line: most admissions find their set recent and never
+        // write, and the write's state would enlarge every admission's future.
+        Box::pin(self.app.store.record_pod_references(&rows)).await?;
         let mut recent = self.recent.lock().expect("lock poisoned");
         if recent.len() >= RECENT_REFERENCES_MAX {
             recent.clear();

@@ -46,7 +46,8 @@ pub fn parse_env(text: &str) -> Result<Vec<EnvEntry<'_>>, ParseError> {
         annotation: super::ENV_ANNOTATION,
         message,
     };
-    let mut entries = Vec::new();
+    let separators = text.bytes().filter(|b| matches!(b, b',' | b'\n')).count();
+    let mut entries = Vec::with_capacity((separators + 1).min(MAX_ENTRIES));
     for raw in text.split([',', '\n']) {
         let item = raw.trim();
         if item.is_empty() {

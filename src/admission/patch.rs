@@ -48,13 +48,19 @@ pub struct Plan<'a> {
 }
 
 impl<'a> Plan<'a> {
+    /// How many variables all containers receive together.
+    pub fn var_count(&self) -> usize {
+        self.containers.iter().map(|c| c.vars.len()).sum()
+    }
+
     /// Distinct secret names, sorted.
     pub fn secret_names(&self) -> Vec<&'a str> {
-        let mut names: Vec<&str> = self
-            .containers
-            .iter()
-            .flat_map(|c| c.vars.iter().map(|(_, s)| *s))
-            .collect();
+        let mut names = Vec::with_capacity(self.var_count());
+        names.extend(
+            self.containers
+                .iter()
+                .flat_map(|c| c.vars.iter().map(|(_, s)| *s)),
+        );
         names.sort_unstable();
         names.dedup();
         names
@@ -123,7 +129,7 @@ pub fn plan_env<'a>(pod: &'a Pod<'_>, entries: &[EnvEntry<'a>]) -> Result<Plan<'
     if let Err(error) = &pod.spec {
         return Err(PatchError::Malformed(error.clone()));
     }
-    let mut all = Vec::new();
+    let mut all = Vec::with_capacity(containers(pod).count());
     for (list, index, container) in containers(pod) {
         let name = container
             .name
@@ -143,25 +149,28 @@ pub fn plan_env<'a>(pod: &'a Pod<'_>, entries: &[EnvEntry<'a>]) -> Result<Plan<'
             });
         }
     }
-    let mut plan = Plan::default();
+    let mut plan = Plan {
+        containers: Vec::with_capacity(all.len()),
+    };
     for (list, index, name) in all {
-        let mut vars: Vec<(&str, &str)> = Vec::new();
-        let mut positions: Vec<usize> = Vec::new();
-        for entry in entries {
-            if entry.container.is_some_and(|c| c != name) {
-                continue;
-            }
+        let applies = |entry: &&EnvEntry<'_>| entry.container.is_none_or(|c| c == name);
+        let mut vars: Vec<(&str, &str)> = Vec::with_capacity(entries.len());
+        for entry in entries.iter().filter(applies) {
             if let Some(at) = vars.iter().position(|(var, _)| *var == entry.var) {
+                let first = entries
+                    .iter()
+                    .filter(applies)
+                    .nth(at)
+                    .expect("the earlier entry is one of those that apply");
                 return Err(PatchError::DuplicateVar {
                     position: entry.position,
                     text: entry.text.to_owned(),
                     var: entry.var.to_owned(),
                     container: name.to_owned(),
-                    first: positions[at],
+                    first: first.position,
                 });
             }
             vars.push((entry.var, entry.secret));
-            positions.push(entry.position);
         }
         if !vars.is_empty() {
             plan.containers.push(ContainerPlan {
@@ -283,8 +292,7 @@ pub fn build_patch<'v>(
 ) -> Patch {
     // Room for every variable's operation and value, so that the buffer is
     // not grown while it is written.
-    let vars: usize = plan.containers.iter().map(|c| c.vars.len()).sum();
-    let mut patch = Patch::with_capacity(256 + 192 * vars);
+    let mut patch = Patch::with_capacity(256 + 192 * plan.var_count());
     let spec = pod.spec.as_ref().ok();
     for container in &plan.containers {
         let current = spec
@@ -496,6 +504,13 @@ mod tests {
         let error = plan_env(&view, &entries).unwrap_err().to_string();
         assert!(
             error.contains("entry 2") && error.contains("A is set twice for container \"app\""),
+            "{error}"
+        );
+        // The earlier entry is named by its position among all entries.
+        let entries = parse_env("sidecar:B=b,A=a,app:C=c,app:A=d").unwrap();
+        let error = plan_env(&view, &entries).unwrap_err().to_string();
+        assert!(
+            error.contains("entry 4") && error.contains("(also by entry 2)"),
             "{error}"
         );
     }

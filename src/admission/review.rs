@@ -150,9 +150,11 @@ fn check<'a, O>(
 }
 
 /// Writes `{"apiVersion":…,"kind":"AdmissionReview","response":{"uid":…,`;
-/// the caller writes the rest of the response object.
+/// the caller writes the rest of the response object. The buffer has room
+/// for that rest around `capacity` bytes of message or patch, so that it is
+/// not grown while it is written.
 fn begin(uid: &str, capacity: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128 + uid.len() + capacity);
+    let mut out = Vec::with_capacity(192 + uid.len() + capacity);
     out.extend_from_slice(
         br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"#,
     );

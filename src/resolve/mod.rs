@@ -268,7 +268,9 @@ impl Resolver {
         let mut remote_values = if remote.is_empty() {
             HashMap::new()
         } else {
-            self.read_remote(organization, &remote).await?
+            // Out of line: the provider clients' state would otherwise
+            // enlarge every admission's future, local ones included.
+            Box::pin(self.read_remote(organization, &remote)).await?
         };
         let resolved = secrets
             .iter()

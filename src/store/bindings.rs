@@ -70,6 +70,12 @@ impl Store {
         if let Some(cached) = self.cache().binding(namespace) {
             return Ok(cached);
         }
+        // Out of line: the query's state would otherwise enlarge every
+        // caller's future, which an admission moves and mostly never needs.
+        Box::pin(self.load_namespace_binding(namespace)).await
+    }
+
+    async fn load_namespace_binding(&self, namespace: &str) -> Result<Option<NamespaceBinding>> {
         let epoch = self.cache().epoch();
         let row = sqlx::query(
             "SELECT namespace, organization_id, created_at FROM namespace_bindings WHERE namespace = $1",

@@ -48,6 +48,11 @@ impl Store {
         if let Some(org) = self.cache().organization(id_or_name) {
             return Ok(Some(org));
         }
+        // Out of line, as in `find_namespace_binding`.
+        Box::pin(self.load_organization(id_or_name)).await
+    }
+
+    async fn load_organization(&self, id_or_name: &str) -> Result<Option<Organization>> {
         let epoch = self.cache().epoch();
         let row = sqlx::query(
             "SELECT id, name, created_at FROM organizations WHERE id = $1 OR name = $1 \

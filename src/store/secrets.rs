@@ -194,6 +194,16 @@ impl Store {
         if names.is_empty() {
             return Ok(secrets);
         }
+        // Out of line, as in `find_namespace_binding`.
+        secrets.extend(Box::pin(self.load_secrets_by_name(organization_id, &names)).await?);
+        Ok(secrets)
+    }
+
+    async fn load_secrets_by_name(
+        &self,
+        organization_id: &str,
+        names: &[&str],
+    ) -> Result<Vec<Arc<Secret>>> {
         let epoch = self.cache().epoch();
         let placeholders: Vec<String> = (0..names.len()).map(|i| format!("${}", i + 2)).collect();
         let sql = format!(
@@ -201,7 +211,7 @@ impl Store {
             placeholders.join(", ")
         );
         let mut query = sqlx::query(&sql).bind(organization_id.to_owned());
-        for name in &names {
+        for name in names {
             query = query.bind((*name).to_owned());
         }
         let rows = query.fetch_all(self.pool()).await?;
@@ -210,9 +220,8 @@ impl Store {
             .map(|row| from_row(row).map(Arc::new))
             .collect::<Result<Vec<_>>>()?;
         self.cache()
-            .put_secrets(epoch, organization_id, &names, &found);
-        secrets.extend(found);
-        Ok(secrets)
+            .put_secrets(epoch, organization_id, names, &found);
+        Ok(found)
     }
 
     pub async fn list_secrets(&self, organization_id: &str) -> Result<Vec<Secret>> {
