@@ -694,6 +694,43 @@ async fn a_slow_server_times_out_within_the_deadline_and_recovers_without_a_rest
 }
 
 #[tokio::test]
+async fn a_burst_of_pods_keeps_at_most_32_requests_in_flight_to_a_provider() {
+    let Some((bao, server, owner)) = setup(&[]).await else {
+        return;
+    };
+    let proxy = SlowProxy::start(bao.port, Duration::from_millis(200)).await;
+    let id = token_provider(&owner, "bao", &proxy.addr, ROOT_TOKEN).await;
+    for i in 0..10 {
+        bao.put_v2(
+            &format!("burst/path-{i}"),
+            json!({"value": format!("value-{i}")}),
+        )
+        .await;
+        let path = format!("secret/data/burst/path-{i}");
+        remote_secret(&owner, &format!("burst-{i}"), &id, &path, "value").await;
+    }
+    let env: Vec<String> = (0..10).map(|i| format!("VAR_{i}=burst-{i}")).collect();
+    let env = env.join(",");
+
+    // Eight pods at once, ten reads each: 80 reads, each answered 200 ms
+    // late. They wait their turn and all finish within the deadline.
+    proxy.set_slow(true);
+    let pods = futures::future::join_all((0..8).map(|_| admit(&server, &env))).await;
+    for pod in pods {
+        let pod = pod.unwrap();
+        for i in 0..10 {
+            assert_eq!(pod[&format!("VAR_{i}")], format!("value-{i}"));
+        }
+    }
+    let most = proxy.most_held_at_once();
+    assert!(most <= 32, "{most} requests were in flight at once");
+    assert!(
+        most > 10,
+        "the pods' reads did not overlap ({most} at once)"
+    );
+}
+
+#[tokio::test]
 async fn check_reports_whether_a_provider_works_and_edits_apply_at_once() {
     let Some((bao, server, owner)) = setup(&[]).await else {
         return;

@@ -72,6 +72,12 @@ impl Resolve for GuardedResolver {
     }
 }
 
+/// Most requests one provider session has in flight at once; more wait
+/// their turn, within the admission's deadline. A burst of pod creations
+/// then opens at most this many connections to a provider instead of one
+/// per read, which spares the provider and the webhook's memory alike.
+pub const MAX_IN_FLIGHT: usize = 32;
+
 /// The HTTP client of one provider.
 ///
 /// - With `ca_pem`, the provider's CA is the only trust anchor: a private
@@ -81,6 +87,7 @@ impl Resolve for GuardedResolver {
 ///   address (checked against forbidden ranges) says.
 /// - No redirects: following one would send the token to another host.
 /// - `timeout` bounds each request, connection included.
+/// - At most [`MAX_IN_FLIGHT`] idle connections are kept.
 pub fn client(
     address: &str,
     ca_pem: Option<&str>,
@@ -107,6 +114,7 @@ pub fn client(
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(timeout)
         .timeout(timeout)
+        .pool_max_idle_per_host(MAX_IN_FLIGHT)
         .dns_resolver(Arc::new(GuardedResolver));
     if let Some(pem) = ca_pem {
         let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderValue, LOCATION};
 use serde::Serialize;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Semaphore};
 use zeroize::Zeroizing;
 
 use super::net::{self, Transport};
@@ -306,6 +306,8 @@ pub struct Session {
     timeout: Duration,
     metrics: ProviderMetrics,
     lease: Mutex<Option<Lease>>,
+    /// One permit per request in flight; see [`net::MAX_IN_FLIGHT`].
+    turns: Semaphore,
 }
 
 impl Session {
@@ -338,6 +340,7 @@ impl Session {
             timeout,
             metrics,
             lease: Mutex::new(None),
+            turns: Semaphore::new(net::MAX_IN_FLIGHT),
         })
     }
 
@@ -862,6 +865,11 @@ impl Session {
         if let Some(body) = body {
             request = request.header(CONTENT_TYPE, "application/json").body(body);
         }
+        let _turn = self
+            .turns
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         self.metrics.requests.get_or_create(&self.labels).inc();
         let started = Instant::now();
         let result = self.exchange(request).await;

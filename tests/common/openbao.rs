@@ -269,6 +269,8 @@ impl Drop for OpenBao {
 pub struct SlowProxy {
     pub addr: String,
     slow: Arc<AtomicBool>,
+    /// Answers being held back right now, and the most ever held at once.
+    held: Arc<(AtomicUsize, AtomicUsize)>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -277,13 +279,14 @@ impl SlowProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = format!("http://{}", listener.local_addr().unwrap());
         let slow = Arc::new(AtomicBool::new(false));
-        let flag = slow.clone();
+        let held = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
+        let (flag, counts) = (slow.clone(), held.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
                     return;
                 };
-                let flag = flag.clone();
+                let (flag, counts) = (flag.clone(), counts.clone());
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(("127.0.0.1", upstream_port)).await else {
                         return;
@@ -301,7 +304,10 @@ impl SlowProxy {
                             Ok(n) => n,
                         };
                         if flag.load(Ordering::SeqCst) {
+                            let now = counts.0.fetch_add(1, Ordering::SeqCst) + 1;
+                            counts.1.fetch_max(now, Ordering::SeqCst);
                             tokio::time::sleep(delay).await;
+                            counts.0.fetch_sub(1, Ordering::SeqCst);
                         }
                         if client_write.write_all(&buffer[..n]).await.is_err() {
                             break;
@@ -311,11 +317,22 @@ impl SlowProxy {
                 });
             }
         });
-        SlowProxy { addr, slow, task }
+        SlowProxy {
+            addr,
+            slow,
+            held,
+            task,
+        }
     }
 
     pub fn set_slow(&self, slow: bool) {
         self.slow.store(slow, Ordering::SeqCst);
+    }
+
+    /// The most answers held back at once while slow: a lower bound on the
+    /// requests the client had in flight at once.
+    pub fn most_held_at_once(&self) -> usize {
+        self.held.1.load(Ordering::SeqCst)
     }
 }
 
