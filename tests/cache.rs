@@ -2,9 +2,14 @@
 //! replica must be what the very next admission on any replica sees.
 
 mod common;
+#[path = "common/openbao.rs"]
+mod openbao;
 
 use common::{Server, TestDb, apply_patch, fixture};
+use openbao::OpenBao;
 use serde_json::json;
+
+const REMOTE_VALUE: &str = "sk_live_cache_remote_7b2e41";
 
 fn value_of(server_answer: &serde_json::Value, review: &serde_json::Value) -> String {
     let patched = apply_patch(&review["request"]["object"], server_answer);
@@ -103,6 +108,42 @@ async fn two_replicas_on_one_postgres_see_every_change_at_once() {
                 "{answer}"
             );
         }
+    }
+
+    // A provider credential is read through the cache too: rotated through
+    // A, it is what B's next remote read sends.
+    let provider_path = format!(
+        "/v1/organizations/acme/providers/{}",
+        provider["id"].as_str().unwrap()
+    );
+    if let Some(bao) = OpenBao::start().await {
+        bao.reader_policy("reader").await;
+        bao.put_v2("app", json!({"value": REMOTE_VALUE})).await;
+        a.client()
+            .patch(&provider_path, json!({"address": bao.addr}))
+            .await
+            .expect(200);
+        let answer = b.review(&remote_review).await;
+        let message = answer["response"]["status"]["message"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            message.contains("permission denied reading secret/data/app"),
+            "{answer}"
+        );
+        let token = bao.create_token(&["reader"], "1h").await;
+        a.client()
+            .patch(
+                "/v1/organizations/acme/secrets/bao-token",
+                json!({ "value": token }),
+            )
+            .await
+            .expect(200);
+        assert_eq!(
+            value_of(&b.review(&remote_review).await, &remote_review),
+            REMOTE_VALUE,
+            "B after the credential was rotated through A"
+        );
     }
 
     // Unbinding through B is seen by A's next admission.

@@ -462,20 +462,27 @@ impl Resolver {
             .insert(&provider.id, fingerprint, Arc::new(session)))
     }
 
-    /// The local secret holding a provider's credential.
+    /// The local secret holding a provider's credential, through the read
+    /// cache: a remote admission pays no database round trip for it either.
     async fn credential(
         &self,
         organization: &Organization,
         provider: &Provider,
         name: &str,
         labels: &ProviderLabels,
-    ) -> Result<Secret, ResolveError> {
+    ) -> Result<Arc<Secret>, ResolveError> {
         let field = match provider.auth {
             ProviderAuth::Token { .. } => "auth.token_secret",
             _ => "auth.secret_id_secret",
         };
-        let problem = match self.store.find_secret(&organization.id, name).await? {
-            Some(secret) if secret.name == name => match secret.content {
+        let found = self
+            .store
+            .find_secrets_by_name(&organization.id, &[name])
+            .await?
+            .into_iter()
+            .find(|secret| secret.name == name);
+        let problem = match found {
+            Some(secret) => match secret.content {
                 SecretContent::Local(_) => return Ok(secret),
                 SecretContent::Remote(_) => format!(
                     "its credential {name:?} ({field}) is a remote secret; a provider credential must be a local secret"
