@@ -86,14 +86,15 @@ async fn two_replicas_on_one_postgres_see_every_change_at_once() {
     let mut remote_review = review.clone();
     remote_review["request"]["object"]["metadata"]["annotations"]["secrets.agyn.io/env"] =
         json!("REMOTE=remote-key");
+    let provider_path = format!(
+        "/v1/organizations/acme/providers/{}",
+        provider["id"].as_str().unwrap()
+    );
     for (port, through) in [(first, &a), (second, &a), (first, &b)] {
         through
             .client()
             .patch(
-                &format!(
-                    "/v1/organizations/acme/providers/{}",
-                    provider["id"].as_str().unwrap()
-                ),
+                &provider_path,
                 json!({"address": format!("http://127.0.0.1:{port}")}),
             )
             .await
@@ -112,10 +113,6 @@ async fn two_replicas_on_one_postgres_see_every_change_at_once() {
 
     // A provider credential is read through the cache too: rotated through
     // A, it is what B's next remote read sends.
-    let provider_path = format!(
-        "/v1/organizations/acme/providers/{}",
-        provider["id"].as_str().unwrap()
-    );
     if let Some(bao) = OpenBao::start().await {
         bao.reader_policy("reader").await;
         bao.put_v2("app", json!({"value": REMOTE_VALUE})).await;
