@@ -11,6 +11,13 @@ use serde_json::json;
 
 const REMOTE_VALUE: &str = "sk_live_cache_remote_7b2e41";
 
+/// The message of a denied admission, or "" for an allowed one.
+fn denial_message(answer: &serde_json::Value) -> &str {
+    answer["response"]["status"]["message"]
+        .as_str()
+        .unwrap_or_default()
+}
+
 fn value_of(server_answer: &serde_json::Value, review: &serde_json::Value) -> String {
     let patched = apply_patch(&review["request"]["object"], server_answer);
     patched["spec"]["containers"][0]["env"][0]["value"]
@@ -101,9 +108,7 @@ async fn two_replicas_on_one_postgres_see_every_change_at_once() {
             .expect(200);
         for replica in [&a, &b] {
             let answer = replica.review(&remote_review).await;
-            let message = answer["response"]["status"]["message"]
-                .as_str()
-                .unwrap_or_default();
+            let message = denial_message(&answer);
             assert!(
                 message.contains(&format!("connection refused at http://127.0.0.1:{port}")),
                 "{answer}"
@@ -121,9 +126,7 @@ async fn two_replicas_on_one_postgres_see_every_change_at_once() {
             .await
             .expect(200);
         let answer = b.review(&remote_review).await;
-        let message = answer["response"]["status"]["message"]
-            .as_str()
-            .unwrap_or_default();
+        let message = denial_message(&answer);
         assert!(
             message.contains("permission denied reading secret/data/app"),
             "{answer}"
@@ -159,9 +162,7 @@ async fn two_replicas_on_one_postgres_see_every_change_at_once() {
         .await
         .expect(204);
     let answer = b.review(&review).await;
-    let message = answer["response"]["status"]["message"]
-        .as_str()
-        .unwrap_or_default();
+    let message = denial_message(&answer);
     assert!(
         message.contains("secret \"stripe-api-key\" not found"),
         "{answer}"
