@@ -178,7 +178,7 @@ impl ResolvesServerCert for ReloadingCert {
 pub fn server_config(cert: Arc<ReloadingCert>) -> Arc<ServerConfig> {
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .expect("TLS 1.2 and 1.3 are supported by the ring provider")
+        .expect("TLS 1.2 and 1.3 are supported by the aws-lc-rs provider")
         .with_no_client_auth()
         .with_cert_resolver(cert);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
