@@ -7,12 +7,14 @@ stack answering a prebuilt AdmissionReview of the same size). Drives both with
 oha, alternating webhook and floor in short windows (ABAB...), and prints the
 figures and their ratios. Usage:
 
-    python3 scripts/loadbench.py [--pairs 5] [--window 3] [--json out.json] [--calibrate]
+    python3 scripts/loadbench.py [--pairs 5] [--window 3] [--json out.json] [--calibrate] [--cross-check]
 
 Next to the targets it measures two bounds from the same run: how long OpenBao
 alone takes to answer 10 reads sent at once (examples/provider_burst.rs), and,
 with --calibrate, what the floor reaches when it also spins a few microseconds
-per request.
+per request. --cross-check then saturates the webhook, the floor and a second,
+textbook floor (examples/plain_floor.rs: hyper and tokio-rustls, none of the
+webhook's server code) with another load generator, wrk (Debian's `wrk`).
 """
 
 import argparse
@@ -131,6 +133,36 @@ def run_oha(oha, url, body_file, window, connections, rate=None, headers=(), met
     return json.loads(out)
 
 
+# wrk reports its totals through this script; the body is the review to send.
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = assert(io.open(os.getenv("LOADBENCH_BODY"), "rb"))
+wrk.body = f:read("*a")
+f:close()
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("LOADBENCH %d %d %d %d\\n", summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.timeout, e.status))
+end
+"""
+
+
+def run_wrk(wrk, script, url, pid, body_file, window, connections):
+    """Saturates `url` with wrk (2 threads) for `window` seconds."""
+    before = cpu_seconds(pid)
+    out = subprocess.run([wrk, "-t2", f"-c{connections}", f"-d{window}s", "-s", script, url],
+                         check=True, capture_output=True, text=True, env=dict(os.environ, LOADBENCH_BODY=body_file)).stdout
+    line = next(l for l in out.splitlines() if l.startswith("LOADBENCH "))
+    requests, micros, errors, non_2xx = (int(x) for x in line.split()[1:])
+    return {
+        "rps": requests / (micros / 1e6),
+        "cpu_us_per_req": (cpu_seconds(pid) - before) / max(requests, 1) * 1e6,
+        "errors": errors,
+        "non_2xx": non_2xx,
+    }
+
+
 def summarize(result):
     codes = result.get("statusCodeDistribution", {})
     ok = sum(v for k, v in codes.items() if str(k).startswith("2"))
@@ -178,10 +210,15 @@ def main():
     parser.add_argument("--json", default=str(ROOT / "target" / "loadbench.json"))
     parser.add_argument("--calibrate", action="store_true",
                         help="also run the floor spinning 5, 10 and 15 µs per request")
+    parser.add_argument("--cross-check", action="store_true",
+                        help="also saturate webhook, floor and a textbook hyper floor with wrk")
     args = parser.parse_args()
 
+    wrk = shutil.which("wrk")
+    if args.cross_check and not wrk:
+        raise SystemExit("--cross-check needs wrk: apt-get install wrk")
     sh("cargo", "build", "--release", "--locked", "--bin", "agyn-secrets", "--example", "floor",
-       "--example", "provider_burst", cwd=ROOT)
+       "--example", "provider_burst", *(["--example", "plain_floor"] if args.cross_check else []), cwd=ROOT)
     oha = oha_binary()
     binary = ROOT / "target/release/agyn-secrets"
     floor_bin = ROOT / "target/release/examples/floor"
@@ -269,6 +306,10 @@ def main():
                 busy_floor.wait(timeout=5)
                 calibration.append({"busy_us": busy, **result})
 
+        cross_check = {}
+        if args.cross_check:
+            cross_check = cross_check_with_wrk(wrk, work, server.pid, hook, floor_bin, args)
+
         med = lambda key, field: statistics.median(r[field] for r in runs[key])
         report = {
             "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release},
@@ -292,6 +333,7 @@ def main():
             "openbao_read_p50_ms_at_rate": med("bao_rate", "p50_ms"),
             "openbao_burst_of_10_p50_ms": med("bao_burst", "p50_ms"),
             "calibration": calibration,
+            "cross_check": cross_check,
             "errors": sum(r.get("non_2xx", 0) + r["errors"] for k in runs for r in runs[k]),
         }
         w, f = report["webhook"], report["floor"]
@@ -327,6 +369,39 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def cross_check_with_wrk(wrk, work, hook_pid, hook, floor_bin, args):
+    """The webhook, the floor and the textbook floor, saturated in turn by wrk."""
+    script = work / "post.lua"
+    script.write_text(WRK_SCRIPT)
+    body = str(work / "local.json")
+    servers = {"webhook": (hook_pid, hook)}
+    procs = []
+    try:
+        for name, binary in (("floor", floor_bin), ("plain_floor", ROOT / "target/release/examples/plain_floor")):
+            port = free_port()
+            proc = subprocess.Popen([binary, f"127.0.0.1:{port}", work / "data/tls/tls.crt",
+                                     work / "data/tls/tls.key", work / "floor.json"], stderr=open(work / f"{name}.log", "w"))
+            procs.append(proc)
+            servers[name] = (proc.pid, f"https://127.0.0.1:{port}/mutate")
+        time.sleep(0.5)
+        runs = {name: [] for name in servers}
+        for round_ in range(args.pairs):
+            print(f"wrk round {round_ + 1}/{args.pairs}", file=sys.stderr)
+            for name, (pid, url) in servers.items():
+                runs[name].append(run_wrk(wrk, str(script), url, pid, body, args.window, args.connections))
+        return {
+            "runs": runs,
+            **{name: {"saturated_rps": statistics.median(r["rps"] for r in rs),
+                      "cpu_us_per_req": statistics.median(r["cpu_us_per_req"] for r in rs),
+                      "errors": sum(r["errors"] + r["non_2xx"] for r in rs)}
+               for name, rs in runs.items()},
+        }
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=5)
+
+
 def print_report(r):
     w, f, q = r["webhook"], r["floor"], r["ratios"]
     print("\n| measure | webhook | floor | ratio | target |")
@@ -344,6 +419,12 @@ def print_report(r):
     for c in r.get("calibration", []):
         print(f"floor spinning {c['busy_us']} µs per request: {c['rps']:.0f} requests/s, "
               f"{c['rps'] / f['saturated_rps']:.2f} of the floor, {c['cpu_us_per_req']:.1f} µs CPU per request")
+    x = r.get("cross_check")
+    if x:
+        print("\nSaturated by wrk instead (2 threads, same connections and windows):")
+        for name in ("webhook", "floor", "plain_floor"):
+            print(f"{name}: {x[name]['saturated_rps']:.0f} requests/s, {x[name]['cpu_us_per_req']:.1f} µs CPU per request, "
+                  f"{x[name]['errors']} errors; webhook ÷ this: {x['webhook']['saturated_rps'] / x[name]['saturated_rps']:.2f}")
 
 
 if __name__ == "__main__":
