@@ -423,8 +423,9 @@ def print_report(r):
     if x:
         print("\nSaturated by wrk instead (2 threads, same connections and windows):")
         for name in ("webhook", "floor", "plain_floor"):
+            ratio = "" if name == "webhook" else f"; webhook ÷ this: {x['webhook']['saturated_rps'] / x[name]['saturated_rps']:.2f}"
             print(f"{name}: {x[name]['saturated_rps']:.0f} requests/s, {x[name]['cpu_us_per_req']:.1f} µs CPU per request, "
-                  f"{x[name]['errors']} errors; webhook ÷ this: {x['webhook']['saturated_rps'] / x[name]['saturated_rps']:.2f}")
+                  f"{x[name]['errors']} errors{ratio}")
 
 
 if __name__ == "__main__":
