@@ -18,6 +18,18 @@ fn denial_message(answer: &serde_json::Value) -> &str {
         .unwrap_or_default()
 }
 
+/// Sets a local secret's value in organization acme through `server`.
+async fn set_value(server: &Server, secret: &str, value: &str) {
+    server
+        .client()
+        .patch(
+            &format!("/v1/organizations/acme/secrets/{secret}"),
+            json!({ "value": value }),
+        )
+        .await
+        .expect(200);
+}
+
 fn value_of(server_answer: &serde_json::Value, review: &serde_json::Value) -> String {
     let patched = apply_patch(&review["request"]["object"], server_answer);
     patched["spec"]["containers"][0]["env"][0]["value"]
@@ -48,13 +60,7 @@ async fn two_replicas_on_one_postgres_see_every_change_at_once() {
     assert_eq!(value_of(&b.review(&review).await, &review), "v1");
     for round in 2..=20 {
         let value = format!("v{round}");
-        a.client()
-            .patch(
-                "/v1/organizations/acme/secrets/stripe-api-key",
-                json!({"value": value}),
-            )
-            .await
-            .expect(200);
+        set_value(&a, "stripe-api-key", &value).await;
         assert_eq!(
             value_of(&b.review(&review).await, &review),
             value,
@@ -132,13 +138,7 @@ async fn two_replicas_on_one_postgres_see_every_change_at_once() {
             "{answer}"
         );
         let token = bao.create_token(&["reader"], "1h").await;
-        a.client()
-            .patch(
-                "/v1/organizations/acme/secrets/bao-token",
-                json!({ "value": token }),
-            )
-            .await
-            .expect(200);
+        set_value(&a, "bao-token", &token).await;
         assert_eq!(
             value_of(&b.review(&remote_review).await, &remote_review),
             REMOTE_VALUE,
