@@ -71,7 +71,7 @@ pub struct ServerArgs {
     pub webhook_addr: SocketAddr,
 
     /// Threads that serve the webhook's connections, each with its own
-    /// single-threaded runtime; by default one per CPU the process may use
+    /// single-threaded runtime; by default two per CPU the process may use
     /// (a container's CPU limit counts).
     #[arg(long, env = "AGYN_WEBHOOK_THREADS")]
     pub webhook_threads: Option<NonZeroUsize>,

@@ -123,10 +123,20 @@ pub async fn serve_tls(
     .await
 }
 
-/// One connection thread per CPU the process may use (a container's CPU
-/// limit counts), at least one.
-pub fn default_threads() -> NonZeroUsize {
+/// Connection threads per CPU by default: a thread that other work on the
+/// machine preempts holds its connections until it runs again, and with
+/// more threads than CPUs the kernel lets a freshly scheduled one finish its
+/// slice (docs/decisions.md, "Connection threads").
+const THREADS_PER_CPU: NonZeroUsize = NonZeroUsize::new(2).unwrap();
+
+/// The CPUs the process may use (a container's CPU limit counts), at least one.
+pub fn cpus() -> NonZeroUsize {
     std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
+}
+
+/// Two connection threads per CPU the process may use.
+pub fn default_threads() -> NonZeroUsize {
+    cpus().saturating_mul(THREADS_PER_CPU)
 }
 
 /// Serves `router` on `listener` without TLS, one task per connection on
