@@ -71,8 +71,8 @@ pub struct ServerArgs {
     pub webhook_addr: SocketAddr,
 
     /// Threads that serve the webhook's connections, each with its own
-    /// single-threaded runtime; by default two per CPU the process may use
-    /// (a container's CPU limit counts).
+    /// single-threaded runtime; by default two per CPU the process may use,
+    /// or one per CPU when a CPU quota (a container's CPU limit) bounds it.
     #[arg(long, env = "AGYN_WEBHOOK_THREADS")]
     pub webhook_threads: Option<NonZeroUsize>,
 

@@ -123,10 +123,11 @@ pub async fn serve_tls(
     .await
 }
 
-/// Connection threads per CPU by default: a thread that other work on the
-/// machine preempts holds its connections until it runs again, and with
-/// more threads than CPUs the kernel lets a freshly scheduled one finish its
-/// slice (docs/decisions.md, "Connection threads").
+/// Connection threads per CPU when no CPU quota bounds the process: a
+/// thread that other work on the machine preempts holds its connections
+/// until it runs again, and with more threads than CPUs the kernel lets a
+/// freshly scheduled one finish its slice (docs/decisions.md, "Connection
+/// threads").
 const THREADS_PER_CPU: NonZeroUsize = NonZeroUsize::new(2).unwrap();
 
 /// The CPUs the process may use (a container's CPU limit counts), at least one.
@@ -134,9 +135,33 @@ pub fn cpus() -> NonZeroUsize {
     std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
 }
 
-/// Two connection threads per CPU the process may use.
+/// Two connection threads per CPU, or one per CPU when a CPU quota (a
+/// container's CPU limit) allows fewer CPUs than the machine gives the
+/// process: threads running at once beyond the quota would use up each
+/// period's share early and leave every connection waiting for the next.
 pub fn default_threads() -> NonZeroUsize {
-    cpus().saturating_mul(THREADS_PER_CPU)
+    threads_for(cpus(), affinity_cpus())
+}
+
+/// The default thread count for `cpus` usable CPUs, `allowed` of them by
+/// affinity when known.
+fn threads_for(cpus: NonZeroUsize, allowed: Option<usize>) -> NonZeroUsize {
+    match allowed {
+        Some(allowed) if allowed > cpus.get() => cpus,
+        _ => cpus.saturating_mul(THREADS_PER_CPU),
+    }
+}
+
+/// How many CPUs the process's affinity allows, quotas aside.
+#[cfg(target_os = "linux")]
+fn affinity_cpus() -> Option<usize> {
+    let set = rustix::thread::sched_getaffinity(None).ok()?;
+    usize::try_from(set.count()).ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn affinity_cpus() -> Option<usize> {
+    None
 }
 
 /// Serves `router` on `listener` without TLS, one task per connection on
@@ -292,5 +317,29 @@ pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(count: usize) -> NonZeroUsize {
+        NonZeroUsize::new(count).unwrap()
+    }
+
+    #[test]
+    fn two_threads_per_cpu_without_a_quota() {
+        assert_eq!(threads_for(n(2), Some(2)), n(4));
+        // Pinned to fewer CPUs than the machine has: affinity, not a quota.
+        assert_eq!(threads_for(n(1), Some(1)), n(2));
+        assert_eq!(threads_for(n(3), None), n(6));
+    }
+
+    #[test]
+    fn one_thread_per_cpu_under_a_quota() {
+        // A 500m or 1-CPU limit on a 2-CPU machine, a 4-CPU limit on 16.
+        assert_eq!(threads_for(n(1), Some(2)), n(1));
+        assert_eq!(threads_for(n(4), Some(16)), n(4));
     }
 }
