@@ -143,8 +143,8 @@ pub fn default_threads() -> NonZeroUsize {
     threads_for(cpus(), affinity_cpus())
 }
 
-/// The default thread count for `cpus` usable CPUs, `allowed` of them by
-/// affinity when known.
+/// The default thread count for `cpus` usable CPUs when the process's
+/// affinity allows `allowed` CPUs (if known).
 fn threads_for(cpus: NonZeroUsize, allowed: Option<usize>) -> NonZeroUsize {
     match allowed {
         Some(allowed) if allowed > cpus.get() => cpus,
