@@ -6,10 +6,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use agyn_secrets::admission::{Injection, allow, build_patch, parse_env, parse_review, plan_env};
+use agyn_secrets::admission::{
+    Delivery, EnvSource, Injection, allow, build_patch, parse_env, parse_review, plan_env,
+};
 use agyn_secrets::app::{App, Settings};
+use agyn_secrets::cluster::Cluster;
 use agyn_secrets::crypto::{Aad, KeyRing, KeyRingHandle, SecretValue, generate_key_file};
-use agyn_secrets::pull::PullSecrets;
 use agyn_secrets::store::{NewSecret, Store};
 use axum::body::Body;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -56,7 +58,7 @@ fn pure(c: &mut Criterion) {
                     .find(|(n, _)| n == name)
                     .map(|(_, v)| Injection {
                         version: 1,
-                        value: v.as_str(),
+                        source: EnvSource::Value(v.as_str()),
                     })
             };
             let patch = build_patch(pod, &plan, value, &[], &stamp);
@@ -113,8 +115,14 @@ fn webhook(runtime: &tokio::runtime::Runtime) -> (axum::Router, tempfile::TempDi
                 .unwrap();
         }
         store.enable_cache();
-        let pull = PullSecrets::unavailable("benchmark without a Kubernetes API");
-        let app: Arc<App> = App::new(store, keys, Settings::default(), pull);
+        let cluster = Cluster::unavailable("benchmark without a Kubernetes API");
+        // Inline values, as `serve --dev` delivers them (the load benchmark's set-up).
+        let settings = Settings {
+            default_delivery: Delivery::Env,
+            env_without_client_auth: true,
+            ..Settings::default()
+        };
+        let app: Arc<App> = App::new(store, keys, settings, cluster);
         agyn_secrets::webhook::router(app)
     });
     (router, dir)

@@ -63,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
     let threads = agyn_secrets::server::cpus();
     agyn_secrets::server::serve_tls(
         listener,
-        agyn_secrets::tls::server_config(cert),
+        agyn_secrets::tls::server_config(cert, None),
         router,
         threads,
     )

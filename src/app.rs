@@ -3,10 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::admission::Delivery;
 use crate::api::AuthLimiter;
+use crate::cluster::Cluster;
 use crate::crypto::KeyRingHandle;
 use crate::metrics::Metrics;
-use crate::pull::PullSecrets;
 use crate::resolve::Resolver;
 use crate::store::Store;
 
@@ -17,6 +18,14 @@ pub struct Settings {
     pub provider_timeout: Duration,
     /// Failed authentications allowed per source and minute (0: no limit).
     pub auth_failures_per_minute: u32,
+    /// Whether `/mutate` answers only callers with a verified client
+    /// certificate (`--webhook-client-ca`).
+    pub client_auth: bool,
+    /// The delivery of a pod that does not name one.
+    pub default_delivery: Delivery,
+    /// Whether `env` delivery is allowed for a caller without a verified
+    /// client certificate (`serve --dev` only).
+    pub env_without_client_auth: bool,
 }
 
 impl Default for Settings {
@@ -25,6 +34,9 @@ impl Default for Settings {
             admission_timeout: Duration::from_secs(5),
             provider_timeout: Duration::from_secs(3),
             auth_failures_per_minute: 10,
+            client_auth: false,
+            default_delivery: Delivery::Secret,
+            env_without_client_auth: false,
         }
     }
 }
@@ -35,8 +47,8 @@ pub struct App {
     pub resolver: Resolver,
     pub metrics: Metrics,
     pub settings: Settings,
-    /// Writes image pull Secrets through the Kubernetes API.
-    pub pull: PullSecrets,
+    /// Writes managed Secrets through the Kubernetes API.
+    pub cluster: Arc<Cluster>,
     /// Failed API authentications per source address.
     pub auth_limiter: AuthLimiter,
 }
@@ -46,7 +58,7 @@ impl App {
         store: Store,
         keys: KeyRingHandle,
         settings: Settings,
-        pull: PullSecrets,
+        cluster: Cluster,
     ) -> Arc<Self> {
         let metrics = Metrics::new();
         let auth_limiter = AuthLimiter::new(settings.auth_failures_per_minute);
@@ -61,7 +73,7 @@ impl App {
             keys,
             metrics,
             settings,
-            pull,
+            cluster: Arc::new(cluster),
             auth_limiter,
         })
     }

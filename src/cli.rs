@@ -4,13 +4,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
+use crate::admission::Delivery;
 use crate::app::{App, Settings};
+use crate::cluster::Cluster;
 use crate::config::{
     CertsCommand, Cli, Command, DatabaseArgs, KeyringArgs, KeysCommand, ServeArgs, ServerArgs,
     TokenCommand,
 };
 use crate::crypto::{KeyRingHandle, generate_key_file};
-use crate::pull::PullSecrets;
 use crate::server::{self, AbortOnDrop, Roles};
 use crate::store::{Role, Store};
 use crate::{certs, telemetry};
@@ -20,11 +21,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(args).await,
         Command::Webhook(args) => {
             telemetry::init(args.log.log_format);
-            start(args, Roles::Webhook).await
+            start(args, Roles::Webhook, false).await
         }
         Command::Api(args) => {
             telemetry::init(args.log.log_format);
-            start(args, Roles::Api).await
+            start(args, Roles::Api, false).await
         }
         Command::Migrate(args) => {
             telemetry::init(args.log.log_format);
@@ -37,8 +38,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             service,
             namespace,
             out,
+            client,
+            apiserver_config_dir,
         }) => {
-            let written = certs::generate(&service, &namespace, &out)?;
+            let mut written = certs::generate(&service, &namespace, &out, client)?;
+            if client {
+                written.extend(certs::write_apiserver_config(
+                    &service,
+                    &namespace,
+                    &out,
+                    &apiserver_config_dir,
+                )?);
+            }
             for path in written {
                 println!("wrote {}", path.display());
             }
@@ -94,27 +105,60 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.dev {
         crate::dev::prepare(&args.data_dir, &mut server).await?;
     }
-    start(server, Roles::Both).await
+    start(server, Roles::Both, args.dev).await
 }
 
-async fn start(args: ServerArgs, roles: Roles) -> anyhow::Result<()> {
+/// Starts the listeners of `roles`. `dev` allows `env` delivery without a
+/// verified client certificate and makes it the default.
+async fn start(args: ServerArgs, roles: Roles, dev: bool) -> anyhow::Result<()> {
     let keys = load_keys(&keyring_dir(&args.keyring)?)?;
     let store = connect(&args.database).await?;
     store.migrate().await.context("migrate the database")?;
+    let default_delivery =
+        args.default_delivery
+            .unwrap_or(if dev { Delivery::Env } else { Delivery::Secret });
     let settings = Settings {
         admission_timeout: args.admission_timeout,
         provider_timeout: args.provider_timeout,
         auth_failures_per_minute: args.auth_failures_per_minute,
+        client_auth: args.webhook_client_ca.is_some(),
+        default_delivery,
+        env_without_client_auth: dev,
     };
-    let pull = PullSecrets::connect(
+    if roles != Roles::Api {
+        log_delivery(&settings);
+    }
+    let cluster = Cluster::connect(
         args.kubeconfig.as_deref(),
         args.provider_timeout,
-        args.pull_secret_grace,
+        args.managed_secret_grace,
+        &args.workload_role,
     )
     .await;
     let _cache_listener = store.enable_cache().map(AbortOnDrop);
-    let app = App::new(store, keys, settings, pull);
+    let app = App::new(store, keys, settings, cluster);
     server::run(app, &args, roles).await
+}
+
+/// Says at start who may get values in the webhook's answer.
+fn log_delivery(settings: &Settings) {
+    let default = settings.default_delivery.as_str();
+    if settings.env_without_client_auth {
+        tracing::warn!(
+            default_delivery = default,
+            "Dev mode: \"env\" delivery puts values in the webhook's answer for any caller, without a client certificate"
+        );
+    } else if settings.client_auth {
+        tracing::info!(
+            default_delivery = default,
+            "Webhook callers must present a client certificate; \"env\" delivery is allowed for them"
+        );
+    } else {
+        tracing::info!(
+            default_delivery = default,
+            "No --webhook-client-ca: \"env\" delivery is refused; values reach pods through Secrets"
+        );
+    }
 }
 
 fn keyring_dir(args: &KeyringArgs) -> anyhow::Result<PathBuf> {

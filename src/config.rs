@@ -66,6 +66,29 @@ pub struct ServerArgs {
     #[command(flatten)]
     pub tls: TlsArgs,
 
+    /// PEM CA bundle: the webhook then verifies client certificates chained
+    /// to it, and `/mutate` answers only callers that presented one (the
+    /// API server, through its AdmissionConfiguration). Reloaded when the
+    /// file changes.
+    #[arg(long, env = "AGYN_WEBHOOK_CLIENT_CA")]
+    pub webhook_client_ca: Option<PathBuf>,
+
+    /// How values reach a pod's containers when its
+    /// `secrets.agyn.io/delivery` annotation does not say: `secret` (a
+    /// Kubernetes Secret the env refers to) or `env` (inline, for an
+    /// authenticated caller only). `serve --dev` defaults to `env`.
+    #[arg(long, env = "AGYN_DEFAULT_DELIVERY", value_parser = delivery_parser())]
+    pub default_delivery: Option<Delivery>,
+
+    /// The ClusterRole that a RoleBinding in each bound namespace grants the
+    /// product's service account; named in messages about missing access.
+    #[arg(
+        long,
+        env = "AGYN_WORKLOAD_ROLE",
+        default_value = "agyn-secrets-workload"
+    )]
+    pub workload_role: String,
+
     /// Address of the admission webhook (HTTPS).
     #[arg(long, env = "AGYN_WEBHOOK_ADDR", default_value = "0.0.0.0:8443")]
     pub webhook_addr: SocketAddr,
@@ -92,9 +115,10 @@ pub struct ServerArgs {
     #[arg(long, env = "AGYN_PROVIDER_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
     pub provider_timeout: Duration,
 
-    /// How long a managed image pull Secret may stay unused before it is deleted.
-    #[arg(long, env = "AGYN_PULL_SECRET_GRACE", default_value = "1h", value_parser = humantime::parse_duration)]
-    pub pull_secret_grace: Duration,
+    /// How long a Secret the product manages (image pull Secrets and the
+    /// Secrets of `secret` delivery) may stay unused before it is deleted.
+    #[arg(long, env = "AGYN_MANAGED_SECRET_GRACE", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub managed_secret_grace: Duration,
 
     /// Failed API authentications allowed per source address and minute
     /// before it gets 429; 0 turns the limit off.
@@ -137,6 +161,17 @@ pub struct LogArgs {
     pub log_format: LogFormat,
 }
 
+pub use crate::admission::Delivery;
+
+fn delivery_parser() -> impl clap::builder::TypedValueParser<Value = Delivery> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new([Delivery::Secret.as_str(), Delivery::Env.as_str()])
+        .map(|text| {
+            text.parse::<Delivery>()
+                .expect("one of the possible values")
+        })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Json,
@@ -164,6 +199,19 @@ pub enum CertsCommand {
         /// Output directory.
         #[arg(long, env = "AGYN_CERTS_OUT", default_value = "certs")]
         out: PathBuf,
+        /// Also write a client certificate for the API server, and the
+        /// kubeconfig and AdmissionConfiguration that make kube-apiserver
+        /// present it to the webhook (under `<out>/kube-apiserver/`).
+        #[arg(long, env = "AGYN_CERTS_CLIENT")]
+        client: bool,
+        /// Where the API server reads the files of `--client` from: the
+        /// AdmissionConfiguration names the kubeconfig by this path.
+        #[arg(
+            long,
+            env = "AGYN_CERTS_APISERVER_CONFIG_DIR",
+            default_value = "/etc/kubernetes/agyn-secrets"
+        )]
+        apiserver_config_dir: PathBuf,
     },
 }
 

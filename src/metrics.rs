@@ -24,6 +24,11 @@ pub struct ResultLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    pub delivery: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub kind: &'static str,
 }
@@ -62,6 +67,7 @@ pub struct Metrics {
     pub http_requests: Family<HttpLabels, Counter>,
     pub admissions: Family<ResultLabels, Counter>,
     pub admission_duration: HistogramFamily<ResultLabels>,
+    pub resolutions: Family<DeliveryLabels, Counter>,
     pub resolution_errors: Family<KindLabels, Counter>,
     pub decrypt_failures: Counter,
     pub keyring_healthy: Gauge,
@@ -86,6 +92,7 @@ impl Metrics {
             http_requests: Family::default(),
             admissions: Family::default(),
             admission_duration: Family::new_with_constructor(latency_histogram),
+            resolutions: Family::default(),
             resolution_errors: Family::default(),
             decrypt_failures: Counter::default(),
             keyring_healthy: Gauge::default(),
@@ -111,6 +118,11 @@ impl Metrics {
             "admission_duration_seconds",
             "Time to answer an admission review",
             metrics.admission_duration.clone(),
+        );
+        registry.register(
+            "resolutions",
+            "Admissions that resolved values, dry runs included, by delivery",
+            metrics.resolutions.clone(),
         );
         registry.register(
             "resolution_errors",

@@ -18,7 +18,7 @@ use tower::ServiceExt;
 
 use crate::app::App;
 use crate::config::ServerArgs;
-use crate::tls::{self, ReloadingCert};
+use crate::tls::{self, ClientIdentity, ReloadingCert, ReloadingClientCa};
 
 /// Which listeners a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,9 +41,11 @@ pub async fn run(app: Arc<App>, args: &ServerArgs, roles: Roles) -> anyhow::Resu
         app.keys
             .spawn_watcher(RELOAD_EVERY, move || store.invalidate_cache()),
     );
-    // Only the webhook writes image pull Secrets, so only it cleans them up.
-    let _pull_clean_up = if roles != Roles::Api {
-        app.pull.spawn_clean_up().map(AbortOnDrop)
+    // Only the webhook writes managed Secrets, so only it cleans them up.
+    let _clean_up = if roles != Roles::Api {
+        app.cluster
+            .spawn_clean_up(app.store.clone())
+            .map(AbortOnDrop)
     } else {
         None
     };
@@ -55,10 +57,16 @@ pub async fn run(app: Arc<App>, args: &ServerArgs, roles: Roles) -> anyhow::Resu
         };
         // Checked before any port is bound.
         let cert = ReloadingCert::load(cert, key).context("load the webhook's TLS certificate")?;
+        let client_ca = args
+            .webhook_client_ca
+            .as_deref()
+            .map(ReloadingClientCa::load)
+            .transpose()
+            .context("load the webhook's client CA (--webhook-client-ca)")?;
         let listener = TcpListener::bind(args.webhook_addr)
             .await
             .with_context(|| format!("bind the webhook to {}", args.webhook_addr))?;
-        Some((listener, cert))
+        Some((listener, cert, client_ca))
     } else {
         None
     };
@@ -73,14 +81,30 @@ pub async fn run(app: Arc<App>, args: &ServerArgs, roles: Roles) -> anyhow::Resu
     };
 
     let mut tasks = tokio::task::JoinSet::new();
-    if let Some((listener, cert)) = webhook {
-        let watcher = AbortOnDrop(cert.spawn_watcher(RELOAD_EVERY));
+    if let Some((listener, cert, client_ca)) = webhook {
+        let watchers = [
+            Some(AbortOnDrop(tls::spawn_watcher(cert.clone(), RELOAD_EVERY))),
+            client_ca
+                .clone()
+                .map(|ca| AbortOnDrop(tls::spawn_watcher(ca, RELOAD_EVERY))),
+        ];
         let threads = args.webhook_threads.unwrap_or_else(default_threads);
         let router = crate::webhook::router(app.clone());
-        tracing::info!(addr = %listener.local_addr()?, threads, "Webhook listening (TLS)");
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            threads,
+            client_certificates = client_ca.is_some(),
+            "Webhook listening (TLS)"
+        );
         tasks.spawn(async move {
-            let _watcher = watcher;
-            serve_tls(listener, tls::server_config(cert), router, threads).await
+            let _watchers = watchers;
+            serve_tls(
+                listener,
+                tls::server_config(cert, client_ca),
+                router,
+                threads,
+            )
+            .await
         });
     }
     if let Some(listener) = api {
@@ -246,20 +270,26 @@ impl ConnectionThread {
 /// Serves one connection, over TLS when `tls` is given. Header blocks are
 /// limited to 64 KiB and must arrive within 10 s (HTTP/1.1), so a slow or
 /// oversized client is refused early. Each request carries its peer address
-/// as `ConnectInfo`.
+/// as `ConnectInfo`, and over TLS the caller's verified client certificate,
+/// if any, as a [`ClientIdentity`].
 async fn connection(stream: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>, router: Router) {
     let _ = stream.set_nodelay(true);
-    let service = router.into_service::<hyper::body::Incoming>().map_request(
-        move |mut request: axum::http::Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            request
-        },
-    );
-    let service = TowerToHyperService::new(service);
+    let service = |identity: Option<ClientIdentity>| {
+        let service = router.into_service::<hyper::body::Incoming>().map_request(
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                if let Some(identity) = &identity {
+                    request.extensions_mut().insert(identity.clone());
+                }
+                request
+            },
+        );
+        TowerToHyperService::new(service)
+    };
     let result = match tls {
         None => {
             connection_builder()
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(TokioIo::new(stream), service(None))
                 .await
         }
         Some(acceptor) => {
@@ -275,8 +305,14 @@ async fn connection(stream: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor
                         return;
                     }
                 };
+            // rustls keeps a peer's chain only once it has verified it.
+            let identity = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(ClientIdentity::of);
             connection_builder()
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(TokioIo::new(stream), service(identity))
                 .await
         }
     };

@@ -20,17 +20,22 @@ use prometheus_client::metrics::histogram::Histogram;
 use tracing::{Instrument, field};
 
 use crate::admission::{
-    self, Denial, Injection, Patch, Pod, build_patch, parse_env, parse_pull_secrets, plan_env,
+    self, Delivery, Denial, EnvSource, Injection, Patch, Plan, Pod, build_patch, parse_delivery,
+    parse_env, parse_pull_secrets, plan_env,
 };
 use crate::api::ApiError;
 use crate::app::App;
-use crate::metrics::{HttpLabels, KindLabels, ResultLabels};
-use crate::pull::{Credentials, PullError};
-use crate::resolve::ResolveError;
-use crate::store::{PodReference, StoreError};
+use crate::cluster::{ClusterError, Credentials, EnvSecret};
+use crate::metrics::{DeliveryLabels, HttpLabels, KindLabels, ResultLabels};
+use crate::resolve::{ResolveError, Resolved};
+use crate::store::{ImagePullSecret, Organization, PodReference, StoreError};
+use crate::tls::ClientIdentity;
 
 /// Largest accepted AdmissionReview (the API server's own request limit is 3 MiB).
 pub const MAX_REVIEW: usize = 8 << 20;
+
+/// The whole answer to a caller without a verified client certificate.
+const UNAUTHENTICATED: &str = r#"{"error":{"code":"unauthorized","message":"the webhook answers only callers that present a client certificate from its client CA"}}"#;
 
 /// A pod reference already written within this interval is not written again.
 const REFERENCE_REFRESH: Duration = Duration::from_secs(300);
@@ -45,6 +50,8 @@ pub struct Webhook {
     /// The metrics of each result, looked up once rather than per admission.
     results: [Meters; 4],
     answered: Counter,
+    /// Admissions that resolved values, by delivery.
+    deliveries: [Counter; 2],
 }
 
 /// How an admission ended, as counted in metrics.
@@ -103,12 +110,21 @@ pub fn router(app: Arc<App>) -> Router {
         .http_requests
         .get_or_create(&http_labels(200))
         .clone();
+    let deliveries = [Delivery::Env, Delivery::Secret].map(|delivery| {
+        metrics
+            .resolutions
+            .get_or_create(&DeliveryLabels {
+                delivery: delivery.as_str(),
+            })
+            .clone()
+    });
     let state = Arc::new(Webhook {
         app,
         recent: Mutex::default(),
         fingerprints: foldhash::quality::RandomState::default(),
         results,
         answered,
+        deliveries,
     });
     Router::new()
         .route("/mutate", post(mutate))
@@ -136,6 +152,21 @@ impl Outcome {
 async fn mutate(State(hook): State<Arc<Webhook>>, request: Request) -> Response {
     let started = Instant::now();
     let app = &hook.app;
+    let caller = request.extensions().get::<ClientIdentity>().cloned();
+    // Refused before the body is read: an unauthenticated caller learns
+    // nothing about namespaces, secrets or the pod it sent.
+    if app.settings.client_auth && caller.is_none() {
+        app.metrics
+            .http_requests
+            .get_or_create(&http_labels(401))
+            .inc();
+        return (
+            axum::http::StatusCode::UNAUTHORIZED,
+            [(CONTENT_TYPE, "application/json")],
+            UNAUTHENTICATED,
+        )
+            .into_response();
+    }
     let response = match crate::api::read_limited(request, MAX_REVIEW).await {
         Err(error) => {
             hook.count(Ending::BadRequest, started);
@@ -163,7 +194,7 @@ async fn mutate(State(hook): State<Arc<Webhook>>, request: Request) -> Response 
                     patch_ops = field::Empty,
                 );
                 let timeout = app.settings.admission_timeout;
-                let outcome = tokio::time::timeout(timeout, hook.admit(&request))
+                let outcome = tokio::time::timeout(timeout, hook.admit(&request, caller.as_ref()))
                     .instrument(span.clone())
                     .await
                     .unwrap_or_else(|_| {
@@ -221,29 +252,21 @@ impl Webhook {
         meters.duration.observe(started.elapsed().as_secs_f64());
     }
 
-    async fn admit(&self, request: &admission::AdmissionRequest<'_>) -> Outcome {
+    async fn admit(
+        &self,
+        request: &admission::AdmissionRequest<'_>,
+        caller: Option<&ClientIdentity>,
+    ) -> Outcome {
         if !request.is_pod_create() {
             return Outcome::Allowed(Patch::default());
         }
         let Some(pod) = &request.object else {
             return Outcome::deny("the review carries no pod object");
         };
-        let (env_text, pull_text) = (
-            pod.annotations.env.as_deref(),
-            pod.annotations.pull_secrets.as_deref(),
-        );
-        if env_text.is_none() && pull_text.is_none() {
+        if pod.annotations.env.is_none() && pod.annotations.pull_secrets.is_none() {
             return Outcome::Allowed(Patch::default());
         }
-        match self
-            .inject(
-                request,
-                pod,
-                env_text.unwrap_or(""),
-                pull_text.unwrap_or(""),
-            )
-            .await
-        {
+        match self.inject(request, pod, caller).await {
             Ok(ops) => Outcome::Allowed(ops),
             Err(outcome) => outcome,
         }
@@ -253,20 +276,194 @@ impl Webhook {
         &self,
         request: &admission::AdmissionRequest<'_>,
         pod: &Pod<'_>,
-        env_text: &str,
-        pull_text: &str,
+        caller: Option<&ClientIdentity>,
     ) -> Result<Patch, Outcome> {
-        let app = &self.app;
-        let entries = parse_env(env_text).map_err(Outcome::deny)?;
-        let pulls = parse_pull_secrets(pull_text).map_err(Outcome::deny)?;
+        let annotations = &pod.annotations;
+        let entries = parse_env(annotations.env.as_deref().unwrap_or("")).map_err(Outcome::deny)?;
+        let pulls = parse_pull_secrets(annotations.pull_secrets.as_deref().unwrap_or(""))
+            .map_err(Outcome::deny)?;
         let plan = plan_env(pod, &entries).map_err(Outcome::deny)?;
+        let delivery = self.delivery(pod, caller, &plan)?;
         let namespace = request
             .namespace
             .as_deref()
             .or_else(|| pod.namespace())
             .ok_or_else(|| Outcome::deny("the review names no namespace"))?;
-        let binding = app
-            .store
+        let admission = Admission {
+            request,
+            pod,
+            caller,
+            namespace,
+            delivery,
+        };
+        let org = self.organization(namespace).await?;
+
+        // Everything that can go wrong is gathered, so that one denial names
+        // every problem of the pod at once.
+        let mut problems = Problems::default();
+        let pull_records = self.pull_records(&org, &pulls, &mut problems).await?;
+        let mut names = plan.secret_names();
+        if !pull_records.is_empty() {
+            names.extend(pull_records.iter().map(|r| r.password_secret.as_str()));
+            names.sort_unstable();
+            names.dedup();
+        }
+        let resolved = match self.app.resolver.resolve(&org, &names).await {
+            Ok(resolved) => resolved,
+            Err(error) => {
+                self.resolution_failed(&error, &mut problems);
+                return Err(problems.into_outcome());
+            }
+        };
+        problems.check()?;
+
+        let env_secret =
+            (delivery == Delivery::Secret && !plan.containers.is_empty()).then(|| EnvSecret {
+                organization_id: &org.id,
+                namespace,
+                owner: pod.owner().unwrap_or(("Pod", pod.name())),
+                values: plan
+                    .secret_names()
+                    .into_iter()
+                    .map(|name| {
+                        let s = &resolved[name];
+                        (name, s.secret.version, &s.value)
+                    })
+                    .collect(),
+            });
+        if !request.dry_run() {
+            self.write_secrets(&admission, &pull_records, &resolved, env_secret.as_ref())
+                .await?;
+        }
+
+        let secret_name = env_secret.as_ref().map(EnvSecret::name);
+        let value = |name: &str| {
+            resolved.get(name).map(|s| Injection {
+                version: s.secret.version,
+                source: match &secret_name {
+                    Some(secret) => EnvSource::SecretKey {
+                        secret,
+                        key: &s.secret.name,
+                    },
+                    None => EnvSource::Value(s.value.expose()),
+                },
+            })
+        };
+        let stamp: Vec<(&str, i64)> = resolved
+            .iter()
+            .map(|s| (s.secret.name.as_str(), s.secret.version))
+            .collect();
+        let patch = build_patch(pod, &plan, value, &pulls, &stamp);
+        self.trace(&admission, &resolved, secret_name.as_deref());
+
+        if !request.dry_run() {
+            self.record_plan(pod, namespace, &plan, &resolved)
+                .await
+                .map_err(store_unavailable)?;
+        }
+        Ok(patch)
+    }
+
+    /// The image pull secrets named, as stored; a missing one is a problem.
+    async fn pull_records(
+        &self,
+        org: &Organization,
+        names: &[&str],
+        problems: &mut Problems,
+    ) -> Result<Vec<ImagePullSecret>, Outcome> {
+        let mut records = Vec::with_capacity(names.len());
+        for name in names {
+            match self
+                .app
+                .store
+                .find_image_pull_secret(&org.id, name)
+                .await
+                .map_err(store_unavailable)?
+            {
+                Some(record) => records.push(record),
+                None => problems.forbidden(format!(
+                    "image pull secret {name:?} not found in organization {:?}",
+                    org.name
+                )),
+            }
+        }
+        Ok(records)
+    }
+
+    /// Writes the image pull Secrets and the env Secret through the
+    /// Kubernetes API, all at once; every failure is named in one denial.
+    async fn write_secrets(
+        &self,
+        admission: &Admission<'_>,
+        pull_records: &[ImagePullSecret],
+        resolved: &Resolved,
+        env_secret: Option<&EnvSecret<'_>>,
+    ) -> Result<(), Outcome> {
+        let cluster = &self.app.cluster;
+        let pull_writes = pull_records.iter().map(|record| {
+            let password = &resolved[record.password_secret.as_str()];
+            let credentials = Credentials {
+                name: &record.name,
+                registry: &record.registry,
+                username: &record.username,
+                password: &password.value,
+                version: format!("{}@{}", password.secret.name, password.secret.version),
+            };
+            async move {
+                cluster
+                    .upsert_pull_secret(admission.namespace, &credentials)
+                    .await
+            }
+        });
+        let env_write = async {
+            match env_secret {
+                Some(env) => cluster.upsert_env_secret(env).await.map(drop),
+                None => Ok(()),
+            }
+        };
+        let (pull_results, env_result) =
+            tokio::join!(futures::future::join_all(pull_writes), env_write);
+        let mut problems = Problems::default();
+        for error in pull_results
+            .into_iter()
+            .chain([env_result])
+            .filter_map(Result::err)
+        {
+            problems.cluster(error, admission.delivery);
+        }
+        problems.check()
+    }
+
+    /// The delivery a pod asks for, or the default. `env` puts the values in
+    /// the answer, so it needs a caller who proved to be the API server, or
+    /// dev mode; it is refused before anything is looked up.
+    fn delivery(
+        &self,
+        pod: &Pod<'_>,
+        caller: Option<&ClientIdentity>,
+        plan: &Plan<'_>,
+    ) -> Result<Delivery, Outcome> {
+        let settings = &self.app.settings;
+        let delivery = match pod.annotations.delivery.as_deref() {
+            Some(text) => parse_delivery(text).map_err(Outcome::deny)?,
+            None => settings.default_delivery,
+        };
+        let trusted = caller.is_some() || settings.env_without_client_auth;
+        if delivery == Delivery::Env && !plan.containers.is_empty() && !trusted {
+            return Err(Outcome::deny(
+                "delivery \"env\" puts the values in the webhook's answer, so the webhook needs to know its caller: \
+                 start it with --webhook-client-ca and have the API server present a client certificate \
+                 (agyn-secrets certs generate --client), or use delivery \"secret\" \
+                 (annotation secrets.agyn.io/delivery: secret)",
+            ));
+        }
+        Ok(delivery)
+    }
+
+    /// The organization `namespace` is bound to.
+    async fn organization(&self, namespace: &str) -> Result<Organization, Outcome> {
+        let store = &self.app.store;
+        let binding = store
             .find_namespace_binding(namespace)
             .await
             .map_err(store_unavailable)?
@@ -275,8 +472,7 @@ impl Webhook {
                     "namespace {namespace:?} is not bound to an organization; a platform admin binds it with PUT /v1/namespaces/{namespace}"
                 ))
             })?;
-        let org = app
-            .store
+        store
             .find_organization(&binding.organization_id)
             .await
             .map_err(store_unavailable)?
@@ -284,111 +480,81 @@ impl Webhook {
                 Outcome::deny(format!(
                     "namespace {namespace:?} is bound to an organization that no longer exists"
                 ))
-            })?;
-
-        // Everything that can go wrong is gathered, so that one denial names
-        // every problem of the pod at once.
-        let mut problems = Problems::default();
-        let mut pull_records = Vec::new();
-        for name in &pulls {
-            match app
-                .store
-                .find_image_pull_secret(&org.id, name)
-                .await
-                .map_err(store_unavailable)?
-            {
-                Some(record) => pull_records.push(record),
-                None => problems.forbidden(format!(
-                    "image pull secret {name:?} not found in organization {:?}",
-                    org.name
-                )),
-            }
-        }
-        let mut names = plan.secret_names();
-        if !pull_records.is_empty() {
-            names.extend(pull_records.iter().map(|r| r.password_secret.as_str()));
-            names.sort_unstable();
-            names.dedup();
-        }
-        let resolved = match app.resolver.resolve(&org, &names).await {
-            Ok(resolved) => resolved,
-            Err(error) => {
-                app.metrics
-                    .resolution_errors
-                    .get_or_create(&KindLabels { kind: error.kind() })
-                    .inc();
-                if let ResolveError::Crypto { .. } = &error {
-                    app.metrics.decrypt_failures.inc();
-                    tracing::error!(%error, "Stored secret failed to decrypt");
-                }
-                match &error {
-                    ResolveError::NotFound { .. } | ResolveError::Unsupported { .. } => {
-                        problems.forbidden(error.to_string())
-                    }
-                    _ => problems.unavailable(error.to_string()),
-                }
-                return Err(problems.into_outcome());
-            }
-        };
-        problems.check()?;
-
-        if !request.dry_run() && !pull_records.is_empty() {
-            let writes = pull_records.iter().map(|record| {
-                let password = &resolved[record.password_secret.as_str()];
-                let credentials = Credentials {
-                    name: &record.name,
-                    registry: &record.registry,
-                    username: &record.username,
-                    password: &password.value,
-                    version: format!("{}@{}", password.secret.name, password.secret.version),
-                };
-                async move { app.pull.upsert(namespace, &credentials).await }
-            });
-            for result in futures::future::join_all(writes).await {
-                match result {
-                    Ok(()) => {}
-                    Err(error @ PullError::NotManaged { .. }) => {
-                        problems.forbidden(error.to_string())
-                    }
-                    Err(error) => problems.unavailable(error.to_string()),
-                }
-            }
-            problems.check()?;
-        }
-
-        let value = |name: &str| {
-            resolved.get(name).map(|s| Injection {
-                version: s.secret.version,
-                value: s.value.expose(),
             })
-        };
-        let stamp: Vec<(&str, i64)> = resolved
-            .iter()
-            .map(|s| (s.secret.name.as_str(), s.secret.version))
-            .collect();
-        let patch = build_patch(pod, &plan, value, &pulls, &stamp);
+    }
 
-        if !request.dry_run() {
-            let (owner_kind, owner_name) = pod.owner().unwrap_or_default();
-            let user = PodUser {
-                namespace,
-                pod: pod.name(),
-                owner_kind,
-                owner_name,
-            };
-            let mut uses = Vec::with_capacity(plan.var_count());
-            for c in &plan.containers {
-                for (var, secret) in &c.vars {
-                    uses.push(SecretUse {
-                        secret_id: &resolved[*secret].secret.id,
-                        container: c.name,
-                        env_var: var,
-                    });
-                }
-            }
-            self.record(&user, &uses).await.map_err(store_unavailable)?;
+    fn resolution_failed(&self, error: &ResolveError, problems: &mut Problems) {
+        let metrics = &self.app.metrics;
+        metrics
+            .resolution_errors
+            .get_or_create(&KindLabels { kind: error.kind() })
+            .inc();
+        if let ResolveError::Crypto { .. } = error {
+            metrics.decrypt_failures.inc();
+            tracing::error!(%error, "Stored secret failed to decrypt");
         }
-        Ok(patch)
+        match error {
+            ResolveError::NotFound { .. } | ResolveError::Unsupported { .. } => {
+                problems.forbidden(error.to_string())
+            }
+            _ => problems.unavailable(error.to_string()),
+        }
+    }
+
+    /// Logs and counts an admission that resolved values: who asked, for
+    /// which pod, which secrets at which versions, delivered how. Never a
+    /// value.
+    fn trace(&self, admission: &Admission<'_>, resolved: &Resolved, env_secret: Option<&str>) {
+        let mut secrets = String::with_capacity(resolved.len() * 24);
+        for (i, s) in resolved.iter().enumerate() {
+            if i > 0 {
+                secrets.push(',');
+            }
+            secrets.push_str(&s.secret.name);
+            secrets.push('@');
+            secrets.push_str(&s.secret.version.to_string());
+        }
+        let request = admission.request;
+        tracing::info!(
+            uid = %request.uid,
+            namespace = admission.namespace,
+            pod = %admission.pod.name(),
+            delivery = admission.delivery.as_str(),
+            dry_run = request.dry_run(),
+            secrets,
+            env_secret = env_secret.unwrap_or(""),
+            caller = admission.caller.map_or("", |c| &*c.subject),
+            "Resolved secrets"
+        );
+        self.deliveries[admission.delivery as usize].inc();
+    }
+
+    /// Records who uses which secret, from the plan's variables.
+    async fn record_plan(
+        &self,
+        pod: &Pod<'_>,
+        namespace: &str,
+        plan: &Plan<'_>,
+        resolved: &Resolved,
+    ) -> Result<(), StoreError> {
+        let (owner_kind, owner_name) = pod.owner().unwrap_or_default();
+        let user = PodUser {
+            namespace,
+            pod: pod.name(),
+            owner_kind,
+            owner_name,
+        };
+        let mut uses = Vec::with_capacity(plan.var_count());
+        for c in &plan.containers {
+            for (var, secret) in &c.vars {
+                uses.push(SecretUse {
+                    secret_id: &resolved[*secret].secret.id,
+                    container: c.name,
+                    env_var: var,
+                });
+            }
+        }
+        self.record(&user, &uses).await
     }
 
     /// Records references, unless the same set was written recently: pods
@@ -434,6 +600,16 @@ impl Webhook {
     }
 }
 
+/// One admission under way: what it is for, who asked, and how its values
+/// travel.
+struct Admission<'a> {
+    request: &'a admission::AdmissionRequest<'a>,
+    pod: &'a Pod<'a>,
+    caller: Option<&'a ClientIdentity>,
+    namespace: &'a str,
+    delivery: Delivery,
+}
+
 /// The pod an admission is for, borrowed from it.
 #[derive(Hash)]
 struct PodUser<'a> {
@@ -466,6 +642,23 @@ impl Problems {
     fn unavailable(&mut self, message: String) {
         self.unavailable = true;
         self.messages.push(message);
+    }
+
+    /// A failed write through the Kubernetes API: a refusal or a missing
+    /// client needs someone to fix the set-up; the rest may pass on retry.
+    fn cluster(&mut self, error: ClusterError, delivery: Delivery) {
+        match error {
+            ClusterError::NoClient(_) => self.forbidden(format!(
+                "{error}; Secrets cannot be written, so delivery {:?} and image pull secrets are unavailable (run in the cluster or pass --kubeconfig)",
+                delivery.as_str()
+            )),
+            ClusterError::NotManaged { .. } | ClusterError::Forbidden { .. } => {
+                self.forbidden(error.to_string())
+            }
+            ClusterError::Conflict { .. } | ClusterError::Api { .. } => {
+                self.unavailable(error.to_string())
+            }
+        }
     }
 
     fn check(&mut self) -> Result<(), Outcome> {

@@ -13,8 +13,8 @@ mod common;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use agyn_secrets::admission::{
-    ENV_ANNOTATION, INJECTED_ANNOTATION, Injection, PULL_SECRETS_ANNOTATION, Patch, Plan, Pod,
-    build_patch, parse_env, parse_pull_secrets, parse_review, plan_env,
+    ENV_ANNOTATION, EnvSource, INJECTED_ANNOTATION, Injection, PULL_SECRETS_ANNOTATION, Patch,
+    Plan, Pod, build_patch, parse_env, parse_pull_secrets, parse_review, plan_env,
 };
 use agyn_secrets::validate::{is_dns_label, is_env_var_name};
 use common::Server;
@@ -364,7 +364,11 @@ fn check_patched(
     for container in &plan.containers {
         let c = patched.pointer(&container.pointer()).unwrap();
         for (var, secret) in &container.vars {
-            let expected = json!({"name": var, "value": values[secret].value});
+            let expected = match values[secret].source {
+                EnvSource::Value(value) => json!({"name": var, "value": value}),
+                EnvSource::SecretKey { secret, key } => json!({"name": var,
+                    "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}),
+            };
             prop_assert_eq!(
                 effective(c, var),
                 Some(&expected),
@@ -478,6 +482,7 @@ proptest! {
         pulls in pull_text(),
         values in values(),
         versions in prop::collection::vec(1i64..50, SECRETS.len()),
+        by_reference in any::<bool>(),
     ) {
         let entries = match parse_env(&env) {
             Ok(entries) => entries,
@@ -496,7 +501,15 @@ proptest! {
         let injections: HashMap<&str, Injection<'_>> = SECRETS
             .iter()
             .zip(values.iter().zip(&versions))
-            .map(|(name, (value, version))| (*name, Injection { version: *version, value }))
+            .map(|(name, (value, version))| {
+                // `secret` delivery refers to a key of one Secret; `env` inlines.
+                let source = if by_reference {
+                    EnvSource::SecretKey { secret: "agyn-env-0123456789abcdef", key: name }
+                } else {
+                    EnvSource::Value(value)
+                };
+                (*name, Injection { version: *version, source })
+            })
             .collect();
         let stamp: BTreeMap<String, i64> = plan
             .secret_names()
@@ -679,7 +692,7 @@ fn through_the_server_denials_carry_no_value_and_patches_apply() {
                             *n,
                             Injection {
                                 version: 1,
-                                value: v,
+                                source: EnvSource::Value(v),
                             },
                         )
                     })

@@ -245,12 +245,18 @@ async fn an_api_that_refuses_or_is_down_denies_with_every_problem_named() {
         .as_str()
         .unwrap()
         .to_owned();
+    // A refusal is a set-up to fix, not an outage: 403, with the fix.
     assert!(
-        message.contains("refused to read Secret team-a/agyn-pull-ghcr"),
+        message.contains("agyn-secrets may not read Secrets in namespace \"team-a\""),
         "{message}"
     );
-    assert!(message.contains("RBAC"), "{message}");
-    assert_eq!(answer["response"]["status"]["code"], 503);
+    assert!(
+        message.contains(
+            "kubectl create rolebinding agyn-secrets -n team-a --clusterrole=agyn-secrets-workload --serviceaccount=agyn-secrets:agyn-secrets"
+        ),
+        "{message}"
+    );
+    assert_eq!(answer["response"]["status"]["code"], 403);
 
     api.stop();
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -266,7 +272,7 @@ async fn an_api_that_refuses_or_is_down_denies_with_every_problem_named() {
 
 #[tokio::test]
 async fn unused_secrets_are_cleaned_up_after_the_grace_period() {
-    let (server, api, _dir) = setup(&["--pull-secret-grace", "2s"]).await;
+    let (server, api, _dir) = setup(&["--managed-secret-grace", "2s"]).await;
     let owner = server.client();
     owner
         .post(

@@ -121,6 +121,7 @@ async fn thread_naming_server(threads: usize) -> (String, String) {
     agyn_secrets::tls::provider();
     let config = agyn_secrets::tls::server_config(
         agyn_secrets::tls::ReloadingCert::load(&cert, &key).unwrap(),
+        None,
     );
     let router = axum::Router::new().route(
         "/thread",

@@ -5,7 +5,7 @@
 #![no_main]
 
 use agyn_secrets::admission::{
-    Denial, Injection, Pod, allow, build_patch, deny, parse_env, parse_pull_secrets,
+    Denial, EnvSource, Injection, Pod, allow, build_patch, deny, parse_env, parse_pull_secrets,
     parse_review, plan_env,
 };
 use libfuzzer_sys::fuzz_target;
@@ -61,7 +61,7 @@ fuzz_target!(|data: &[u8]| {
         values
             .iter()
             .find(|(n, _)| *n == name)
-            .map(|(_, v)| Injection { version: 1, value: v })
+            .map(|(_, v)| Injection { version: 1, source: EnvSource::Value(v) })
     };
     let stamp: Vec<(&str, i64)> = values.iter().map(|(n, _)| (*n, 1)).collect();
     let patch = build_patch(pod, &plan, value, &pulls, &stamp);

@@ -3,7 +3,7 @@
 //! on a fixed pod, and the patch must apply and be idempotent.
 #![no_main]
 
-use agyn_secrets::admission::{Injection, Pod, build_patch, parse_env, parse_pull_secrets, plan_env};
+use agyn_secrets::admission::{EnvSource, Injection, Pod, build_patch, parse_env, parse_pull_secrets, plan_env};
 use agyn_secrets::validate::{is_dns_label, is_env_var_name};
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
@@ -52,7 +52,7 @@ fuzz_target!(|data: &[u8]| {
         values
             .iter()
             .find(|(n, _)| *n == name)
-            .map(|(_, v)| Injection { version: 2, value: v })
+            .map(|(_, v)| Injection { version: 2, source: EnvSource::Value(v) })
     };
     let stamp: Vec<(&str, i64)> = values.iter().map(|(n, _)| (*n, 2)).collect();
     let patch = build_patch(&view, &plan, value, &[], &stamp);

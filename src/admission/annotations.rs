@@ -105,6 +105,58 @@ pub fn parse_env(text: &str) -> Result<Vec<EnvEntry<'_>>, ParseError> {
     Ok(entries)
 }
 
+/// How resolved values reach a pod's containers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Delivery {
+    /// Inline in the pod spec: the webhook's answer carries the values.
+    Env,
+    /// In a Kubernetes Secret in the pod's namespace, which each variable
+    /// refers to: the answer carries no value.
+    Secret,
+}
+
+impl Delivery {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Delivery::Env => "env",
+            Delivery::Secret => "secret",
+        }
+    }
+}
+
+impl std::fmt::Display for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Delivery {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "env" => Ok(Delivery::Env),
+            "secret" => Ok(Delivery::Secret),
+            "exec" => Err(
+                "delivery \"exec\" is not supported by this version of agyn-secrets; use \"secret\""
+                    .to_owned(),
+            ),
+            other => Err(format!(
+                "{} is not a delivery; write \"secret\" or \"env\"",
+                quote(other)
+            )),
+        }
+    }
+}
+
+/// Parses `secrets.agyn.io/delivery`.
+pub fn parse_delivery(text: &str) -> Result<Delivery, ParseError> {
+    text.trim().parse().map_err(|message| ParseError {
+        annotation: super::DELIVERY_ANNOTATION,
+        message,
+    })
+}
+
 /// Parses `secrets.agyn.io/image-pull-secrets`: comma-separated names,
 /// duplicates dropped, order kept.
 pub fn parse_pull_secrets(text: &str) -> Result<Vec<&str>, ParseError> {
@@ -187,6 +239,26 @@ mod tests {
     fn long_entries_are_shortened_in_messages() {
         let message = parse_env(&"X".repeat(500)).unwrap_err().to_string();
         assert!(message.len() < 250, "{message}");
+    }
+
+    #[rstest]
+    #[case::secret("secret", Ok(Delivery::Secret))]
+    #[case::env(" env ", Ok(Delivery::Env))]
+    #[case::exec("exec", Err("delivery \"exec\" is not supported"))]
+    #[case::unknown("Env", Err("\"Env\" is not a delivery; write \"secret\" or \"env\""))]
+    fn deliveries(#[case] text: &str, #[case] expected: Result<Delivery, &str>) {
+        match (parse_delivery(text), expected) {
+            (Ok(got), Ok(want)) => assert_eq!(got, want),
+            (Err(error), Err(want)) => {
+                let message = error.to_string();
+                assert!(
+                    message.starts_with("annotation secrets.agyn.io/delivery: ")
+                        && message.contains(want),
+                    "{message}"
+                );
+            }
+            (got, want) => panic!("{text:?}: got {got:?}, want {want:?}"),
+        }
     }
 
     #[test]

@@ -5,17 +5,21 @@ mod patch;
 mod pod;
 mod review;
 
-pub use annotations::{EnvEntry, ParseError, parse_env, parse_pull_secrets};
+pub use annotations::{
+    Delivery, EnvEntry, ParseError, parse_delivery, parse_env, parse_pull_secrets,
+};
 pub use patch::{
     ContainerList, ContainerPlan, Injection, Patch, PatchError, Plan, build_patch, plan_env,
 };
-pub use pod::{Annotations, Container, EnvVar, Meta, Pod, Spec, Str};
+pub use pod::{Annotations, Container, EnvSource, EnvVar, Meta, Pod, Spec, Str};
 pub use review::{
     AdmissionRequest, Denial, GroupVersionKind, ReviewError, allow, deny, parse_review,
 };
 
 /// Annotation naming the env vars to inject.
 pub const ENV_ANNOTATION: &str = "secrets.agyn.io/env";
+/// Annotation choosing how values reach the containers.
+pub const DELIVERY_ANNOTATION: &str = "secrets.agyn.io/delivery";
 /// Annotation naming image pull secrets to inject.
 pub const PULL_SECRETS_ANNOTATION: &str = "secrets.agyn.io/image-pull-secrets";
 /// Stamp of what was injected: `name@version,…`.

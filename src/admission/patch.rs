@@ -7,7 +7,7 @@
 //! written straight to JSON text: it is only ever sent, never inspected.
 
 use super::annotations::{EnvEntry, quote};
-use super::pod::{Container, Pod};
+use super::pod::{Container, EnvSource, Pod};
 
 /// Where a container is listed in the pod spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,11 +184,11 @@ pub fn plan_env<'a>(pod: &'a Pod<'_>, entries: &[EnvEntry<'a>]) -> Result<Plan<'
     Ok(plan)
 }
 
-/// A resolved value to inject.
+/// A resolved secret to inject: where its variables take their value from.
 #[derive(Debug, Clone, Copy)]
 pub struct Injection<'a> {
     pub version: i64,
-    pub value: &'a str,
+    pub source: EnvSource<'a>,
 }
 
 /// An RFC 6902 patch as JSON text.
@@ -263,11 +263,23 @@ impl Patch {
         serde_json::to_writer(&mut self.json, text).expect("writing to a Vec cannot fail");
     }
 
-    fn env_var(&mut self, name: &str, value: &str) {
+    fn env_var(&mut self, name: &str, source: &EnvSource<'_>) {
         self.json.extend_from_slice(b"{\"name\":");
         self.string(name);
-        self.json.extend_from_slice(b",\"value\":");
-        self.string(value);
+        match source {
+            EnvSource::Value(value) => {
+                self.json.extend_from_slice(b",\"value\":");
+                self.string(value);
+            }
+            EnvSource::SecretKey { secret, key } => {
+                self.json
+                    .extend_from_slice(b",\"valueFrom\":{\"secretKeyRef\":{\"name\":");
+                self.string(secret);
+                self.json.extend_from_slice(b",\"key\":");
+                self.string(key);
+                self.json.extend_from_slice(b"}}");
+            }
+        }
         self.json.push(b'}');
     }
 
@@ -305,24 +317,24 @@ pub fn build_patch<'v>(
         let desired = container
             .vars
             .iter()
-            .filter_map(|(var, secret)| values(secret).map(|v| (*var, v.value)));
+            .filter_map(|(var, secret)| values(secret).map(|v| (*var, v.source)));
         match current {
             None => {
                 patch.begin("add", "/spec");
                 patch.container_path(container);
                 patch.value();
                 patch.json.push(b'[');
-                for (i, (var, value)) in desired.enumerate() {
+                for (i, (var, source)) in desired.enumerate() {
                     if i > 0 {
                         patch.json.push(b',');
                     }
-                    patch.env_var(var, value);
+                    patch.env_var(var, &source);
                 }
                 patch.json.push(b']');
                 patch.end();
             }
             Some(env) => {
-                for (var, value) in desired {
+                for (var, source) in desired {
                     // Kubernetes lets the last entry of a name win, so every
                     // entry of that name is replaced, not just the first.
                     let mut found = false;
@@ -331,13 +343,13 @@ pub fn build_patch<'v>(
                             continue;
                         }
                         found = true;
-                        if !existing.is(var, value) {
+                        if !existing.is(var, &source) {
                             patch.begin("replace", "/spec");
                             patch.container_path(container);
                             patch.json.push(b'/');
                             patch.index(i);
                             patch.value();
-                            patch.env_var(var, value);
+                            patch.env_var(var, &source);
                             patch.end();
                         }
                     }
@@ -346,7 +358,7 @@ pub fn build_patch<'v>(
                         patch.container_path(container);
                         patch.json.extend_from_slice(b"/-");
                         patch.value();
-                        patch.env_var(var, value);
+                        patch.env_var(var, &source);
                         patch.end();
                     }
                 }
@@ -523,14 +535,14 @@ mod tests {
                 "a",
                 Injection {
                     version: 2,
-                    value: "va",
+                    source: EnvSource::Value("va"),
                 },
             ),
             (
                 "b",
                 Injection {
                     version: 1,
-                    value: "v\"b\\/~",
+                    source: EnvSource::Value("v\"b\\/~"),
                 },
             ),
         ]);
@@ -570,7 +582,7 @@ mod tests {
             "a",
             Injection {
                 version: 1,
-                value: "va",
+                source: EnvSource::Value("va"),
             },
         )]);
         let patch = patch_of(&pod, "A=a", &values, &[]);
@@ -581,6 +593,73 @@ mod tests {
             &json!([{"name": "A", "value": "va"}, {"name": "KEEP", "value": "k"}, {"name": "A", "value": "va"}])
         );
         assert!(patch_of(&patched, "A=a", &values, &[]).is_empty());
+    }
+
+    #[test]
+    fn secret_references_replace_values_and_are_idempotent() {
+        let pod = pod();
+        let reference = |key| EnvSource::SecretKey {
+            secret: "agyn-env-0123456789abcdef",
+            key,
+        };
+        let values = HashMap::from([
+            (
+                "a",
+                Injection {
+                    version: 2,
+                    source: reference("a"),
+                },
+            ),
+            (
+                "b",
+                Injection {
+                    version: 1,
+                    source: reference("b"),
+                },
+            ),
+        ]);
+        let by_ref =
+            |key: &str| json!({"secretKeyRef": {"name": "agyn-env-0123456789abcdef", "key": key}});
+        // B held a value inline, A a fieldRef: both become references.
+        let mut pod_with_value = pod.clone();
+        pod_with_value["spec"]["containers"][0]["env"][0] = json!({"name": "B", "value": "old"});
+        let patch = patch_of(&pod_with_value, "A=a,app:B=b", &values, &[]);
+        assert!(
+            !String::from_utf8_lossy(patch.as_json()).contains("\"value\":\"old\""),
+            "no value is carried over"
+        );
+        let patched = apply(&pod_with_value, &patch);
+        assert_eq!(
+            patched.pointer("/spec/containers/0/env").unwrap(),
+            &json!([{"name": "B", "valueFrom": by_ref("b")}, {"name": "A", "valueFrom": by_ref("a")}])
+        );
+        assert_eq!(
+            patched.pointer("/spec/initContainers/0/env").unwrap(),
+            &json!([{"name": "A", "valueFrom": by_ref("a")}])
+        );
+        assert!(patch_of(&patched, "A=a,app:B=b", &values, &[]).is_empty());
+        // Delivered inline afterwards, the references are replaced by values.
+        let inline = HashMap::from([
+            (
+                "a",
+                Injection {
+                    version: 2,
+                    source: EnvSource::Value("va"),
+                },
+            ),
+            (
+                "b",
+                Injection {
+                    version: 1,
+                    source: EnvSource::Value("vb"),
+                },
+            ),
+        ]);
+        let again = apply(&patched, &patch_of(&patched, "A=a,app:B=b", &inline, &[]));
+        assert_eq!(
+            again.pointer("/spec/containers/0/env").unwrap(),
+            &json!([{"name": "B", "value": "vb"}, {"name": "A", "value": "va"}])
+        );
     }
 
     #[test]

@@ -63,6 +63,7 @@ pub struct OwnerReference<'a> {
 #[derive(Debug, Default)]
 pub struct Annotations<'a> {
     pub env: Option<Str<'a>>,
+    pub delivery: Option<Str<'a>>,
     pub pull_secrets: Option<Str<'a>>,
     pub injected: Option<Str<'a>>,
     /// Whether `metadata.annotations` is an object that a key can be added to.
@@ -73,6 +74,8 @@ pub struct Annotations<'a> {
 struct AnnotationsWire<'a> {
     #[serde(rename = "secrets.agyn.io/env", borrow)]
     env: Option<&'a RawValue>,
+    #[serde(rename = "secrets.agyn.io/delivery", borrow)]
+    delivery: Option<&'a RawValue>,
     #[serde(rename = "secrets.agyn.io/image-pull-secrets", borrow)]
     pull_secrets: Option<&'a RawValue>,
     #[serde(rename = "secrets.agyn.io/injected", borrow)]
@@ -90,6 +93,7 @@ impl<'a> Annotations<'a> {
         match serde_json::from_str::<AnnotationsWire<'a>>(raw.get()) {
             Ok(wire) => Annotations {
                 env: text(wire.env),
+                delivery: text(wire.delivery),
                 pull_secrets: text(wire.pull_secrets),
                 injected: text(wire.injected),
                 is_object: true,
@@ -134,12 +138,54 @@ pub struct EnvVar<'a> {
 }
 
 impl EnvVar<'_> {
-    /// Whether this entry is exactly `{"name": name, "value": value}`.
-    pub fn is(&self, name: &str, value: &str) -> bool {
-        self.name.as_deref() == Some(name)
-            && self.value.as_deref() == Some(value)
-            && self.value_from.is_none()
+    /// Whether this entry is exactly what `source` would write for `name`.
+    pub fn is(&self, name: &str, source: &EnvSource<'_>) -> bool {
+        if self.name.as_deref() != Some(name) {
+            return false;
+        }
+        match source {
+            EnvSource::Value(value) => {
+                self.value.as_deref() == Some(*value) && self.value_from.is_none()
+            }
+            EnvSource::SecretKey { secret, key } => {
+                self.value.as_deref().unwrap_or_default().is_empty()
+                    && self
+                        .value_from
+                        .and_then(|raw| serde_json::from_str::<ValueFrom<'_>>(raw.get()).ok())
+                        .is_some_and(|from| {
+                            let r = from.secret_key_ref;
+                            *r.name == **secret && *r.key == **key && r.optional != Some(true)
+                        })
+            }
+        }
     }
+}
+
+/// Where an injected variable's value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvSource<'a> {
+    /// The value itself, inline in the pod spec.
+    Value(&'a str),
+    /// A key of a Kubernetes Secret in the pod's namespace.
+    SecretKey { secret: &'a str, key: &'a str },
+}
+
+/// A `valueFrom` that is a `secretKeyRef` and nothing else.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ValueFrom<'a> {
+    #[serde(borrow)]
+    secret_key_ref: SecretKeyRef<'a>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretKeyRef<'a> {
+    #[serde(borrow)]
+    name: Str<'a>,
+    #[serde(borrow)]
+    key: Str<'a>,
+    optional: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -364,7 +410,40 @@ mod tests {
         let spec = pod.spec.unwrap();
         let app = &spec.containers.as_ref().unwrap()[0];
         assert_eq!(app.name.as_deref(), Some("app"));
-        assert!(app.env.as_ref().unwrap()[0].is("K", "v"));
+        assert!(app.env.as_ref().unwrap()[0].is("K", &EnvSource::Value("v")));
+    }
+
+    #[test]
+    fn a_secret_reference_matches_only_exactly() {
+        let source = EnvSource::SecretKey {
+            secret: "agyn-env-1",
+            key: "db",
+        };
+        let entry = |json: &str| {
+            let text = format!(
+                r#"{{"metadata":{{}},"spec":{{"containers":[{{"name":"a","env":[{json}]}}]}}}}"#
+            );
+            let pod = Pod::parse(&text).unwrap();
+            let spec = pod.spec.unwrap();
+            spec.containers.unwrap()[0].env.as_ref().unwrap()[0].is("V", &source)
+        };
+        assert!(entry(
+            r#"{"name":"V","valueFrom":{"secretKeyRef":{"name":"agyn-env-1","key":"db"}}}"#
+        ));
+        assert!(entry(
+            r#"{"name":"V","value":"","valueFrom":{"secretKeyRef":{"key":"db","name":"agyn-env-1","optional":false}}}"#
+        ));
+        for other in [
+            r#"{"name":"V","valueFrom":{"secretKeyRef":{"name":"agyn-env-1","key":"db","optional":true}}}"#,
+            r#"{"name":"V","valueFrom":{"secretKeyRef":{"name":"agyn-env-2","key":"db"}}}"#,
+            r#"{"name":"V","valueFrom":{"secretKeyRef":{"name":"agyn-env-1","key":"dc"}}}"#,
+            r#"{"name":"V","valueFrom":{"configMapKeyRef":{"name":"agyn-env-1","key":"db"}}}"#,
+            r#"{"name":"V","value":"x","valueFrom":{"secretKeyRef":{"name":"agyn-env-1","key":"db"}}}"#,
+            r#"{"name":"W","valueFrom":{"secretKeyRef":{"name":"agyn-env-1","key":"db"}}}"#,
+            r#"{"name":"V","value":"agyn-env-1"}"#,
+        ] {
+            assert!(!entry(other), "{other}");
+        }
     }
 
     #[test]
@@ -407,9 +486,12 @@ mod tests {
 
     #[test]
     fn the_keys_read_are_the_crate_s_annotations() {
-        use crate::admission::{ENV_ANNOTATION, INJECTED_ANNOTATION, PULL_SECRETS_ANNOTATION};
+        use crate::admission::{
+            DELIVERY_ANNOTATION, ENV_ANNOTATION, INJECTED_ANNOTATION, PULL_SECRETS_ANNOTATION,
+        };
         let text = serde_json::json!({"metadata": {"annotations": {
-            ENV_ANNOTATION: "e", PULL_SECRETS_ANNOTATION: "p", INJECTED_ANNOTATION: "i"}}})
+            ENV_ANNOTATION: "e", PULL_SECRETS_ANNOTATION: "p", INJECTED_ANNOTATION: "i",
+            DELIVERY_ANNOTATION: "d"}}})
         .to_string();
         let pod = Pod::parse(&text).unwrap();
         let a = &pod.annotations;
@@ -417,9 +499,10 @@ mod tests {
             (
                 a.env.as_deref(),
                 a.pull_secrets.as_deref(),
-                a.injected.as_deref()
+                a.injected.as_deref(),
+                a.delivery.as_deref()
             ),
-            (Some("e"), Some("p"), Some("i"))
+            (Some("e"), Some("p"), Some("i"), Some("d"))
         );
     }
 }

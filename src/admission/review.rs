@@ -258,7 +258,7 @@ mod tests {
         let plan = crate::admission::plan_env(&pod, &entries).unwrap();
         let value = crate::admission::Injection {
             version: 1,
-            value: "v",
+            source: crate::admission::EnvSource::Value("v"),
         };
         let patch = crate::admission::build_patch(&pod, &plan, |_| Some(value), &[], &[]);
         let allowed = parse(allow("a\"bc", &patch));
@@ -278,7 +278,7 @@ mod tests {
             let value = "v".repeat(length);
             let value = crate::admission::Injection {
                 version: 1,
-                value: &value,
+                source: crate::admission::EnvSource::Value(&value),
             };
             let patch = crate::admission::build_patch(&pod, &plan, |_| Some(value), &[], &[]);
             let allowed = parse(allow("abc", &patch));

@@ -12,6 +12,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Caller, JsonBody};
 use super::organizations::{Items, check_name};
 use crate::app::App;
+use crate::cluster::Access;
 use crate::store::{NamespaceBinding, format_time};
 
 #[derive(Debug, Serialize)]
@@ -19,6 +20,10 @@ pub struct BindingView {
     namespace: String,
     organization_id: String,
     created_at: String,
+    /// What the product may do in the namespace, on `PUT` and `GET` of one
+    /// binding: Secrets and pods, granted by a RoleBinding there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access: Option<Access>,
 }
 
 impl From<NamespaceBinding> for BindingView {
@@ -27,6 +32,21 @@ impl From<NamespaceBinding> for BindingView {
             namespace: b.namespace,
             organization_id: b.organization_id,
             created_at: format_time(b.created_at),
+            access: None,
+        }
+    }
+}
+
+impl BindingView {
+    /// The binding with the product's access to its namespace.
+    async fn with_access(binding: NamespaceBinding, app: &App) -> Self {
+        let access = app.cluster.access(&binding.namespace).await;
+        if !access.ok {
+            tracing::info!(namespace = %binding.namespace, reason = access.message.as_deref().unwrap_or(""), "Bound namespace lacks Kubernetes access");
+        }
+        Self {
+            access: Some(access),
+            ..binding.into()
         }
     }
 }
@@ -64,7 +84,7 @@ pub async fn put(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(binding.into())))
+    Ok((status, Json(BindingView::with_access(binding, &app).await)))
 }
 
 pub async fn get(
@@ -82,7 +102,7 @@ pub async fn get(
                 "namespace {namespace:?} is not bound to an organization"
             ))
         })?;
-    Ok(Json(binding.into()))
+    Ok(Json(BindingView::with_access(binding, &app).await))
 }
 
 pub async fn list(

@@ -1,19 +1,27 @@
 //! A loopback stand-in for the few Kubernetes API calls the product makes:
-//! Secrets (get, create, replace, delete, list by label) and Pods (list). It
-//! answers with the real API server's status codes and bodies: 201 on create,
-//! 200 on read and replace, 404 and 409 as `Status` objects, and a
-//! `resourceVersion` on every object.
+//! Secrets (get, create, replace, delete, list by label, also as metadata
+//! only) and Pods (list) in a namespace, SelfSubjectAccessReviews and
+//! SelfSubjectReviews. It answers with the real API server's status codes
+//! and bodies: 201 on create, 200 on read and replace, 403, 404 and 409 as
+//! `Status` objects, and a `resourceVersion` on every object. Like RBAC with
+//! a RoleBinding per namespace, `rbac` can limit the namespaces where the
+//! caller may touch Secrets and pods.
+// Each test binary uses its own part of the stand-in.
+#![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
+
+/// Who the product is to this API server.
+pub const USER: &str = "system:serviceaccount:agyn-secrets:agyn-secrets";
 
 #[derive(Default)]
 pub struct Cluster {
@@ -28,6 +36,9 @@ pub struct Cluster {
     pub conflicts: usize,
     /// Every request, as "METHOD path".
     pub requests: Vec<String>,
+    /// The namespaces where Secrets and pods may be used (a RoleBinding in
+    /// each); `None`: everywhere.
+    pub rbac: Option<BTreeSet<String>>,
 }
 
 impl Cluster {
@@ -50,6 +61,19 @@ impl Cluster {
         });
         self.stamp(&mut pod);
         self.pods.insert((namespace.into(), name.into()), pod);
+    }
+
+    /// Adds a pod as the API server stores it, e.g. a patched review object.
+    pub fn add_pod_object(&mut self, namespace: &str, mut pod: Value) {
+        let name = pod["metadata"]["name"]
+            .as_str()
+            .or(pod["metadata"]["generateName"].as_str())
+            .unwrap_or("pod")
+            .to_owned();
+        pod["metadata"]["name"] = json!(name);
+        pod["metadata"]["namespace"] = json!(namespace);
+        self.stamp(&mut pod);
+        self.pods.insert((namespace.into(), name), pod);
     }
 
     /// Adds a Secret as another tool would have made it.
@@ -75,6 +99,23 @@ fn status(code: u16, reason: &str, message: String, name: &str) -> Response {
     (StatusCode::from_u16(code).unwrap(), Json(body)).into_response()
 }
 
+/// What RBAC answers `verb` on `resource` in `namespace`, if it refuses.
+fn refused(cluster: &Cluster, verb: &str, resource: &str, namespace: &str) -> Option<Response> {
+    let allowed = cluster
+        .rbac
+        .as_ref()
+        .is_none_or(|namespaces| namespaces.contains(namespace));
+    (!allowed).then(|| {
+        let body = json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Failure", "reason": "Forbidden", "code": 403,
+            "message": format!("{resource} is forbidden: User \"{USER}\" cannot {verb} resource \"{resource}\" in API group \"\" in the namespace \"{namespace}\""),
+            "details": {"kind": resource}
+        });
+        (StatusCode::FORBIDDEN, Json(body)).into_response()
+    })
+}
+
 fn forced(cluster: &Cluster, name: &str) -> Option<Response> {
     cluster.fail_with.map(|code| match code {
         403 => status(
@@ -90,7 +131,7 @@ fn forced(cluster: &Cluster, name: &str) -> Option<Response> {
 async fn get_secret(State(s): State<Shared>, Path((ns, name)): Path<(String, String)>) -> Response {
     let mut c = s.lock().unwrap();
     c.requests.push(format!("GET {ns}/{name}"));
-    if let Some(r) = forced(&c, &name) {
+    if let Some(r) = forced(&c, &name).or_else(|| refused(&c, "get", "secrets", &ns)) {
         return r;
     }
     match c.secrets.get(&(ns, name.clone())) {
@@ -115,7 +156,7 @@ async fn create_secret(
         .unwrap_or_default()
         .to_owned();
     c.requests.push(format!("POST {ns}/{name}"));
-    if let Some(r) = forced(&c, &name) {
+    if let Some(r) = forced(&c, &name).or_else(|| refused(&c, "create", "secrets", &ns)) {
         return r;
     }
     if c.conflicts > 0 || c.secrets.contains_key(&(ns.clone(), name.clone())) {
@@ -140,7 +181,7 @@ async fn replace_secret(
 ) -> Response {
     let mut c = s.lock().unwrap();
     c.requests.push(format!("PUT {ns}/{name}"));
-    if let Some(r) = forced(&c, &name) {
+    if let Some(r) = forced(&c, &name).or_else(|| refused(&c, "update", "secrets", &ns)) {
         return r;
     }
     let Some(current) = c.secrets.get(&(ns.clone(), name.clone())).cloned() else {
@@ -178,7 +219,7 @@ async fn delete_secret(
 ) -> Response {
     let mut c = s.lock().unwrap();
     c.requests.push(format!("DELETE {ns}/{name}"));
-    if let Some(r) = forced(&c, &name) {
+    if let Some(r) = forced(&c, &name).or_else(|| refused(&c, "delete", "secrets", &ns)) {
         return r;
     }
     let Some(current) = c.secrets.get(&(ns.clone(), name.clone())).cloned() else {
@@ -227,6 +268,9 @@ async fn list_secrets(
     if let Some(r) = forced(&c, "") {
         return r;
     }
+    if c.rbac.is_some() {
+        return refused(&c, "list", "secrets", "").unwrap();
+    }
     let items: Vec<Value> = c
         .secrets
         .values()
@@ -238,9 +282,59 @@ async fn list_secrets(
     .into_response()
 }
 
+/// Whether the client asked for a list of metadata only, as kube's
+/// `list_metadata` does.
+fn metadata_only(headers: &HeaderMap) -> bool {
+    headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("as=PartialObjectMetadataList"))
+}
+
+async fn list_namespaced_secrets(
+    State(s): State<Shared>,
+    Path(ns): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut c = s.lock().unwrap();
+    let partial = metadata_only(&headers);
+    c.requests.push(format!(
+        "LIST secrets {ns}{}",
+        if partial { " (metadata)" } else { "" }
+    ));
+    if let Some(r) = forced(&c, "").or_else(|| refused(&c, "list", "secrets", &ns)) {
+        return r;
+    }
+    let items = c
+        .secrets
+        .iter()
+        .filter(|((n, _), o)| *n == ns && matches(o, q.get("labelSelector")))
+        .map(|(_, o)| {
+            if partial {
+                json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                       "metadata": o["metadata"]})
+            } else {
+                o.clone()
+            }
+        })
+        .collect::<Vec<_>>();
+    let (kind, api_version) = if partial {
+        ("PartialObjectMetadataList", "meta.k8s.io/v1")
+    } else {
+        ("SecretList", "v1")
+    };
+    Json(json!({"kind": kind, "apiVersion": api_version,
+                "metadata": {"resourceVersion": c.next_version.to_string()}, "items": items}))
+    .into_response()
+}
+
 async fn list_pods(State(s): State<Shared>, Path(ns): Path<String>) -> Response {
     let mut c = s.lock().unwrap();
     c.requests.push(format!("LIST pods {ns}"));
+    if let Some(r) = refused(&c, "list", "pods", &ns) {
+        return r;
+    }
     let items: Vec<Value> = c
         .pods
         .iter()
@@ -250,6 +344,29 @@ async fn list_pods(State(s): State<Shared>, Path(ns): Path<String>) -> Response 
     Json(json!({"kind": "PodList", "apiVersion": "v1",
                 "metadata": {"resourceVersion": c.next_version.to_string()}, "items": items}))
     .into_response()
+}
+
+/// `SelfSubjectAccessReview`: allowed for Secrets and pods where `rbac`
+/// allows them.
+async fn access_review(State(s): State<Shared>, Json(mut review): Json<Value>) -> Response {
+    let mut c = s.lock().unwrap();
+    let attributes = review["spec"]["resourceAttributes"].clone();
+    let text = |key: &str| attributes[key].as_str().unwrap_or_default().to_owned();
+    let (namespace, verb, resource) = (text("namespace"), text("verb"), text("resource"));
+    c.requests
+        .push(format!("SSAR {verb} {resource} {namespace}"));
+    let allowed = matches!(resource.as_str(), "secrets" | "pods")
+        && refused(&c, &verb, &resource, &namespace).is_none();
+    review["status"] = json!({"allowed": allowed});
+    (StatusCode::CREATED, Json(review)).into_response()
+}
+
+/// `SelfSubjectReview`: the product is the service account [`USER`].
+async fn self_review(State(s): State<Shared>, Json(mut review): Json<Value>) -> Response {
+    s.lock().unwrap().requests.push("SSR".into());
+    review["status"] = json!({"userInfo": {"username": USER,
+        "groups": ["system:serviceaccounts", "system:authenticated"]}});
+    (StatusCode::CREATED, Json(review)).into_response()
 }
 
 /// A running stand-in; dropped, it stops answering.
@@ -266,13 +383,21 @@ impl FakeApi {
             .route("/api/v1/secrets", get(list_secrets))
             .route(
                 "/api/v1/namespaces/{ns}/secrets",
-                axum::routing::post(create_secret),
+                post(create_secret).get(list_namespaced_secrets),
             )
             .route(
                 "/api/v1/namespaces/{ns}/secrets/{name}",
                 get(get_secret).put(replace_secret).delete(delete_secret),
             )
             .route("/api/v1/namespaces/{ns}/pods", get(list_pods))
+            .route(
+                "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                post(access_review),
+            )
+            .route(
+                "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                post(self_review),
+            )
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());

@@ -86,10 +86,28 @@ pub async fn fresh_postgres(base: &str) -> String {
     format!("{head}/{name}")
 }
 
-/// A running `agyn-secrets serve --dev`.
+/// The host name of the webhook's certificate when the server runs as in a
+/// cluster (`certs generate --service agyn-secrets --namespace agyn-secrets`).
+pub const WEBHOOK_HOST: &str = "agyn-secrets.agyn-secrets.svc";
+
+/// How a test server runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `serve --dev`: everything generated under the data directory.
+    Dev,
+    /// `serve`, as in a cluster: a key ring from `keys generate`,
+    /// certificates from `certs generate --client` for [`WEBHOOK_HOST`], an
+    /// admin token from `token create --admin`, and with `client_ca` the
+    /// webhook's client CA set to the CA that signed the API server's
+    /// client certificate.
+    Production { client_ca: bool },
+}
+
+/// A running `agyn-secrets serve`.
 pub struct Server {
     pub api: String,
     pub webhook: String,
+    pub mode: Mode,
     pub admin_token: String,
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
@@ -108,11 +126,31 @@ impl Server {
     }
 
     pub async fn start_with(db: &TestDb, extra_args: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::start_in(Mode::Dev, db, extra_args, env).await
+    }
+
+    /// Starts `serve` without `--dev`, set up as in a cluster.
+    pub async fn start_production(
+        client_ca: bool,
+        db: &TestDb,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
+        Self::start_in(Mode::Production { client_ca }, db, extra_args, env).await
+    }
+
+    pub async fn start_in(
+        mode: Mode,
+        db: &TestDb,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let tmp = tempfile::tempdir().unwrap();
         let data_dir = tmp.path().join("data");
         let mut server = Server {
             api: String::new(),
             webhook: String::new(),
+            mode,
             admin_token: String::new(),
             log_path: tmp.path().join("server.log"),
             data_dir,
@@ -127,12 +165,73 @@ impl Server {
             child: None,
             _tmp: Some(tmp),
         };
+        if mode != Mode::Dev {
+            server.prepare_production();
+        }
         server.spawn().await;
         server.admin_token = std::fs::read_to_string(server.data_dir.join("admin-token"))
             .unwrap()
             .trim()
             .to_owned();
         server
+    }
+
+    /// What an operator does before the first `serve`: key ring,
+    /// certificates, database and admin token, with the product's own commands.
+    fn prepare_production(&mut self) {
+        std::fs::create_dir_all(&self.data_dir).unwrap();
+        let run = |args: &[&str]| {
+            let output = Command::new(BIN)
+                .args(args)
+                .env_remove("AGYN_DATABASE_URL")
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "agyn-secrets {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8(output.stdout).unwrap()
+        };
+        let path = |name: &str| self.data_dir.join(name).to_str().unwrap().to_owned();
+        run(&[
+            "keys",
+            "generate",
+            "--keyring-dir",
+            &path("keyring"),
+            "--id",
+            "k1",
+            "--primary",
+        ]);
+        run(&[
+            "certs",
+            "generate",
+            "--client",
+            "--service",
+            "agyn-secrets",
+            "--namespace",
+            "agyn-secrets",
+            "--out",
+            &path("certs"),
+        ]);
+        let url = self
+            .database_url
+            .get_or_insert_with(|| format!("sqlite://{}?mode=rwc", path("agyn-secrets.db")))
+            .clone();
+        let token = run(&["token", "create", "--admin", "--database-url", &url]);
+        std::fs::write(self.data_dir.join("admin-token"), token).unwrap();
+    }
+
+    /// The directory `certs generate --client` wrote (production mode).
+    pub fn certs_dir(&self) -> PathBuf {
+        self.data_dir.join("certs")
+    }
+
+    /// The client certificate and key the API server presents, as one PEM.
+    pub fn apiserver_identity(&self) -> reqwest::Identity {
+        let mut pem = std::fs::read(self.certs_dir().join("client.crt")).unwrap();
+        pem.extend(std::fs::read(self.certs_dir().join("client.key")).unwrap());
+        reqwest::Identity::from_pem(&pem).unwrap()
     }
 
     async fn spawn(&mut self) {
@@ -142,11 +241,26 @@ impl Server {
             .open(&self.log_path)
             .unwrap();
         let mut command = Command::new(BIN);
+        command.arg("serve");
+        match self.mode {
+            Mode::Dev => {
+                command.arg("--dev").arg("--data-dir").arg(&self.data_dir);
+            }
+            Mode::Production { client_ca } => {
+                let certs = self.certs_dir();
+                command
+                    .arg("--keyring-dir")
+                    .arg(self.data_dir.join("keyring"))
+                    .arg("--tls-cert")
+                    .arg(certs.join("tls.crt"))
+                    .arg("--tls-key")
+                    .arg(certs.join("tls.key"));
+                if client_ca {
+                    command.arg("--webhook-client-ca").arg(certs.join("ca.crt"));
+                }
+            }
+        }
         command
-            .arg("serve")
-            .arg("--dev")
-            .arg("--data-dir")
-            .arg(&self.data_dir)
             .arg("--api-addr")
             .arg(format!("127.0.0.1:{}", self.api_port))
             .arg("--webhook-addr")
@@ -168,7 +282,10 @@ impl Server {
         }
         self.child = Some(command.spawn().expect("start agyn-secrets"));
         self.api = format!("http://127.0.0.1:{}", self.api_port);
-        self.webhook = format!("https://127.0.0.1:{}", self.webhook_port);
+        self.webhook = match self.mode {
+            Mode::Dev => format!("https://127.0.0.1:{}", self.webhook_port),
+            Mode::Production { .. } => format!("https://{WEBHOOK_HOST}:{}", self.webhook_port),
+        };
         self.wait_ready().await;
     }
 
@@ -212,16 +329,55 @@ impl Server {
     }
 
     pub fn ca_pem(&self) -> Vec<u8> {
-        std::fs::read(self.data_dir.join("tls/ca.crt")).unwrap()
+        match self.mode {
+            Mode::Dev => std::fs::read(self.data_dir.join("tls/ca.crt")).unwrap(),
+            Mode::Production { .. } => std::fs::read(self.certs_dir().join("ca.crt")).unwrap(),
+        }
     }
 
-    /// A client of the webhook that trusts the dev CA.
+    /// A client of the webhook that trusts its CA and, like the API server,
+    /// presents the client certificate when the webhook asks for one.
     pub fn webhook_client(&self) -> reqwest::Client {
-        http_builder()
+        let identity = match self.mode {
+            Mode::Production { client_ca: true } => Some(self.apiserver_identity()),
+            _ => None,
+        };
+        self.webhook_client_with(identity)
+    }
+
+    /// A client of the webhook that trusts its CA and presents `identity`.
+    pub fn webhook_client_with(&self, identity: Option<reqwest::Identity>) -> reqwest::Client {
+        let mut builder = http_builder()
             .use_rustls_tls()
             .add_root_certificate(reqwest::Certificate::from_pem(&self.ca_pem()).unwrap())
-            .build()
-            .unwrap()
+            .resolve(
+                WEBHOOK_HOST,
+                std::net::SocketAddr::from(([127, 0, 0, 1], self.webhook_port)),
+            );
+        if let Some(identity) = identity {
+            builder = builder.identity(identity);
+        }
+        builder.build().unwrap()
+    }
+
+    /// The delivery this server uses for `review`: its annotation, else the
+    /// server's default.
+    pub fn delivery_of(&self, review: &Value) -> String {
+        let annotation =
+            &review["request"]["object"]["metadata"]["annotations"]["secrets.agyn.io/delivery"];
+        if let Some(delivery) = annotation.as_str() {
+            return delivery.trim().to_owned();
+        }
+        let flag = self
+            .extra_args
+            .iter()
+            .position(|a| a == "--default-delivery")
+            .and_then(|i| self.extra_args.get(i + 1));
+        match (flag, self.mode) {
+            (Some(delivery), _) => delivery.clone(),
+            (None, Mode::Dev) => "env".to_owned(),
+            (None, Mode::Production { .. }) => "secret".to_owned(),
+        }
     }
 
     pub fn client(&self) -> Api {
@@ -241,6 +397,8 @@ impl Server {
     }
 
     /// Sends an AdmissionReview to `/mutate` and returns the response review.
+    /// Answers that must carry no value (every delivery but `env`) are kept,
+    /// patch decoded, for the leak scan.
     pub async fn review(&self, review: &Value) -> Value {
         let response = self
             .webhook_client()
@@ -255,7 +413,11 @@ impl Server {
             "mutate answered {}",
             response.status()
         );
-        response.json().await.unwrap()
+        let answer: Value = response.json().await.unwrap();
+        if self.delivery_of(review) != "env" {
+            record_webhook_answer(&answer);
+        }
+        answer
     }
 
     /// Sets up an organization `org`, binds `namespace` to it, creates local
@@ -516,6 +678,19 @@ pub fn record_response(method: &str, path: &str, status: u16, text: &str) {
     );
 }
 
+/// Keeps a webhook answer that must carry no value, with its patch decoded,
+/// for the leak scan.
+pub fn record_webhook_answer(answer: &Value) {
+    if artifacts_dir().is_none() {
+        return;
+    }
+    let ops = serde_json::to_string(&patch_ops(answer)).unwrap();
+    append_artifact(
+        &format!("responses-{}.log", std::process::id()),
+        &format!("### POST /mutate\n{answer}\n{ops}\n"),
+    );
+}
+
 /// A fresh directory for one server's artifacts.
 pub fn server_artifacts_dir(label: &str) -> Option<PathBuf> {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -615,6 +790,11 @@ impl Server {
             &self.data_dir,
             self.database_url.as_deref(),
         );
+    }
+
+    /// Where the webhook listens.
+    pub fn webhook_addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.webhook_port))
     }
 
     /// The API's port.
