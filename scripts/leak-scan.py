@@ -12,10 +12,12 @@ place where it finds one.
 Usage: scripts/leak-scan.py <dir>     (exit 0: clean, 1: leaks, 2: no input)
 
 Values shorter than MIN_LEN bytes are skipped: they would match by chance.
-Webhook answers (the patch) and resolve answers carry values by design and
-are not collected, so they are not scanned.
+Webhook answers of `env` delivery (the patch) and resolve answers carry values
+by design and are not collected; every other webhook answer is collected with
+its patch decoded, and scanned.
 """
 
+import base64
 import json
 import os
 import subprocess
@@ -50,8 +52,11 @@ def debug_escape(value):
 
 
 def forms(value):
-    """Byte strings whose presence means the value leaked."""
+    """Byte strings whose presence means the value leaked: as is, escaped as
+    JSON or Rust debug formatting would, and base64-encoded as a Kubernetes
+    Secret's data carries it."""
     found = {value.encode()}
+    found.add(base64.b64encode(value.encode()))
     found.add(json.dumps(value, ensure_ascii=False)[1:-1].encode())
     found.add(json.dumps(value, ensure_ascii=True)[1:-1].encode())
     found.add(debug_escape(value).encode())
