@@ -2,12 +2,18 @@
 
 Runs offline and without a cluster:
 - the chart is linted and rendered with the Helm v4 SDK (`helm_python`);
-- every rendered object and every object in manifests/ and tests/e2e/ is
+- manifests/ and its overlay manifests/client-auth/ are built by a small
+  kustomize of this file (resources, images, strategic-merge patches, with
+  kustomize's rules on where resources may come from), and compared with
+  `kubectl kustomize` when kubectl is on PATH;
+- every rendered or built object and every object in tests/e2e/ is
   validated against the Kubernetes OpenAPI schemas of 1.31 and 1.37 in strict
   mode (`kubernetes_validate`); custom resources (cert-manager, Prometheus
   Operator) against schemas of the fields this project uses;
-- the product's contract (webhook configuration, pod security, probes, RBAC)
-  is asserted on both the chart and the manifests.
+- the product's contract (webhook configuration, pod security, probes, RBAC
+  bound per namespace, caller authentication, deliveries) is asserted on both
+  the chart and the manifests, and kind-config.yaml is checked against what
+  kind.sh generates.
 
 When `helm_python` or `kubernetes_validate` is missing, the checks that need
 it are skipped with a banner at the end of the run; AGYN_TEST_REQUIRE_ALL=1
@@ -46,15 +52,19 @@ APP_VERSION = "0.1.0"
 IMAGE = f"ghcr.io/agyn/agyn-secrets:{APP_VERSION}"
 REQUIRE_ALL = os.environ.get("AGYN_TEST_REQUIRE_ALL") == "1"
 
+CONTROL_PLANE_PEER = {"ipBlock": {"cidr": "172.18.0.0/16"}}
 FULL_VALUES: dict[str, Any] = {
     "replicaCount": 3,
     "tls": {"certManager": {"enabled": True}},
+    "webhook": {"clientCA": {"enabled": True}},
+    "rbac": {"namespaces": ["team-a", "team-b"]},
     "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
     "networkPolicy": {
         "enabled": True,
         "apiFrom": [
             {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
         ],
+        "webhookFrom": [CONTROL_PLANE_PEER],
     },
 }
 # A CA bundle and certificate shaped like `certs generate` output (not real keys).
@@ -75,12 +85,41 @@ EXISTING_SECRET_VALUES: dict[str, Any] = {
 ISSUER_REF_VALUES: dict[str, Any] = {
     "tls": {"certManager": {"enabled": True, "issuerRef": {"name": "corp-ca", "kind": "ClusterIssuer"}}}
 }
+FAKE_CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBclientca\n-----END CERTIFICATE-----\n"
+# The three ways of giving the webhook its client CA.
+CLIENT_CA_EXISTING_VALUES: dict[str, Any] = {
+    "tls": {"existingSecret": "agyn-secrets-tls", "caBundle": FAKE_CA_BUNDLE},
+    "webhook": {"clientCA": {"enabled": True, "existingSecret": "agyn-secrets-client-ca"}},
+    "rbac": {"namespaces": ["team-a"]},
+}
+CLIENT_CA_PEM_VALUES: dict[str, Any] = {
+    "tls": {"existingSecret": "agyn-secrets-tls", "caBundle": FAKE_CA_BUNDLE},
+    "webhook": {"clientCA": {"enabled": True, "caCert": FAKE_CA_PEM}, "defaultDelivery": "env"},
+}
+CLIENT_CA_CERT_MANAGER_VALUES: dict[str, Any] = {
+    "tls": {"certManager": {"enabled": True}},
+    "webhook": {
+        "clientCA": {"enabled": True, "clientCertificate": {"duration": "4380h", "renewBefore": "240h"}}
+    },
+}
+CLIENT_CA_ISSUER_REF_VALUES: dict[str, Any] = {
+    "tls": ISSUER_REF_VALUES["tls"],
+    "webhook": {"clientCA": {"enabled": True}},
+}
+# cert-manager for the serving certificate, but the client CA from a Secret.
+CLIENT_CA_CERT_MANAGER_EXISTING_VALUES: dict[str, Any] = {
+    "tls": {"certManager": {"enabled": True}},
+    "webhook": {"clientCA": {"enabled": True, "existingSecret": "corp-apiserver-ca"}},
+}
+# A NetworkPolicy whose webhook port stays open to any source.
+OPEN_WEBHOOK_POLICY_VALUES: dict[str, Any] = {"networkPolicy": {"enabled": True}}
 
-# Kinds installed by both the chart and the manifests.
+# Kinds installed by both the chart and the manifests. No ClusterRoleBinding:
+# the product gets Secret access only through RoleBindings in workload
+# namespaces.
 CORE_KINDS = {
     "ServiceAccount",
     "ClusterRole",
-    "ClusterRoleBinding",
     "Service",
     "Deployment",
     "PodDisruptionBudget",
@@ -89,7 +128,7 @@ CORE_KINDS = {
 # The manifests also create the Namespace (Helm: --create-namespace).
 MANIFEST_ONLY_KINDS = {"Namespace"}
 # Kinds the chart adds only when the matching values are enabled.
-CHART_OPTIONAL_KINDS = {"Certificate", "Issuer", "ServiceMonitor", "NetworkPolicy", "Secret"}
+CHART_OPTIONAL_KINDS = {"Certificate", "Issuer", "ServiceMonitor", "NetworkPolicy", "Secret", "RoleBinding"}
 
 # Every environment variable the binary reads (its flags' env names).
 KNOWN_ENV = {
@@ -103,15 +142,30 @@ KNOWN_ENV = {
     "AGYN_ADMISSION_TIMEOUT",
     "AGYN_PROVIDER_TIMEOUT",
     "AGYN_LOG_FORMAT",
-    "AGYN_PULL_SECRET_GRACE",
+    "AGYN_WEBHOOK_THREADS",
+    "AGYN_WEBHOOK_CLIENT_CA",
+    "AGYN_DEFAULT_DELIVERY",
+    "AGYN_MANAGED_SECRET_GRACE",
+    "AGYN_WORKLOAD_ROLE",
 }
 
-CLUSTER_RULES = {
+# What the workload ClusterRole grants, in each namespace bound to it.
+WORKLOAD_RULES = {
     ("", "secrets"): {"get", "list", "create", "update", "delete"},
     ("", "pods"): {"list"},
 }
+WORKLOAD_ROLE = "agyn-secrets-workload"
+ROLEBINDING_COMMAND = (
+    "kubectl create rolebinding agyn-secrets -n <namespace> "
+    "--clusterrole=agyn-secrets-workload --serviceaccount=agyn-secrets:agyn-secrets"
+)
 
 CLUSTER_SCOPED_KINDS = {"Namespace", "ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration"}
+
+# Where the API server finds its admission configuration (certs generate
+# --apiserver-config-dir default, and the control-plane mount in kind).
+APISERVER_CONFIG_DIR = "/etc/kubernetes/agyn-secrets"
+CLIENT_CA_MOUNT = "/etc/agyn-secrets/client-ca"
 
 
 # --------------------------------------------------------------------------
@@ -159,8 +213,13 @@ def load_yaml_docs(path: Path) -> list[dict]:
         return [doc for doc in yaml.safe_load_all(fh) if doc is not None]
 
 
+MANIFESTS_BASE_DIR = MANIFESTS_DIR / "base"
+CLIENT_AUTH_DIR = MANIFESTS_DIR / "client-auth"
+
+
 def manifest_files() -> list[Path]:
-    return sorted(p for p in MANIFESTS_DIR.glob("*.yaml") if p.name != "kustomization.yaml")
+    """The objects of manifests/ (they live in manifests/base/)."""
+    return sorted(p for p in MANIFESTS_BASE_DIR.glob("*.yaml") if p.name != "kustomization.yaml")
 
 
 def e2e_files() -> list[Path]:
@@ -223,13 +282,116 @@ def full_render(chart) -> Rendered:
     return render(chart, FULL_VALUES)
 
 
+# --------------------------------------------------------------------------
+# A small kustomize: the features manifests/ uses, with kustomize's rules on
+# where a resource may come from. A kustomization using anything else fails
+# here, rather than being built wrongly.
+
+KUSTOMIZATION_FIELDS = {"apiVersion", "kind", "resources", "images", "patches"}
+# Strategic-merge keys of the lists the patches touch (Kubernetes' patchMergeKey).
+MERGE_KEYS = {
+    "containers": "name",
+    "initContainers": "name",
+    "env": "name",
+    "volumeMounts": "mountPath",
+    "volumes": "name",
+    "ports": "containerPort",
+}
+
+
+class KustomizeError(Exception):
+    pass
+
+
+def strategic_merge(base: Any, patch: Any, field: str = "") -> Any:
+    if isinstance(base, dict) and isinstance(patch, dict):
+        out = dict(base)
+        for key, value in patch.items():
+            out[key] = strategic_merge(base[key], value, key) if key in base else value
+        return out
+    if isinstance(base, list) and isinstance(patch, list) and field in MERGE_KEYS:
+        # Items are matched by their merge key; new ones come first, in the
+        # patch's order, as kustomize (kyaml) writes them.
+        key = MERGE_KEYS[field]
+        out = list(base)
+        added = []
+        for item in patch:
+            matches = [i for i, existing in enumerate(out) if existing.get(key) == item[key]]
+            if matches:
+                out[matches[0]] = strategic_merge(out[matches[0]], item, field)
+            else:
+                added.append(item)
+        return added + out
+    return patch
+
+
+def object_id(obj: dict) -> tuple[str, str, str, str]:
+    meta = obj.get("metadata") or {}
+    return (obj["apiVersion"], obj["kind"], meta.get("name", ""), meta.get("namespace", ""))
+
+
+def kustomize_build(directory: Path, visited: tuple[Path, ...] = ()) -> list[tuple[str, dict]]:
+    """Build a kustomization directory into (source, object) pairs."""
+    root = directory.resolve()
+    visited = visited + (root,)
+    kustomization = yaml.safe_load((root / "kustomization.yaml").read_text())
+    if kustomization.get("apiVersion") != "kustomize.config.k8s.io/v1beta1" or kustomization.get("kind") != "Kustomization":
+        raise KustomizeError(f"{root}: not a kustomize.config.k8s.io/v1beta1 Kustomization")
+    unknown = set(kustomization) - KUSTOMIZATION_FIELDS
+    if unknown:
+        raise KustomizeError(f"{root}: fields this test does not build: {sorted(unknown)}")
+    docs: list[tuple[str, dict]] = []
+    for entry in kustomization.get("resources", []):
+        path = (root / entry).resolve()
+        if path.is_dir():
+            # kustomize: "cycle detected: candidate root ... contains visited root".
+            if any(path == v or path in v.parents for v in visited):
+                raise KustomizeError(f"{root}: resource {entry!r} contains a kustomization being built")
+            docs += kustomize_build(path, visited)
+        else:
+            # kustomize's default load restrictor: files only in or below the root.
+            if root not in path.parents:
+                raise KustomizeError(f"{root}: file {entry!r} is not in or below the kustomization")
+            docs += [(os.path.relpath(path, ROOT), d) for d in load_yaml_docs(path)]
+    for image in kustomization.get("images", []):
+        assert set(image) <= {"name", "newTag"}, image
+        for _, obj in docs:
+            for container in (obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])):
+                if container["image"].rsplit(":", 1)[0] == image["name"]:
+                    container["image"] = f"{image['name']}:{image['newTag']}"
+    for patch_entry in kustomization.get("patches", []):
+        if set(patch_entry) != {"path"}:
+            raise KustomizeError(f"{root}: only strategic-merge patches from a file are built here: {patch_entry}")
+        patch_path = (root / patch_entry["path"]).resolve()
+        if root not in patch_path.parents:
+            raise KustomizeError(f"{root}: patch {patch_entry['path']!r} is not in or below the kustomization")
+        for patch in load_yaml_docs(patch_path):
+            targets = [i for i, (_, obj) in enumerate(docs) if object_id(obj) == object_id(patch)]
+            if len(targets) != 1:
+                raise KustomizeError(f"{patch_path}: matches {len(targets)} objects")
+            source, obj = docs[targets[0]]
+            docs[targets[0]] = (source, strategic_merge(obj, patch))
+    return docs
+
+
+def kubectl_kustomize(directory: Path) -> list[dict] | None:
+    """`kubectl kustomize DIR` when kubectl is on PATH, else None."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        return None
+    result = subprocess.run([kubectl, "kustomize", str(directory)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return [d for d in yaml.safe_load_all(result.stdout) if d is not None]
+
+
 @pytest.fixture(scope="session")
 def manifests() -> ObjectSet:
-    docs = []
-    for path in manifest_files():
-        for doc in load_yaml_docs(path):
-            docs.append((path.name, doc))
-    return ObjectSet(docs)
+    return ObjectSet(kustomize_build(MANIFESTS_DIR))
+
+
+@pytest.fixture(scope="session")
+def client_auth_manifests() -> ObjectSet:
+    return ObjectSet(kustomize_build(CLIENT_AUTH_DIR))
 
 
 def sources_for_contract(request) -> tuple[Rendered, int]:
@@ -237,6 +399,8 @@ def sources_for_contract(request) -> tuple[Rendered, int]:
     name = request.param
     if name == "manifests":
         return request.getfixturevalue("manifests"), 2
+    if name == "manifests-client-auth":
+        return request.getfixturevalue("client_auth_manifests"), 2
     if name == "chart-default":
         return request.getfixturevalue("default_render"), 2
     if name == "chart-full":
@@ -244,7 +408,7 @@ def sources_for_contract(request) -> tuple[Rendered, int]:
     raise AssertionError(name)
 
 
-@pytest.fixture(params=["manifests", "chart-default", "chart-full"])
+@pytest.fixture(params=["manifests", "manifests-client-auth", "chart-default", "chart-full"])
 def installed(request) -> tuple[Rendered, int]:
     return sources_for_contract(request)
 
@@ -484,8 +648,18 @@ def test_chart_metadata():
     assert cargo["package"]["version"] == APP_VERSION, "Cargo.toml version and chart appVersion differ"
 
 
-@pytest.mark.parametrize("values", [None, FULL_VALUES, GIVEN_CERT_VALUES, EXISTING_SECRET_VALUES],
-                         ids=["default", "full", "given-cert", "existing-secret"])
+LINT_VALUES = {
+    "default": None,
+    "full": FULL_VALUES,
+    "given-cert": GIVEN_CERT_VALUES,
+    "existing-secret": EXISTING_SECRET_VALUES,
+    "client-ca-existing": CLIENT_CA_EXISTING_VALUES,
+    "client-ca-pem": CLIENT_CA_PEM_VALUES,
+    "client-ca-cert-manager": CLIENT_CA_CERT_MANAGER_VALUES,
+}
+
+
+@pytest.mark.parametrize("values", list(LINT_VALUES.values()), ids=list(LINT_VALUES))
 def test_chart_lints_clean(helm, values):
     for strict in (False, True):
         report = helm.lint(str(CHART_DIR), values, strict=strict, namespace=NAMESPACE)
@@ -507,7 +681,21 @@ def test_values_schema_is_draft7_and_closed(jsonschema_mod):
     jsonschema_mod.Draft7Validator(schema).validate(values)
     assert values["replicaCount"] == 2
     assert values["image"]["repository"] == IMAGE.rsplit(":", 1)[0]
-    assert values["webhook"] == {"failurePolicy": "Fail", "timeoutSeconds": 10}
+    assert values["webhook"] == {
+        "failurePolicy": "Fail",
+        "timeoutSeconds": 10,
+        "defaultDelivery": "secret",
+        "clientCA": {
+            "enabled": False,
+            "existingSecret": "",
+            "caCert": "",
+            "clientCertificate": {"duration": "8760h", "renewBefore": "720h"},
+        },
+    }
+    assert values["managedSecretGrace"] == "1h"
+    assert "pullSecretGrace" not in values
+    assert values["rbac"] == {"namespaces": []}
+    assert values["networkPolicy"]["webhookFrom"] == []
     assert values["admissionTimeout"] == "5s"
     assert duration_seconds(values["admissionTimeout"]) < values["webhook"]["timeoutSeconds"]
     assert values["database"]["urlSecret"] == {"name": "agyn-secrets-database", "key": "url"}
@@ -533,6 +721,23 @@ BAD_VALUES = [
     ({"image": {"pullPolicy": "Sometimes"}}, "pullPolicy"),
     ({"tls": {"caBundle": "not base64!"}}, "caBundle"),
     ({"keyring": {"secretName": "Not_A_Name"}}, "secretName"),
+    ({"pullSecretGrace": "1h"}, "additional properties"),
+    ({"managedSecretGrace": "one hour"}, "managedSecretGrace"),
+    ({"webhook": {"defaultDelivery": "inline"}}, "defaultDelivery"),
+    ({"webhook": {"clientCA": {"enabled": "yes"}}}, "enabled"),
+    ({"webhook": {"clientCA": {"enabled": True, "caCert": "not a certificate"}}}, "caCert"),
+    ({"webhook": {"clientCA": {"enabled": True, "caCert": FAKE_CA_PEM + "-----BEGIN EC PRIVATE KEY-----\n"}}},
+     "caCert"),
+    ({"webhook": {"clientCA": {"existingSecret": "Bad_Name"}}}, "existingSecret"),
+    ({"webhook": {"clientCA": {"clientCertificate": {"duration": "a year"}}}}, "duration"),
+    ({"webhook": {"clientCA": {"ca": "x"}}}, "additional properties"),
+    ({"rbac": {"namespaces": ["Team_A"]}}, "namespaces"),
+    ({"rbac": {"namespaces": ["team-a", "team-a"]}}, "namespaces"),
+    ({"rbac": {"create": True}}, "additional properties"),
+    ({"networkPolicy": {"webhookFrom": [{"cidr": "10.0.0.0/8"}]}}, "webhookFrom"),
+    ({"networkPolicy": {"webhookFrom": [{}]}}, "webhookFrom"),
+    ({"networkPolicy": {"webhookFrom": [{"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}}]}}, "webhookFrom"),
+    ({"networkPolicy": {"apiFrom": [{"namespaceSelector": {"matchLabel": {}}}]}}, "apiFrom"),
 ]
 
 
@@ -552,6 +757,20 @@ BAD_COMBINATIONS = [
     ({"tls": {"crt": "x", "key": "y"}}, "tls.caBundle is required"),
     ({"tls": {"certManager": {"enabled": True}, "caBundle": FAKE_CA_BUNDLE}}, "certManager.enabled manages"),
     ({"tls": {"existingSecret": "x", "crt": "a", "key": "b", "caBundle": FAKE_CA_BUNDLE}}, "not both"),
+    # Caller authentication on, but no CA to verify the API server with.
+    ({"webhook": {"clientCA": {"enabled": True}}},
+     "webhook.clientCA.enabled needs the CA that signed the API server's client certificate: "
+     "set webhook.clientCA.existingSecret"),
+    ({"tls": {"existingSecret": "x", "caBundle": FAKE_CA_BUNDLE}, "webhook": {"clientCA": {"enabled": True}}},
+     "or enable tls.certManager.enabled"),
+    ({"webhook": {"clientCA": {"enabled": True, "existingSecret": "a", "caCert": FAKE_CA_PEM}}},
+     "webhook.clientCA.existingSecret or webhook.clientCA.caCert, not both"),
+    ({"webhook": {"clientCA": {"existingSecret": "a"}}}, "take effect only with webhook.clientCA.enabled=true"),
+    ({"webhook": {"clientCA": {"caCert": FAKE_CA_PEM}}}, "take effect only with webhook.clientCA.enabled=true"),
+    ({"webhook": {"defaultDelivery": "env"}}, "webhook.defaultDelivery=env needs webhook.clientCA.enabled=true"),
+    ({"networkPolicy": {"webhookFrom": [CONTROL_PLANE_PEER]}}, "networkPolicy.webhookFrom takes effect only"),
+    ({"rbac": {"namespaces": ["team-a", NAMESPACE]}}, "is not a workload namespace"),
+    ({"rbac": {"namespaces": ["kube-system"]}}, "is not a workload namespace"),
 ]
 
 
@@ -575,16 +794,27 @@ def test_default_render(default_render):
     assert "WARNING: the webhook has no CA bundle" in r.notes
     tls_volume = {v["name"]: v for v in r.one("Deployment")["spec"]["template"]["spec"]["volumes"]}["tls"]
     assert tls_volume["secret"]["secretName"] == "agyn-secrets-tls"
+    # No caller authentication: values go through managed Secrets, and no
+    # workload namespace is bound yet.
+    env = deployment_env(r)
+    assert env["AGYN_DEFAULT_DELIVERY"]["value"] == "secret"
+    assert "AGYN_WEBHOOK_CLIENT_CA" not in env
+    assert "client-ca" not in {v["name"] for v in r.one("Deployment")["spec"]["template"]["spec"]["volumes"]}
+    assert r.of_kind("RoleBinding") == []
+
+
+def deployment_env(r: Rendered) -> dict[str, dict]:
+    return env_map(r.one("Deployment")["spec"]["template"]["spec"]["containers"][0])
 
 
 def test_full_render(full_render):
     r = full_render
-    assert r.kinds() == CORE_KINDS | {"Certificate", "Issuer", "ServiceMonitor", "NetworkPolicy"}
+    assert r.kinds() == CORE_KINDS | {"Certificate", "Issuer", "ServiceMonitor", "NetworkPolicy", "RoleBinding"}
     assert r.one("Deployment")["spec"]["replicas"] == 3
 
     certs = {c["metadata"]["name"]: c for c in r.of_kind("Certificate")}
     issuers = {i["metadata"]["name"]: i for i in r.of_kind("Issuer")}
-    assert set(certs) == {"agyn-secrets-ca", "agyn-secrets-tls"}
+    assert set(certs) == {"agyn-secrets-ca", "agyn-secrets-tls", "agyn-secrets-apiserver-client"}
     assert set(issuers) == {"agyn-secrets-selfsigned", "agyn-secrets-ca"}
     # selfsigned Issuer -> CA Certificate -> CA Issuer -> serving Certificate
     assert issuers["agyn-secrets-selfsigned"]["spec"] == {"selfSigned": {}}
@@ -627,7 +857,10 @@ def test_full_render(full_render):
     assert labels_match(np["podSelector"], pod_labels)
     assert set(np["policyTypes"]) == {"Ingress", "Egress"}
     webhook_rules = [rule for rule in np["ingress"] if {"port": 8443, "protocol": "TCP"} in rule["ports"]]
-    assert len(webhook_rules) == 1 and "from" not in webhook_rules[0], "8443 must be open to any source"
+    assert len(webhook_rules) == 1
+    assert webhook_rules[0]["from"] == [CONTROL_PLANE_PEER], "8443 admits only networkPolicy.webhookFrom"
+    assert webhook_rules[0]["ports"] == [{"port": 8443, "protocol": "TCP"}]
+    assert "8443 is open to any source" not in r.notes and "8443 is reachable" not in r.notes
     api_rules = [rule for rule in np["ingress"] if {"port": 8080, "protocol": "TCP"} in rule["ports"]]
     assert len(api_rules) == 1
     assert {"podSelector": {}} in api_rules[0]["from"]
@@ -672,12 +905,201 @@ def test_render_with_external_issuer(chart):
     assert cert["spec"]["issuerRef"] == {"name": "corp-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"}
 
 
+# --------------------------------------------------------------------------
+# Caller authentication (webhook.clientCA) and deliveries
+
+
+def client_ca_volume(r: Rendered) -> tuple[dict, dict]:
+    """(volume, mount) of the client CA Secret, mounted as a whole directory."""
+    pod = r.one("Deployment")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    mounts = [m for m in container["volumeMounts"] if m["mountPath"] == CLIENT_CA_MOUNT]
+    assert len(mounts) == 1, container["volumeMounts"]
+    mount = mounts[0]
+    assert mount["readOnly"] is True
+    assert "subPath" not in mount and "subPathExpr" not in mount, "a subPath mount never sees an update"
+    volume = {v["name"]: v for v in pod["volumes"]}[mount["name"]]
+    assert set(volume) == {"name", "secret"}
+    assert "items" not in volume["secret"], "the whole Secret, as a directory"
+    assert volume["secret"].get("defaultMode", 0o644) & 0o007 == 0
+    assert env_map(container)["AGYN_WEBHOOK_CLIENT_CA"] == {
+        "name": "AGYN_WEBHOOK_CLIENT_CA",
+        "value": f"{CLIENT_CA_MOUNT}/ca.crt",
+    }
+    return volume, mount
+
+
+def test_client_ca_from_existing_secret(chart):
+    r = render(chart, CLIENT_CA_EXISTING_VALUES)
+    volume, _ = client_ca_volume(r)
+    assert volume["secret"]["secretName"] == "agyn-secrets-client-ca"
+    assert r.of_kind("Secret") == [], "the chart does not create an existing Secret"
+    assert r.of_kind("Certificate") == []
+    assert deployment_env(r)["AGYN_DEFAULT_DELIVERY"]["value"] == "secret"
+    assert "Caller authentication is on" in r.notes
+    assert "Secret agyn-secrets-client-ca (key ca.crt)" in r.notes
+    assert "certs generate --client" in r.notes
+
+
+def test_client_ca_from_pem_value(chart):
+    r = render(chart, CLIENT_CA_PEM_VALUES)
+    volume, _ = client_ca_volume(r)
+    secret = r.one("Secret")
+    assert secret["metadata"]["name"] == "agyn-secrets-client-ca" == volume["secret"]["secretName"]
+    assert secret["metadata"]["namespace"] == NAMESPACE
+    assert secret["type"] == "Opaque"
+    assert set(secret["data"]) == {"ca.crt"}
+    assert base64.b64decode(secret["data"]["ca.crt"]).decode() == FAKE_CA_PEM
+    # With caller authentication, env may be the default delivery.
+    assert deployment_env(r)["AGYN_DEFAULT_DELIVERY"]["value"] == "env"
+    assert "the values go into the pod spec" in r.notes
+
+
+def serving_and_client_certificates(r: Rendered) -> tuple[dict, dict]:
+    certs = {c["metadata"]["name"]: c for c in r.of_kind("Certificate")}
+    return certs["agyn-secrets-tls"], certs["agyn-secrets-apiserver-client"]
+
+
+@pytest.mark.parametrize("values", [CLIENT_CA_CERT_MANAGER_VALUES, FULL_VALUES, CLIENT_CA_ISSUER_REF_VALUES],
+                         ids=["cert-manager", "full", "issuerRef"])
+def test_client_ca_from_cert_manager(chart, values):
+    """The client CA is the serving certificate's CA, and cert-manager issues
+    the API server's client certificate from the same issuer."""
+    r = render(chart, values)
+    dep = r.one("Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = env_map(container)
+    # ca.crt of the serving TLS Secret, which the tls volume mounts whole.
+    assert env["AGYN_WEBHOOK_CLIENT_CA"]["value"] == "/etc/agyn-secrets/tls/ca.crt"
+    tls_mount = {m["mountPath"]: m for m in container["volumeMounts"]}["/etc/agyn-secrets/tls"]
+    tls_volume = {v["name"]: v for v in pod["volumes"]}[tls_mount["name"]]
+    assert "items" not in tls_volume["secret"] and "subPath" not in tls_mount
+    assert CLIENT_CA_MOUNT not in {m["mountPath"] for m in container["volumeMounts"]}
+    assert r.of_kind("Secret") == []
+
+    serving, client = serving_and_client_certificates(r)
+    assert tls_volume["secret"]["secretName"] == serving["spec"]["secretName"]
+    spec = client["spec"]
+    assert client["metadata"]["namespace"] == NAMESPACE
+    assert spec["secretName"] == "agyn-secrets-apiserver-client"
+    assert spec["commonName"] == "kube-apiserver"
+    assert spec["usages"] == ["client auth"]
+    assert spec["privateKey"]["algorithm"] == "ECDSA" and spec["privateKey"]["size"] == 256
+    assert spec["issuerRef"] == serving["spec"]["issuerRef"]
+    assert "dnsNames" not in spec and not spec.get("isCA")
+    expected = values["webhook"]["clientCA"].get("clientCertificate", {"duration": "8760h", "renewBefore": "720h"})
+    assert spec["duration"] == expected["duration"]
+    assert spec["renewBefore"] == expected["renewBefore"]
+    assert duration_seconds(spec["renewBefore"]) < duration_seconds(spec["duration"])
+    assert spec["duration"] != serving["spec"]["duration"], "its own lifetime, not the serving certificate's"
+
+    notes = r.notes
+    assert "Caller authentication is on" in notes
+    assert "kubectl -n agyn-secrets get secret agyn-secrets-apiserver-client" in notes
+    assert "tls\\.crt" in notes and "tls\\.key" in notes
+    assert "agyn-secrets.agyn-secrets.svc" in notes
+    assert "--admission-control-config-file" in notes
+    assert "docs/deployment.md" in notes
+
+
+def test_client_ca_secret_wins_over_cert_manager(chart):
+    r = render(chart, CLIENT_CA_CERT_MANAGER_EXISTING_VALUES)
+    volume, _ = client_ca_volume(r)
+    assert volume["secret"]["secretName"] == "corp-apiserver-ca"
+    assert "agyn-secrets-apiserver-client" not in {c["metadata"]["name"] for c in r.of_kind("Certificate")}
+
+
+def test_without_client_ca(default_render):
+    notes = default_render.notes
+    assert "Caller authentication is off" in notes
+    assert "delivery env are denied" in notes
+    assert "EKS, GKE or AKS" in notes
+    assert "agyn-secrets-apiserver-client" not in notes
+
+
+# --------------------------------------------------------------------------
+# NetworkPolicy for the webhook port
+
+
+def webhook_ingress(r: Rendered) -> dict:
+    rules = [rule for rule in r.one("NetworkPolicy")["spec"]["ingress"]
+             if {"port": 8443, "protocol": "TCP"} in rule["ports"]]
+    assert len(rules) == 1
+    return rules[0]
+
+
+def test_webhook_port_open_when_webhook_from_is_empty(chart):
+    r = render(chart, OPEN_WEBHOOK_POLICY_VALUES)
+    assert "from" not in webhook_ingress(r), "an empty webhookFrom keeps 8443 open to any source"
+    assert "Port 8443 is open to any source" in r.notes
+    assert "networkPolicy.webhookFrom" in r.notes
+
+
+def test_webhook_port_limited_to_webhook_from(chart):
+    peers = [
+        {"ipBlock": {"cidr": "10.0.0.0/24", "except": ["10.0.0.128/25"]}},
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+         "podSelector": {"matchLabels": {"component": "kube-apiserver"}}},
+    ]
+    r = render(chart, {"networkPolicy": {"enabled": True, "webhookFrom": peers}})
+    rule = webhook_ingress(r)
+    assert rule["from"] == peers
+    assert rule["ports"] == [{"port": 8443, "protocol": "TCP"}]
+    assert "Port 8443 is" not in r.notes
+
+
+def test_webhook_port_reachable_without_network_policy(default_render):
+    assert default_render.of_kind("NetworkPolicy") == []
+    assert "Port 8443 is reachable from every pod" in default_render.notes
+
+
+def test_values_explain_open_webhook_port():
+    text = (CHART_DIR / "values.yaml").read_text()
+    block = text[text.index("  # -- Peers allowed to reach the webhook port"): text.index("webhookFrom: []")]
+    prose = re.sub(r"\s*\n\s*#\s*", " ", block)
+    assert "8443 stays open to any source" in prose and "any pod in the cluster can reach the webhook" in prose
+
+
+# --------------------------------------------------------------------------
+# RBAC bound per workload namespace
+
+
+def test_rolebindings_for_each_namespace(chart):
+    r = render(chart, {"rbac": {"namespaces": ["team-a", "team-b"]}})
+    role = r.one("ClusterRole")
+    assert role["metadata"]["name"] == WORKLOAD_ROLE
+    bindings = {b["metadata"]["namespace"]: b for b in r.of_kind("RoleBinding")}
+    assert set(bindings) == {"team-a", "team-b"}
+    for namespace, binding in bindings.items():
+        assert binding["apiVersion"] == "rbac.authorization.k8s.io/v1"
+        assert binding["metadata"]["name"] == "agyn-secrets", namespace
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": WORKLOAD_ROLE}
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "agyn-secrets", "namespace": NAMESPACE}]
+    assert "ClusterRoleBinding" not in r.kinds()
+    assert "may manage Secrets in: team-a, team-b" in r.notes
+    assert deployment_env(r)["AGYN_WORKLOAD_ROLE"]["value"] == WORKLOAD_ROLE
+
+
+def test_rolebindings_follow_the_service_account(chart):
+    r = render(chart, {"rbac": {"namespaces": ["apps"]}, "serviceAccount": {"create": False, "name": "shared"}})
+    binding = r.one("RoleBinding")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "shared", "namespace": NAMESPACE}]
+
+
+def test_notes_say_how_to_bind_a_namespace(default_render):
+    assert "rbac.namespaces is empty" in default_render.notes
+    assert ROLEBINDING_COMMAND in default_render.notes
+
+
 def test_render_other_release_and_namespace(chart):
     """Names follow the release, and the webhook excludes the namespace it is installed in."""
-    r = render(chart, {"tls": {"certManager": {"enabled": True}}}, name="sec", namespace="platform")
+    values = {"tls": {"certManager": {"enabled": True}}, "webhook": {"clientCA": {"enabled": True}},
+              "rbac": {"namespaces": ["apps"]}}
+    r = render(chart, values, name="sec", namespace="platform")
     fullname = "sec-agyn-secrets"
     for obj, source in zip(r.objects, r.sources):
-        if obj["kind"] not in CLUSTER_SCOPED_KINDS:
+        if obj["kind"] not in CLUSTER_SCOPED_KINDS | {"RoleBinding"}:
             assert obj["metadata"]["namespace"] == "platform", describe(obj, source)
     webhook = r.one("MutatingWebhookConfiguration")
     assert webhook["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == f"platform/{fullname}-tls"
@@ -685,10 +1107,17 @@ def test_render_other_release_and_namespace(chart):
     assert hook["clientConfig"]["service"]["name"] == r.one("Service")["metadata"]["name"] == fullname
     assert hook["clientConfig"]["service"]["namespace"] == "platform"
     assert sorted(hook["namespaceSelector"]["matchExpressions"][0]["values"]) == ["kube-system", "platform"]
-    serving = {c["metadata"]["name"]: c for c in r.of_kind("Certificate")}[f"{fullname}-tls"]
-    assert f"{fullname}.platform.svc" in serving["spec"]["dnsNames"]
-    crb = r.one("ClusterRoleBinding")
-    assert crb["subjects"] == [{"kind": "ServiceAccount", "name": fullname, "namespace": "platform"}]
+    certs = {c["metadata"]["name"]: c for c in r.of_kind("Certificate")}
+    assert f"{fullname}.platform.svc" in certs[f"{fullname}-tls"]["spec"]["dnsNames"]
+    assert certs[f"{fullname}-apiserver-client"]["spec"]["secretName"] == f"{fullname}-apiserver-client"
+    role = r.one("ClusterRole")
+    assert role["metadata"]["name"] == f"{fullname}-workload"
+    assert deployment_env(r)["AGYN_WORKLOAD_ROLE"]["value"] == f"{fullname}-workload"
+    binding = r.one("RoleBinding")
+    assert binding["metadata"] == {**binding["metadata"], "name": fullname, "namespace": "apps"}
+    assert binding["roleRef"]["name"] == f"{fullname}-workload"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": fullname, "namespace": "platform"}]
+    assert f"user {fullname}.platform.svc" in r.notes
 
 
 def test_chart_standard_labels(full_render):
@@ -708,6 +1137,7 @@ def test_notes_explain_next_steps(default_render):
         "/v1/namespaces/team-a",
         'secrets.agyn.io/inject: "true"',
         "secrets.agyn.io/env",
+        "agyn-env-",
     ):
         assert needle in notes, needle
 
@@ -723,9 +1153,14 @@ def all_object_sets(chart) -> dict[str, Rendered]:
         "chart given-cert": render(chart, GIVEN_CERT_VALUES),
         "chart existing-secret": render(chart, EXISTING_SECRET_VALUES),
         "chart issuerRef": render(chart, ISSUER_REF_VALUES),
+        "chart client-ca existing": render(chart, CLIENT_CA_EXISTING_VALUES),
+        "chart client-ca pem": render(chart, CLIENT_CA_PEM_VALUES),
+        "chart client-ca cert-manager": render(chart, CLIENT_CA_CERT_MANAGER_VALUES),
+        "chart client-ca issuerRef": render(chart, CLIENT_CA_ISSUER_REF_VALUES),
+        "chart open webhook policy": render(chart, OPEN_WEBHOOK_POLICY_VALUES),
     }
-    manifest_docs = [(p.name, d) for p in manifest_files() for d in load_yaml_docs(p)]
-    sets["manifests"] = ObjectSet(manifest_docs)
+    sets["manifests"] = ObjectSet(kustomize_build(MANIFESTS_DIR))
+    sets["manifests client-auth"] = ObjectSet(kustomize_build(CLIENT_AUTH_DIR))
     e2e_docs = [(f"tests/e2e/{p.name}", d) for p in e2e_files() for d in load_yaml_docs(p)]
     sets["e2e"] = ObjectSet(e2e_docs)
     return sets
@@ -733,13 +1168,19 @@ def all_object_sets(chart) -> dict[str, Rendered]:
 
 # Lower bounds, so that an empty render or a missing file cannot pass.
 MIN_OBJECTS = {
-    "chart default": 7,
-    "chart full": 13,
-    "chart given-cert": 8,
-    "chart existing-secret": 7,
-    "chart issuerRef": 8,
-    "manifests": 8,
-    "e2e": 9,
+    "chart default": 6,
+    "chart full": 15,
+    "chart given-cert": 7,
+    "chart existing-secret": 6,
+    "chart issuerRef": 7,
+    "chart client-ca existing": 7,
+    "chart client-ca pem": 7,
+    "chart client-ca cert-manager": 11,
+    "chart client-ca issuerRef": 8,
+    "chart open webhook policy": 7,
+    "manifests": 7,
+    "manifests client-auth": 7,
+    "e2e": 12,
 }
 
 
@@ -762,8 +1203,9 @@ def test_every_object_validates(kv, jsonschema_mod, chart, version):
     assert how_counts["none"] == 0
     assert how_counts["builtin"] + how_counts["crd"] == total
     assert total >= sum(MIN_OBJECTS.values()), total
-    # full: 2 Issuers, 2 Certificates, 1 ServiceMonitor; issuerRef: 1 Certificate.
-    assert how_counts["crd"] >= 6, how_counts
+    # full: 2 Issuers, 3 Certificates, 1 ServiceMonitor; issuerRef: 1 Certificate;
+    # client-ca cert-manager: 2 Issuers, 3 Certificates; client-ca issuerRef: 2 Certificates.
+    assert how_counts["crd"] >= 14, how_counts
 
 
 def test_validation_catches_mistakes(kv, jsonschema_mod, manifests):
@@ -919,7 +1361,21 @@ def test_deployment(installed):
     admission = duration_seconds(env["AGYN_ADMISSION_TIMEOUT"]["value"])
     provider = duration_seconds(env["AGYN_PROVIDER_TIMEOUT"]["value"])
     assert provider < admission < hook["timeoutSeconds"]
-    assert duration_seconds(env["AGYN_PULL_SECRET_GRACE"]["value"]) > 0
+    assert duration_seconds(env["AGYN_MANAGED_SECRET_GRACE"]["value"]) == 3600
+    assert "AGYN_PULL_SECRET_GRACE" not in env
+
+    # Values reach containers through managed Secrets unless configured otherwise.
+    assert env["AGYN_DEFAULT_DELIVERY"]["value"] == "secret"
+    # The messages about a missing RoleBinding name the installed ClusterRole.
+    assert env["AGYN_WORKLOAD_ROLE"]["value"] == objs.one("ClusterRole")["metadata"]["name"]
+
+    # Caller authentication: the CA file lies in a whole Secret mounted read-only.
+    if "AGYN_WEBHOOK_CLIENT_CA" in env:
+        ca_file = Path(env["AGYN_WEBHOOK_CLIENT_CA"]["value"])
+        assert ca_file.name == "ca.crt"
+        mount = mounts[str(ca_file.parent)]
+        assert mount["readOnly"] is True and "subPath" not in mount
+        assert "items" not in volumes[mount["name"]]["secret"]
 
 
 def test_service_and_pdb(installed):
@@ -951,24 +1407,31 @@ def rules_of(role: dict) -> dict[tuple[str, str], set[str]]:
 
 
 def test_rbac_is_least_privilege(installed):
+    """One ClusterRole, granted only by RoleBindings in workload namespaces:
+    nothing cluster-wide, so the product never has Secret access outside the
+    namespaces bound to it."""
     objs, _ = installed
     sa = objs.one("ServiceAccount")
     subject = {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": NAMESPACE}
 
-    cluster_role = objs.one("ClusterRole")
-    assert rules_of(cluster_role) == CLUSTER_RULES
-    crb = objs.one("ClusterRoleBinding")
-    assert crb["roleRef"] == {
-        "apiGroup": "rbac.authorization.k8s.io",
-        "kind": "ClusterRole",
-        "name": cluster_role["metadata"]["name"],
-    }
-    assert crb["subjects"] == [subject]
-    assert "Role" not in objs.kinds() and "RoleBinding" not in objs.kinds(), "no namespaced role is needed"
+    workload_role = objs.one("ClusterRole")
+    assert workload_role["metadata"]["name"] == WORKLOAD_ROLE
+    assert rules_of(workload_role) == WORKLOAD_RULES
+    assert "ClusterRoleBinding" not in objs.kinds(), "no Secret access cluster-wide"
+    assert "Role" not in objs.kinds(), "the ClusterRole is the only role"
+    for binding in objs.of_kind("RoleBinding"):
+        assert binding["metadata"]["namespace"] not in (NAMESPACE, "kube-system")
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": WORKLOAD_ROLE,
+        }
+        assert binding["subjects"] == [subject]
 
 
 def test_chart_and_manifests_install_the_same_kinds(manifests, default_render, full_render):
     assert manifests.kinds() == CORE_KINDS | MANIFEST_ONLY_KINDS
+    assert "ClusterRoleBinding" not in default_render.kinds() | full_render.kinds()
     assert default_render.kinds() == CORE_KINDS
     assert default_render.kinds() <= full_render.kinds()
     assert full_render.kinds() - CORE_KINDS <= CHART_OPTIONAL_KINDS
@@ -982,14 +1445,97 @@ def test_chart_and_manifests_install_the_same_kinds(manifests, default_render, f
 
 
 def test_kustomization_lists_every_manifest():
-    kustomization = yaml.safe_load((MANIFESTS_DIR / "kustomization.yaml").read_text())
+    top = yaml.safe_load((MANIFESTS_DIR / "kustomization.yaml").read_text())
+    assert top["kind"] == "Kustomization"
+    assert top["resources"] == ["base"]
+    kustomization = yaml.safe_load((MANIFESTS_BASE_DIR / "kustomization.yaml").read_text())
     assert kustomization["kind"] == "Kustomization"
     resources = kustomization["resources"]
     assert len(resources) == len(set(resources))
     assert sorted(resources) == [p.name for p in manifest_files()]
-    for image in kustomization.get("images", []):
+    assert kustomization["images"], "the image tag is pinned in the base"
+    for image in kustomization["images"]:
         assert image["name"] == IMAGE.rsplit(":", 1)[0]
         assert str(image["newTag"]) == APP_VERSION
+    # Only the two kustomizations users apply, and the base, hold YAML here.
+    yaml_files = {p.relative_to(MANIFESTS_DIR).as_posix() for p in MANIFESTS_DIR.rglob("*.yaml")}
+    assert yaml_files == {
+        "kustomization.yaml",
+        "base/kustomization.yaml",
+        "client-auth/kustomization.yaml",
+        "client-auth/deployment-client-ca.yaml",
+        *(f"base/{p.name}" for p in manifest_files()),
+    }
+
+
+def test_kustomization_comments_say_what_to_do():
+    text = (MANIFESTS_DIR / "kustomization.yaml").read_text()
+    assert ROLEBINDING_COMMAND in text
+    assert "client-auth/" in text
+    assert "kubectl apply -k manifests/" in text
+    rbac = (MANIFESTS_BASE_DIR / "rbac.yaml").read_text()
+    assert ROLEBINDING_COMMAND in rbac
+    assert "ClusterRoleBinding" in rbac, "the comment says why there is none"
+
+
+def test_client_auth_overlay(manifests, client_auth_manifests):
+    """manifests/client-auth/ is manifests/ plus the client CA, and nothing else."""
+    kustomization = yaml.safe_load((CLIENT_AUTH_DIR / "kustomization.yaml").read_text())
+    assert kustomization["resources"] == ["../base"]
+    assert kustomization["patches"] == [{"path": "deployment-client-ca.yaml"}]
+    text = (CLIENT_AUTH_DIR / "kustomization.yaml").read_text()
+    assert "kubectl apply -k manifests/client-auth/" in text
+    assert "create secret generic agyn-secrets-client-ca --from-file=ca.crt=certs/ca.crt" in text
+    assert "certs generate --client" in text
+
+    base = {object_id(o): o for o in manifests.objects}
+    overlay = {object_id(o): o for o in client_auth_manifests.objects}
+    assert set(base) == set(overlay)
+    changed = [key for key in base if base[key] != overlay[key]]
+    assert changed == [("apps/v1", "Deployment", "agyn-secrets", NAMESPACE)]
+
+    before = base[changed[0]]["spec"]["template"]["spec"]
+    after = json.loads(json.dumps(overlay[changed[0]]["spec"]["template"]["spec"]))
+    container = after["containers"][0]
+    env = env_map(container)
+    assert env["AGYN_WEBHOOK_CLIENT_CA"] == {"name": "AGYN_WEBHOOK_CLIENT_CA", "value": f"{CLIENT_CA_MOUNT}/ca.crt"}
+    mount = {m["mountPath"]: m for m in container["volumeMounts"]}[CLIENT_CA_MOUNT]
+    assert mount == {"name": "client-ca", "mountPath": CLIENT_CA_MOUNT, "readOnly": True}
+    volume = {v["name"]: v for v in after["volumes"]}["client-ca"]
+    assert volume == {"name": "client-ca", "secret": {"secretName": "agyn-secrets-client-ca", "defaultMode": 0o440}}
+    # Without those three additions the Deployment is the base's.
+    container["env"] = [e for e in container["env"] if e["name"] != "AGYN_WEBHOOK_CLIENT_CA"]
+    container["volumeMounts"] = [m for m in container["volumeMounts"] if m["name"] != "client-ca"]
+    after["volumes"] = [v for v in after["volumes"] if v["name"] != "client-ca"]
+    assert after == before
+
+
+def test_kustomize_build_agrees_with_kubectl(manifests, client_auth_manifests):
+    """When kubectl is on PATH, its kustomize builds the same objects as this
+    file's (the checks above rely on the latter, which needs no tool)."""
+    for directory, built in ((MANIFESTS_DIR, manifests), (CLIENT_AUTH_DIR, client_auth_manifests)):
+        real = kubectl_kustomize(directory)
+        if real is None:
+            continue
+        canonical = lambda objs: sorted(json.dumps(o, sort_keys=True) for o in objs)  # noqa: E731
+        assert canonical(real) == canonical(built.objects), directory
+
+
+def test_kustomize_rules_of_this_file(tmp_path):
+    """The small kustomize refuses what kustomize refuses: an overlay inside
+    its base (a cycle) and files from outside the kustomization root."""
+    (tmp_path / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [cm.yaml]\n"
+    )
+    (tmp_path / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
+    inner = tmp_path / "overlay"
+    inner.mkdir()
+    for resources in ("['../']", "['../cm.yaml']"):
+        (inner / "kustomization.yaml").write_text(
+            f"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: {resources}\n"
+        )
+        with pytest.raises(KustomizeError):
+            kustomize_build(inner)
 
 
 def test_manifests_namespace_and_labels(manifests):
@@ -1002,14 +1548,15 @@ def test_manifests_namespace_and_labels(manifests):
         if obj["kind"] not in CLUSTER_SCOPED_KINDS:
             assert obj["metadata"].get("namespace") == NAMESPACE, describe(obj, source)
     # The caBundle is the user's to fill, and the file says how.
-    mwc_text = (MANIFESTS_DIR / "mutatingwebhookconfiguration.yaml").read_text()
+    mwc_text = (MANIFESTS_BASE_DIR / "mutatingwebhookconfiguration.yaml").read_text()
     assert "caBundle" not in manifests.one("MutatingWebhookConfiguration")["webhooks"][0]["clientConfig"]
     assert "certs generate" in mwc_text and "ca-bundle.b64" in mwc_text
     assert "cert-manager.io/inject-ca-from" in mwc_text
 
 
-def test_no_key_material_in_deployment_files(manifests):
+def test_no_key_material_in_deployment_files(manifests, client_auth_manifests):
     assert manifests.of_kind("Secret") == []
+    assert client_auth_manifests.of_kind("Secret") == []
     pattern = re.compile(r"-----BEGIN [A-Z ]*(PRIVATE KEY|CERTIFICATE)-----")
     for base in (MANIFESTS_DIR, CHART_DIR):
         for path in base.rglob("*"):
@@ -1062,11 +1609,23 @@ def test_kind_script_shellcheck():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+E2E_YAML = (
+    "deps.yaml",
+    "namespaces.yaml",
+    "workload.yaml",
+    "env-pod.yaml",
+    "bad-pod.yaml",
+    "no-rolebinding-pod.yaml",
+    "plain-pod.yaml",
+)
+
+
 def test_kind_script_references_existing_files():
     script = KIND_SCRIPT.read_text()
-    for name in ("deps.yaml", "workload.yaml", "bad-pod.yaml", "plain-pod.yaml"):
+    for name in E2E_YAML:
         assert f'"$E2E/{name}"' in script, name
         assert (E2E_DIR / name).is_file(), name
+    assert sorted(p.name for p in e2e_files()) == sorted(E2E_YAML), "every file is used"
     assert '"$ROOT/kind-config.yaml"' in script
     assert '"$ROOT/charts/agyn-secrets"' in script
     assert 'secret \\"nope\\" not found in organization \\"$ORG\\"' in script
@@ -1077,13 +1636,116 @@ def test_kind_script_references_existing_files():
     assert f'CLUSTER_NAME="${{CLUSTER_NAME:-{kind_config["name"]}}}"' in script
 
 
+def kind_control_plane() -> dict:
+    config = yaml.safe_load((ROOT / "kind-config.yaml").read_text())
+    roles = [node["role"] for node in config["nodes"]]
+    assert roles == ["control-plane", "worker", "worker"], roles
+    return config["nodes"][0]
+
+
+def test_kind_config_mounts_the_admission_configuration():
+    """The control plane mounts certs/kube-apiserver (what `certs generate
+    --client` writes) and its API server reads admission-config.yaml there."""
+    config = yaml.safe_load((ROOT / "kind-config.yaml").read_text())
+    assert set(config) == {"kind", "apiVersion", "name", "nodes"}
+    for worker in config["nodes"][1:]:
+        assert set(worker) == {"role"}
+    node = kind_control_plane()
+    assert set(node) == {"role", "extraMounts", "kubeadmConfigPatches"}
+    assert node["extraMounts"] == [
+        {"hostPath": "certs/kube-apiserver", "containerPath": APISERVER_CONFIG_DIR, "readOnly": True}
+    ]
+    assert not Path(node["extraMounts"][0]["hostPath"]).is_absolute()
+    text = (ROOT / "kind-config.yaml").read_text()
+    assert "relative" in text and "repository root" in text, "the file says where to run kind from"
+
+    assert len(node["kubeadmConfigPatches"]) == 1
+    patch = yaml.safe_load(node["kubeadmConfigPatches"][0])
+    assert patch["kind"] == "ClusterConfiguration"
+    assert "apiVersion" not in patch, "unversioned: kind applies it to any kubeadm API version"
+    assert set(patch) == {"kind", "apiServer"}
+    api_server = patch["apiServer"]
+    assert set(api_server) == {"extraArgs", "extraVolumes"}
+    # Map form (kind converts it for kubeadm APIs that take a list).
+    assert api_server["extraArgs"] == {
+        "admission-control-config-file": f"{APISERVER_CONFIG_DIR}/admission-config.yaml"
+    }
+    assert api_server["extraVolumes"] == [
+        {
+            "name": "agyn-secrets",
+            "hostPath": APISERVER_CONFIG_DIR,
+            "mountPath": APISERVER_CONFIG_DIR,
+            "readOnly": True,
+            "pathType": "Directory",
+        }
+    ]
+
+
+def test_kind_script_wires_caller_authentication():
+    script = KIND_SCRIPT.read_text()
+    # Certificates first (the API server reads them at start), into the
+    # directory kind-config.yaml mounts, for the directory it mounts them at.
+    assert 'CERTS="$ROOT/certs"' in script
+    assert f"APISERVER_CONFIG_DIR={APISERVER_CONFIG_DIR}\n" in script
+    generate = script.index("certs generate --client --service agyn-secrets")
+    create = script.index('(cd "$ROOT" && kind "${kind_args[@]}")')
+    assert generate < create
+    assert '--apiserver-config-dir "$APISERVER_CONFIG_DIR" --out /out' in script[generate:create]
+    assert '-v "$CERTS:/out"' in script[generate - 200:generate]
+    assert "kube-apiserver/admission-config.yaml" in script[generate:create]
+    assert "/certs/*" in (ROOT / ".gitignore").read_text().splitlines(), "generated keys stay out of git"
+
+    # Namespaces and the client CA Secret exist before the chart is installed.
+    install = script.index("helm upgrade --install")
+    assert script.index('kubectl apply -f "$E2E/namespaces.yaml"') < install
+    assert script.index('create secret generic agyn-secrets-client-ca') < install
+    assert '--from-file=ca.crt="$CERTS/ca.crt"' in script
+    flags = script[install:script.index("--wait --timeout 5m", install)]
+    for flag in (
+        "--set webhook.clientCA.enabled=true",
+        "--set webhook.clientCA.existingSecret=agyn-secrets-client-ca",
+        '--set "rbac.namespaces={$TEAM_NS}"',
+    ):
+        assert flag in flags, flag
+    assert "TEAM_NS=team-a " in script and "NOBIND_NS=team-b " in script
+
+    # What the run proves.
+    for needle in (
+        "printenv",  # the values are in the container's environment
+        "valueFrom.secretKeyRef.name",  # ... through a managed Secret
+        "^agyn-env-[0-9a-f]{16}$",
+        "expect_no_value",  # ... and not in the pod object
+        "kubectl -n \"$TEAM_NS\" get pod \"$pod\" -o json",
+        '[[ "$status" == 401 ]]',  # no client certificate: 401
+        "--cert \"$WORK/other/client.crt\"",  # another CA: no handshake
+        'port_forward deploy/agyn-secrets "$WEBHOOK_PORT:8443"',
+        "kubectl auth can-i",
+        "for ns in kube-system default \"$NOBIND_NS\"; do",
+        '[[ "$answer" == yes ]]',
+        "agyn-secrets-workload",
+    ):
+        assert needle in script, needle
+
+
 def test_e2e_workload_asks_for_the_secrets():
     docs = {d["kind"]: d for d in load_yaml_docs(E2E_DIR / "workload.yaml")}
+    assert set(docs) == {"Deployment"}, "the namespace comes from namespaces.yaml, before the install"
     template = docs["Deployment"]["spec"]["template"]
     assert template["metadata"]["labels"]["secrets.agyn.io/inject"] == "true"
     annotations = template["metadata"]["annotations"]
     assert annotations["secrets.agyn.io/env"] == "STRIPE_KEY=stripe-api-key,DB_PASSWORD=db-password"
     assert annotations["secrets.agyn.io/image-pull-secrets"] == "ghcr"
+    assert "secrets.agyn.io/delivery" not in annotations, "the default delivery (secret) is under test"
+    env_pod = load_yaml_docs(E2E_DIR / "env-pod.yaml")[0]
+    assert env_pod["metadata"]["namespace"] == "team-a"
+    assert env_pod["metadata"]["labels"]["secrets.agyn.io/inject"] == "true"
+    assert env_pod["metadata"]["annotations"]["secrets.agyn.io/delivery"] == "env"
+    assert env_pod["metadata"]["annotations"]["secrets.agyn.io/env"] == "STRIPE_KEY=stripe-api-key"
+    namespaces = [d["metadata"]["name"] for d in load_yaml_docs(E2E_DIR / "namespaces.yaml")]
+    assert namespaces == ["team-a", "team-b"]
+    unbound = load_yaml_docs(E2E_DIR / "no-rolebinding-pod.yaml")[0]
+    assert unbound["metadata"]["namespace"] == "team-b"
+    assert unbound["metadata"]["labels"]["secrets.agyn.io/inject"] == "true"
     bad = load_yaml_docs(E2E_DIR / "bad-pod.yaml")[0]
     assert bad["metadata"]["labels"]["secrets.agyn.io/inject"] == "true"
     assert bad["metadata"]["annotations"]["secrets.agyn.io/env"] == "X=nope"

@@ -78,6 +78,57 @@ Name of the cert-manager Certificate for the serving certificate.
 {{- end }}
 
 {{/*
+Name of the ClusterRole bound in each workload namespace; the process gets it
+as AGYN_WORKLOAD_ROLE to word its RoleBinding hints.
+*/}}
+{{- define "agyn-secrets.workloadRoleName" -}}
+{{- printf "%s-workload" (include "agyn-secrets.fullname" .) }}
+{{- end }}
+
+{{/*
+Where the webhook's client CA comes from: "" (no caller authentication),
+"certManager" (ca.crt of the serving TLS Secret, written by cert-manager's
+issuer) or "secret" (webhook.clientCA.existingSecret, or the Secret the
+chart makes from webhook.clientCA.caCert).
+*/}}
+{{- define "agyn-secrets.clientCAMode" -}}
+{{- $c := .Values.webhook.clientCA }}
+{{- if $c.enabled }}
+{{- if or $c.existingSecret $c.caCert }}
+{{- "secret" }}
+{{- else if .Values.tls.certManager.enabled }}
+{{- "certManager" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name of the Secret holding the client CA under key ca.crt (mode "secret").
+*/}}
+{{- define "agyn-secrets.clientCASecretName" -}}
+{{- default (printf "%s-client-ca" (include "agyn-secrets.fullname" .)) .Values.webhook.clientCA.existingSecret }}
+{{- end }}
+
+{{/*
+Path of the client CA file inside the pod.
+*/}}
+{{- define "agyn-secrets.clientCAFile" -}}
+{{- if eq (include "agyn-secrets.clientCAMode" .) "certManager" }}
+{{- "/etc/agyn-secrets/tls/ca.crt" }}
+{{- else }}
+{{- "/etc/agyn-secrets/client-ca/ca.crt" }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name of the cert-manager Certificate (and its Secret) that the API server
+presents to the webhook.
+*/}}
+{{- define "agyn-secrets.apiserverClientName" -}}
+{{- printf "%s-apiserver-client" (include "agyn-secrets.fullname" .) }}
+{{- end }}
+
+{{/*
 Convert a duration of the form Ns or Nms into milliseconds; prints nothing
 for other forms (they are not range-checked).
 */}}
@@ -107,6 +158,27 @@ Refuse value combinations that would install a broken webhook.
 {{- end }}
 {{- if and (or $tls.crt $tls.existingSecret) (not $tls.caBundle) }}
 {{- fail "tls.caBundle is required with tls.existingSecret or tls.crt/tls.key: set it to the content of ca-bundle.b64 from `agyn-secrets certs generate`" }}
+{{- end }}
+{{- $client := .Values.webhook.clientCA }}
+{{- if and $client.existingSecret $client.caCert }}
+{{- fail "give either webhook.clientCA.existingSecret or webhook.clientCA.caCert, not both" }}
+{{- end }}
+{{- if and (not $client.enabled) (or $client.existingSecret $client.caCert) }}
+{{- fail "webhook.clientCA.existingSecret and webhook.clientCA.caCert take effect only with webhook.clientCA.enabled=true: set it, or leave them empty" }}
+{{- end }}
+{{- if and $client.enabled (not (include "agyn-secrets.clientCAMode" .)) }}
+{{- fail "webhook.clientCA.enabled needs the CA that signed the API server's client certificate: set webhook.clientCA.existingSecret (a Secret in the release namespace with key ca.crt) or webhook.clientCA.caCert (PEM, e.g. --set-file webhook.clientCA.caCert=certs/ca.crt from `agyn-secrets certs generate --client`), or enable tls.certManager.enabled to issue the client certificate from the serving certificate's CA" }}
+{{- end }}
+{{- if and (eq .Values.webhook.defaultDelivery "env") (not $client.enabled) }}
+{{- fail "webhook.defaultDelivery=env needs webhook.clientCA.enabled=true: the webhook puts values in its answer only to a caller with a verified client certificate, so every pod would be denied. Keep defaultDelivery=secret, or set up webhook.clientCA" }}
+{{- end }}
+{{- range .Values.rbac.namespaces }}
+{{- if or (eq . $.Release.Namespace) (eq . "kube-system") }}
+{{- fail (printf "rbac.namespaces: %q is not a workload namespace: the webhook never mutates pods in the release namespace or kube-system, so the product needs no Secret access there" .) }}
+{{- end }}
+{{- end }}
+{{- if and .Values.networkPolicy.webhookFrom (not .Values.networkPolicy.enabled) }}
+{{- fail "networkPolicy.webhookFrom takes effect only with networkPolicy.enabled=true: set it, or leave webhookFrom empty" }}
 {{- end }}
 {{- $admission := include "agyn-secrets.durationMillis" .Values.admissionTimeout }}
 {{- if $admission }}
