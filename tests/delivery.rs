@@ -12,20 +12,13 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::{Server, TestDb, apply_patch, fixture, patch_ops};
+use common::{Server, apply_patch, fixture, patch_ops, sqlite};
 use kube_api::FakeApi;
 use serde_json::{Value, json};
 
 const STRIPE: &str = "sk_live_51HqDeliveryTestValue";
 const DB: &str = "pg-pass-delivery-4c3b2a19";
 const ROTATED: &str = "sk_live_51HqRotatedDeliveryValue";
-
-fn sqlite() -> TestDb {
-    TestDb {
-        label: "sqlite",
-        url: None,
-    }
-}
 
 /// `serve` as in a cluster, talking to `api` when given, with organization
 /// `acme` bound to `team-a` and two local secrets.
@@ -230,14 +223,7 @@ async fn with_a_client_ca_only_its_certificates_are_answered() {
     assert_eq!(health.status(), 200, "health needs no certificate");
 
     // A certificate from another CA fails the handshake: no answer at all.
-    let other = dir.path().join("other-ca");
-    let status = std::process::Command::new(common::BIN)
-        .args(["certs", "generate", "--client", "--out"])
-        .arg(&other)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let foreign = identity(&other);
+    let foreign = identity(&new_ca(&dir.path().join("other-ca")));
     let refused = server
         .webhook_client_with(Some(foreign))
         .post(format!("{}/mutate", server.webhook))
@@ -282,6 +268,18 @@ async fn with_a_client_ca_only_its_certificates_are_answered() {
     }
 }
 
+/// A new CA and client certificate from `certs generate --client`, in `dir`.
+fn new_ca(dir: &std::path::Path) -> std::path::PathBuf {
+    let status = std::process::Command::new(common::BIN)
+        .args(["certs", "generate", "--client", "--out"])
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    dir.to_owned()
+}
+
 /// The client certificate `certs generate --client` wrote into `dir`.
 fn identity(dir: &std::path::Path) -> reqwest::Identity {
     let mut pem = std::fs::read(dir.join("client.crt")).unwrap();
@@ -316,13 +314,7 @@ async fn a_new_client_ca_is_picked_up_without_a_restart() {
     };
     assert!(answered(client(server.apiserver_identity())).await);
 
-    let next = dir.path().join("next");
-    let status = std::process::Command::new(common::BIN)
-        .args(["certs", "generate", "--client", "--out"])
-        .arg(&next)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let next = new_ca(&dir.path().join("next"));
     // Swapped as a mounted Secret is: the new file replaces the old at once.
     agyn_secrets::certs::write_file(
         &server.certs_dir().join("ca.crt"),

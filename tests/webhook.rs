@@ -5,20 +5,13 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Server, TestDb, apply_patch, fixture, patch_ops};
+use common::{Server, TestDb, apply_patch, fixture, patch_ops, sqlite};
 use k8s_openapi::api::core::v1::Pod;
 use rstest::rstest;
 use serde_json::{Value, json};
 
 const STRIPE: &str = "sk_live_51HqTestValueForWebhook";
 const DB: &str = "pg-pass-9f8e7d6c";
-
-fn sqlite() -> TestDb {
-    TestDb {
-        label: "sqlite",
-        url: None,
-    }
-}
 
 async fn seeded() -> Server {
     seeded_on(&sqlite()).await

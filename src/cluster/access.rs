@@ -38,6 +38,18 @@ pub struct Access {
     pub message: Option<String>,
 }
 
+impl Access {
+    /// Access that could not be checked, and why.
+    fn unchecked(message: String) -> Self {
+        Access {
+            checked: false,
+            ok: false,
+            missing: Vec::new(),
+            message: Some(message),
+        }
+    }
+}
+
 impl Cluster {
     /// Asks the API server which of [`WORKLOAD_RULES`] the product may
     /// exercise in `namespace`.
@@ -45,14 +57,9 @@ impl Cluster {
         let client = match self.client() {
             Ok(client) => client.clone(),
             Err(error) => {
-                return Access {
-                    checked: false,
-                    ok: false,
-                    missing: Vec::new(),
-                    message: Some(format!(
-                        "{error}; pods here can use only \"env\" delivery, without image pull secrets"
-                    )),
-                };
+                return Access::unchecked(format!(
+                    "{error}; pods here can use only \"env\" delivery, without image pull secrets"
+                ));
             }
         };
         let api: Api<SelfSubjectAccessReview> = Api::all(client);
@@ -84,14 +91,9 @@ impl Cluster {
                 Ok((_, true)) => {}
                 Ok((rule, false)) => missing.push(rule),
                 Err(error) => {
-                    return Access {
-                        checked: false,
-                        ok: false,
-                        missing: Vec::new(),
-                        message: Some(format!(
-                            "could not check access with the Kubernetes API: {error}"
-                        )),
-                    };
+                    return Access::unchecked(format!(
+                        "could not check access with the Kubernetes API: {error}"
+                    ));
                 }
             }
         }

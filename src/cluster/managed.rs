@@ -267,30 +267,25 @@ fn referenced_secrets(spec: &PodSpec) -> impl Iterator<Item = &str> {
         .iter()
         .flatten()
         .map(|r| r.name.as_str());
-    let containers = spec
+    // Every kind of container's env and envFrom lists.
+    let lists = spec
         .containers
         .iter()
         .chain(spec.init_containers.iter().flatten())
-        .flat_map(|c| c.env.iter().flatten())
+        .map(|c| (&c.env, &c.env_from))
         .chain(
             spec.ephemeral_containers
                 .iter()
                 .flatten()
-                .flat_map(|c| c.env.iter().flatten()),
-        )
+                .map(|c| (&c.env, &c.env_from)),
+        );
+    let env = lists
+        .clone()
+        .flat_map(|(env, _)| env.iter().flatten())
         .filter_map(|e| e.value_from.as_ref()?.secret_key_ref.as_ref())
         .map(|r| r.name.as_str());
-    let env_from = spec
-        .containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten())
-        .flat_map(|c| c.env_from.iter().flatten())
-        .chain(
-            spec.ephemeral_containers
-                .iter()
-                .flatten()
-                .flat_map(|c| c.env_from.iter().flatten()),
-        )
+    let env_from = lists
+        .flat_map(|(_, env_from)| env_from.iter().flatten())
         .filter_map(|e| e.secret_ref.as_ref())
         .map(|r| r.name.as_str());
     let volumes = spec.volumes.iter().flatten().flat_map(|v| {
@@ -303,7 +298,7 @@ fn referenced_secrets(spec: &PodSpec) -> impl Iterator<Item = &str> {
             .map(|s| s.name.as_str());
         direct.into_iter().chain(projected)
     });
-    pulls.chain(containers).chain(env_from).chain(volumes)
+    pulls.chain(env).chain(env_from).chain(volumes)
 }
 
 fn unix_ms(t: time::OffsetDateTime) -> i64 {

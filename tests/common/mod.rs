@@ -52,6 +52,14 @@ pub struct TestDb {
     pub url: Option<String>,
 }
 
+/// A SQLite database under the server's data directory.
+pub fn sqlite() -> TestDb {
+    TestDb {
+        label: "sqlite",
+        url: None,
+    }
+}
+
 /// SQLite always; PostgreSQL when `AGYN_TEST_POSTGRES_URL` names a server
 /// (a fresh database is created per call).
 pub async fn databases() -> Vec<TestDb> {
