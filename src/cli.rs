@@ -20,15 +20,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Webhook(args) => {
-            telemetry::init(args.log.log_format);
+            let _log = telemetry::init(args.log.log_format);
             start(args, Roles::Webhook, false).await
         }
         Command::Api(args) => {
-            telemetry::init(args.log.log_format);
+            let _log = telemetry::init(args.log.log_format);
             start(args, Roles::Api, false).await
         }
         Command::Migrate(args) => {
-            telemetry::init(args.log.log_format);
+            let _log = telemetry::init(args.log.log_format);
             let store = connect(&args.database).await?;
             store.migrate().await.context("migrate the database")?;
             tracing::info!("Database migrations applied");
@@ -71,7 +71,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             keyring,
             log,
         }) => {
-            telemetry::init(log.log_format);
+            let _log = telemetry::init(log.log_format);
             let keys = load_keys(&keyring_dir(&keyring)?)?;
             let store = connect(&database).await?;
             store.migrate().await?;
@@ -100,7 +100,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    telemetry::init(args.server.log.log_format);
+    let _log = telemetry::init(args.server.log.log_format);
     let mut server = args.server;
     if args.dev {
         crate::dev::prepare(&args.data_dir, &mut server).await?;

@@ -6,6 +6,7 @@
 //! says what to fix, and never with a value.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -507,12 +508,8 @@ impl Webhook {
     fn trace(&self, admission: &Admission<'_>, resolved: &Resolved, env_secret: Option<&str>) {
         let mut secrets = String::with_capacity(resolved.len() * 24);
         for (i, s) in resolved.iter().enumerate() {
-            if i > 0 {
-                secrets.push(',');
-            }
-            secrets.push_str(&s.secret.name);
-            secrets.push('@');
-            secrets.push_str(&s.secret.version.to_string());
+            let separator = if i > 0 { "," } else { "" };
+            let _ = write!(secrets, "{separator}{}@{}", s.secret.name, s.secret.version);
         }
         let request = admission.request;
         tracing::info!(
