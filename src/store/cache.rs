@@ -30,6 +30,8 @@ use super::{NamespaceBinding, Organization, Provider, Secret};
 #[derive(Default)]
 struct Entries {
     epoch: u64,
+    /// What the entries weigh, as [`weight`] counts it.
+    bytes: usize,
     bindings: FastMap<String, Option<NamespaceBinding>>,
     organizations: FastMap<String, Organization>,
     /// Organization id → secret name → the secret, or `None` when absent.
@@ -66,8 +68,47 @@ impl Default for Cache {
     }
 }
 
-/// Entries kept at most per map; a full map is cleared.
-const MAX_ENTRIES: usize = 100_000;
+/// What the shared entries may weigh, in bytes of names and values, absent
+/// names included; an insert that would go beyond clears them all first.
+/// Names are counted one by one, so no sequence of lookups (say, reviews
+/// that each ask for 256 names that do not exist) grows the cache past it.
+const MAX_BYTES: usize = 16 << 20;
+/// What one thread's copies may weigh; beyond, they are dropped and copied
+/// again as they are read.
+const MAX_LOCAL_BYTES: usize = 2 << 20;
+
+/// What a binding or an organization weighs besides its key: a few ids.
+const SMALL_VALUE: usize = 160;
+
+/// Roughly what an entry costs in memory: its key, its value's strings and
+/// blobs, and a fixed share for the map slot and the struct.
+fn weight(key: &str, value: usize) -> usize {
+    64 + key.len() + value
+}
+
+fn secret_weight(secret: Option<&Secret>) -> usize {
+    let Some(secret) = secret else { return 0 };
+    let content = match &secret.content {
+        super::SecretContent::Local(sealed) => {
+            sealed.kek_id.len() + sealed.wrapped_dek.len() + sealed.ciphertext.len()
+        }
+        super::SecretContent::Remote(remote) => {
+            remote.provider_id.len() + remote.remote_path.len() + remote.remote_key.len()
+        }
+    };
+    std::mem::size_of::<Secret>() + secret.id.len() + secret.name.len() + content
+}
+
+fn provider_weight(p: &Provider) -> usize {
+    std::mem::size_of::<Provider>()
+        + p.id.len()
+        + p.name.len()
+        + p.kind.len()
+        + p.address.len()
+        + p.namespace.as_deref().map_or(0, str::len)
+        + p.ca_pem.as_deref().map_or(0, str::len)
+        + 128
+}
 
 /// One thread's copies of what it read from one cache at one epoch: the
 /// bindings, organizations and secrets of the admission path. Secrets are
@@ -76,6 +117,8 @@ const MAX_ENTRIES: usize = 100_000;
 struct Local {
     /// The cache id and epoch the copies belong to.
     of: Option<(u64, u64)>,
+    /// What the copies weigh.
+    bytes: usize,
     bindings: FastMap<String, Option<NamespaceBinding>>,
     organizations: FastMap<String, Organization>,
     secrets: FastMap<String, FastMap<String, Option<Arc<Secret>>>>,
@@ -112,19 +155,18 @@ impl Cache {
     }
 
     /// Runs `f` on this thread's copies of this cache at `epoch`, which are
-    /// emptied first if they belong to another cache or epoch, or grew too
-    /// large.
-    fn local<R>(&self, epoch: u64, f: impl FnOnce(&mut Local) -> R) -> R {
+    /// emptied first if they belong to another cache or epoch, or would
+    /// weigh more than [`MAX_LOCAL_BYTES`] with `adding` more bytes.
+    fn local<R>(&self, epoch: u64, adding: usize, f: impl FnOnce(&mut Local) -> R) -> R {
         LOCAL.with_borrow_mut(|local| {
-            let full = local.bindings.len() >= MAX_ENTRIES
-                || local.organizations.len() >= MAX_ENTRIES
-                || local.secrets.len() >= MAX_ENTRIES;
+            let full = local.bytes + adding > MAX_LOCAL_BYTES;
             if local.of != Some((self.id, epoch)) || full {
                 *local = Local {
                     of: Some((self.id, epoch)),
                     ..Local::default()
                 };
             }
+            local.bytes += adding;
             f(local)
         })
     }
@@ -197,7 +239,8 @@ impl Cache {
     }
 
     /// The entry `key` of one map: from this thread's copy of the map, or
-    /// else from the shared one, then copied for this thread.
+    /// else from the shared one, then copied for this thread. Bindings and
+    /// organizations weigh about as much as their key and a few ids.
     fn copied<T: Clone>(
         &self,
         key: &str,
@@ -207,14 +250,14 @@ impl Cache {
         if !self.is_enabled() {
             return None;
         }
-        if let Some(copy) = self.local(self.current_epoch(), |local| {
+        if let Some(copy) = self.local(self.current_epoch(), 0, |local| {
             local_map(local).get(key).cloned()
         }) {
             return Some(copy);
         }
         let entries = self.entries.read().expect("lock poisoned");
         let value = shared_map(&entries).get(key)?.clone();
-        self.local(entries.epoch, |local| {
+        self.local(entries.epoch, weight(key, SMALL_VALUE), |local| {
             local_map(local).insert(key.to_owned(), value.clone())
         });
         Some(value)
@@ -245,7 +288,7 @@ impl Cache {
             return (Vec::new(), names.to_vec());
         }
         let mut found = Vec::with_capacity(names.len());
-        let copied = self.local(self.current_epoch(), |local| {
+        let copied = self.local(self.current_epoch(), 0, |local| {
             let Some(org) = local.secrets.get(organization_id) else {
                 return false;
             };
@@ -268,17 +311,19 @@ impl Cache {
         };
         let mut copies = Vec::with_capacity(names.len());
         let mut missing = Vec::new();
+        let mut adding = 0;
         for name in names {
             match org.get(*name) {
                 Some(entry) => {
                     let copy = entry.as_deref().map(|s| Arc::new(s.clone()));
+                    adding += weight(name, secret_weight(copy.as_deref()));
                     found.extend(copy.clone());
                     copies.push((*name, copy));
                 }
                 None => missing.push(*name),
             }
         }
-        self.local(entries.epoch, |local| {
+        self.local(entries.epoch, adding, |local| {
             let org = local.secrets.entry(organization_id.to_owned()).or_default();
             for (name, copy) in copies {
                 org.insert(name.to_owned(), copy);
@@ -287,20 +332,26 @@ impl Cache {
         (found, missing)
     }
 
-    fn insert(&self, epoch: Option<u64>, fill: impl FnOnce(&mut Entries)) {
+    /// Runs `fill` on the shared entries if they are still at `epoch`,
+    /// clearing them first when `adding` more bytes would weigh more than
+    /// [`MAX_BYTES`]. The epoch stays: the cleared entries were true, and
+    /// the threads' copies of them stay true until the next write.
+    fn insert(&self, epoch: Option<u64>, adding: usize, fill: impl FnOnce(&mut Entries)) {
         let Some(epoch) = epoch else { return };
+        if adding > MAX_BYTES {
+            return;
+        }
         let mut entries = self.entries.write().expect("lock poisoned");
         if entries.epoch != epoch {
             return;
         }
-        if entries.secrets.len() >= MAX_ENTRIES
-            || entries.bindings.len() >= MAX_ENTRIES
-            || entries.providers.len() >= MAX_ENTRIES
-        {
-            entries.secrets.clear();
-            entries.bindings.clear();
-            entries.providers.clear();
+        if entries.bytes + adding > MAX_BYTES {
+            *entries = Entries {
+                epoch,
+                ..Entries::default()
+            };
         }
+        entries.bytes += adding;
         fill(&mut entries);
     }
 
@@ -310,13 +361,14 @@ impl Cache {
         namespace: &str,
         binding: Option<NamespaceBinding>,
     ) {
-        self.insert(epoch, |e| {
+        self.insert(epoch, weight(namespace, SMALL_VALUE), |e| {
             e.bindings.insert(namespace.to_owned(), binding);
         });
     }
 
     pub fn put_organization(&self, epoch: Option<u64>, key: &str, org: &Organization) {
-        self.insert(epoch, |e| {
+        let adding = weight(key, SMALL_VALUE + org.name.len());
+        self.insert(epoch, adding, |e| {
             e.organizations.insert(key.to_owned(), org.clone());
         });
     }
@@ -328,7 +380,8 @@ impl Cache {
         key: &str,
         provider: &Provider,
     ) {
-        self.insert(epoch, |e| {
+        let adding = weight(key, provider_weight(provider));
+        self.insert(epoch, adding, |e| {
             e.providers
                 .entry(organization_id.to_owned())
                 .or_default()
@@ -345,11 +398,15 @@ impl Cache {
         names: &[&str],
         found: &[Arc<Secret>],
     ) {
-        self.insert(epoch, |e| {
+        let secret = |name: &str| found.iter().find(|s| s.name == name).cloned();
+        let adding = names
+            .iter()
+            .map(|name| weight(name, secret_weight(secret(name).as_deref())))
+            .sum();
+        self.insert(epoch, adding, |e| {
             let org = e.secrets.entry(organization_id.to_owned()).or_default();
             for name in names {
-                let secret = found.iter().find(|s| s.name == *name).cloned();
-                org.insert((*name).to_owned(), secret);
+                org.insert((*name).to_owned(), secret(name));
             }
         });
     }
@@ -411,6 +468,33 @@ mod tests {
         };
         assert!(!Arc::ptr_eq(&first[0], &other[0]), "another thread's copy");
         assert_eq!((other[0].name.as_str(), other[0].version), ("a", 1));
+    }
+
+    #[test]
+    fn no_sequence_of_names_grows_the_cache_past_its_bound() {
+        let cache = enabled();
+        // Reviews that each ask for 256 names nobody has.
+        for review in 0..2_000 {
+            let names: Vec<String> = (0..256).map(|i| format!("missing-{review}-{i}")).collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let (_, missing) = cache.secrets("org", &names);
+            cache.put_secrets(cache.epoch(), "org", &missing, &[]);
+            assert!(
+                cache.secrets("org", &names).1.is_empty(),
+                "cached as absent"
+            );
+        }
+        let entries = cache.entries.read().unwrap();
+        let held: usize = entries.secrets.values().map(|m| m.len()).sum();
+        assert!(entries.bytes <= MAX_BYTES, "{} bytes", entries.bytes);
+        assert!(held < 2_000 * 256, "cleared on the way: {held} names held");
+        LOCAL.with_borrow(|local| {
+            assert!(
+                local.bytes <= MAX_LOCAL_BYTES,
+                "{} bytes copied",
+                local.bytes
+            );
+        });
     }
 
     #[test]
