@@ -26,6 +26,8 @@ export class ApiError extends Error {
     this.code = error.code || null;
     this.field = error.field || null;
     this.references = (body && body.references) || null;
+    /** How many references there are in all; `references` holds the first ones. */
+    this.referenceCount = body && Number.isInteger(body.reference_count) ? body.reference_count : null;
   }
 }
 
@@ -90,34 +92,54 @@ async function receive(sent, quiet401) {
 const org = (o) => `/v1/organizations/${encodeURIComponent(o)}`;
 const one = (id) => encodeURIComponent(id);
 
+/** The largest page the API gives. */
+const PAGE_LIMIT = 500;
+
+/**
+ * Every item of a list. The API answers lists a page at a time; this
+ * follows `next_cursor` until the last page, so that nothing is left out.
+ */
+async function all(path) {
+  const items = [];
+  let cursor = null;
+  do {
+    const query = `limit=${PAGE_LIMIT}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+    const page = await call('GET', `${path}${path.includes('?') ? '&' : '?'}${query}`);
+    items.push(...page.items);
+    cursor = page.next_cursor || null;
+  } while (cursor);
+  return items;
+}
+
 /** The API's routes, as the console uses them. */
 export const api = {
   whoami: (token) => call('GET', '/v1/whoami', undefined, { token, quiet401: true }),
-  organizations: () => call('GET', '/v1/organizations').then((r) => r.items),
+  organizations: () => all('/v1/organizations'),
   createOrganization: (name) => call('POST', '/v1/organizations', { name }),
   organization: (o) => call('GET', org(o)),
 
-  secrets: (o) => call('GET', `${org(o)}/secrets`).then((r) => r.items),
+  secrets: (o) => all(`${org(o)}/secrets`),
   secret: (o, id) => call('GET', `${org(o)}/secrets/${one(id)}`),
   createSecret: (o, body) => call('POST', `${org(o)}/secrets`, body),
   updateSecret: (o, id, body) => call('PATCH', `${org(o)}/secrets/${one(id)}`, body),
-  references: (o, id) => call('GET', `${org(o)}/secrets/${one(id)}/references`).then((r) => r.items),
+  references: (o, id) => all(`${org(o)}/secrets/${one(id)}/references`),
   deleteSecret: (o, id, force) =>
     call('DELETE', `${org(o)}/secrets/${one(id)}${force ? '?force=true' : ''}`),
 
-  providers: (o) => call('GET', `${org(o)}/providers`).then((r) => r.items),
+  providers: (o) => all(`${org(o)}/providers`),
   provider: (o, id) => call('GET', `${org(o)}/providers/${one(id)}`),
   createProvider: (o, body) => call('POST', `${org(o)}/providers`, body),
   updateProvider: (o, id, body) => call('PATCH', `${org(o)}/providers/${one(id)}`, body),
   deleteProvider: (o, id) => call('DELETE', `${org(o)}/providers/${one(id)}`),
   checkProvider: (o, id) => call('POST', `${org(o)}/providers/${one(id)}/check`),
 
-  pullSecrets: (o) => call('GET', `${org(o)}/image-pull-secrets`).then((r) => r.items),
+  pullSecrets: (o) => all(`${org(o)}/image-pull-secrets`),
   pullSecret: (o, id) => call('GET', `${org(o)}/image-pull-secrets/${one(id)}`),
   createPullSecret: (o, body) => call('POST', `${org(o)}/image-pull-secrets`, body),
   deletePullSecret: (o, id) => call('DELETE', `${org(o)}/image-pull-secrets/${one(id)}`),
 
-  tokens: (o) => call('GET', `${org(o)}/tokens`).then((r) => r.items),
+  tokens: (o) => all(`${org(o)}/tokens`),
+  token: (o, id) => call('GET', `${org(o)}/tokens/${one(id)}`),
   createToken: (o, body) => call('POST', `${org(o)}/tokens`, body),
   revokeToken: (o, id) => call('DELETE', `${org(o)}/tokens/${one(id)}`),
 };

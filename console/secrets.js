@@ -364,8 +364,9 @@ export function referencesView(ctx, references, level = 2) {
 export async function remove(ctx) {
   const id = ctx.params[0];
   const [secret, references] = await Promise.all([api.secret(ctx.org, id), api.references(ctx.org, id)]);
-  const draw = (refs, message) => {
-    const inUse = refs.length > 0;
+  // `total` is the count of a refusal, which lists only the first references.
+  const draw = (refs, message, total = refs.length) => {
+    const inUse = total > 0;
     const button = h('button', { type: 'submit', class: 'danger', text: inUse ? 'Delete anyway' : 'Delete secret' });
     const form = h('form', { class: 'confirm', novalidate: true },
       h('div', { class: 'buttons' }, button, linkButton(ctx.link('secrets', slug(secret)), 'Cancel')),
@@ -379,8 +380,12 @@ export async function remove(ctx) {
         ctx.go(ctx.link('secrets'), { flash: `Secret “${secret.name}” deleted.` });
       } catch (error) {
         button.disabled = false;
-        if (error.status === 409 && error.references) draw(error.references, error.message);
-        else showError(form, error);
+        if (error.status === 409 && error.references) {
+          // The refusal lists the first references only: show them all.
+          const current = await api.references(ctx.org, secret.id).catch(() => null);
+          if (current && current.length) draw(current, error.message);
+          else draw(error.references, error.message, error.referenceCount ?? error.references.length);
+        } else showError(form, error);
       }
     });
     ctx.show(
@@ -388,8 +393,11 @@ export async function remove(ctx) {
       h('p', { class: 'lead' }, h('a', { href: ctx.link('secrets'), text: '← Secrets' })),
       message ? notice('error', message) : null,
       inUse
-        ? notice('warn', `“${secret.name}” is in use by ${countText(refs.length, 'object', 'objects')}. Running pods keep the value they started with; new pods that name it will be refused, and everything listed below loses it.`)
+        ? notice('warn', `“${secret.name}” is in use by ${countText(total, 'object', 'objects')}. Running pods keep the value they started with; new pods that name it will be refused, and everything listed below loses it.`)
         : h('p', { text: 'Nothing uses this secret now. Deleting it cannot be undone.' }),
+      inUse && refs.length < total
+        ? h('p', { class: 'hint', text: `The first ${refs.length} are listed; the secret’s page lists them all.` })
+        : null,
       inUse ? referencesView(ctx, refs, 2) : null,
       form,
     );

@@ -93,9 +93,7 @@ function showCreated(ctx, created) {
 
 export async function revoke(ctx) {
   const id = ctx.params[0];
-  const tokens = await api.tokens(ctx.org);
-  const token = tokens.find((t) => t.id === id);
-  if (!token) throw new Error(`token “${id}” not found`);
+  const token = await api.token(ctx.org, id);
   const own = token.id === ctx.me.token_id;
   const button = h('button', { type: 'submit', class: 'danger', text: 'Revoke token' });
   const form = h('form', { class: 'confirm', novalidate: true },

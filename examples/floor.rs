@@ -66,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
         agyn_secrets::tls::server_config(cert, None),
         router,
         threads,
+        agyn_secrets::server::Shutdown::default(),
     )
     .await
 }

@@ -26,6 +26,12 @@ pub struct Settings {
     /// Whether `env` delivery is allowed for a caller without a verified
     /// client certificate (`serve --dev` only).
     pub env_without_client_auth: bool,
+    /// Bytes the webhook may hold at once across requests and answers.
+    pub max_bytes_in_flight: usize,
+    /// Most bytes of values one admission may inject.
+    pub max_injected_bytes: usize,
+    /// How long to keep serving after SIGTERM while `/readyz` says so.
+    pub shutdown_delay: Duration,
 }
 
 impl Default for Settings {
@@ -37,6 +43,9 @@ impl Default for Settings {
             client_auth: false,
             default_delivery: Delivery::Secret,
             env_without_client_auth: false,
+            max_bytes_in_flight: 32 << 20,
+            max_injected_bytes: 1 << 20,
+            shutdown_delay: Duration::from_secs(5),
         }
     }
 }
@@ -51,6 +60,8 @@ pub struct App {
     pub cluster: Arc<Cluster>,
     /// Failed API authentications per source address.
     pub auth_limiter: AuthLimiter,
+    /// Set on SIGTERM: `/readyz` answers 503 while in-flight work finishes.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl App {
@@ -75,6 +86,7 @@ impl App {
             settings,
             cluster: Arc::new(cluster),
             auth_limiter,
+            draining: Default::default(),
         })
     }
 }

@@ -1,6 +1,7 @@
 //! What each command does, after `main` has parsed the command line.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 
@@ -124,6 +125,13 @@ async fn start(args: ServerArgs, roles: Roles, dev: bool) -> anyhow::Result<()> 
         client_auth: args.webhook_client_ca.is_some(),
         default_delivery,
         env_without_client_auth: dev,
+        max_bytes_in_flight: args.max_bytes_in_flight,
+        max_injected_bytes: args.max_injected_bytes,
+        shutdown_delay: args.shutdown_delay.unwrap_or(if dev {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(5)
+        }),
     };
     if roles != Roles::Api {
         log_delivery(&settings);

@@ -121,9 +121,29 @@ pub struct ServerArgs {
     pub managed_secret_grace: Duration,
 
     /// Failed API authentications allowed per source address and minute
-    /// before it gets 429; 0 turns the limit off.
+    /// before more failures get 429 (a valid token is always let through);
+    /// 0 turns the limit off.
     #[arg(long, env = "AGYN_AUTH_FAILURES_PER_MINUTE", default_value_t = 10)]
     pub auth_failures_per_minute: u32,
+
+    /// Bytes the webhook may hold at once across all requests and answers
+    /// (bodies being read, answers being sent); a request beyond gets 503.
+    /// Accepts a number of bytes or a size such as `32MiB`.
+    #[arg(long, env = "AGYN_MAX_BYTES_IN_FLIGHT", default_value = "32MiB", value_parser = parse_size)]
+    pub max_bytes_in_flight: usize,
+
+    /// Most bytes of values one admission may inject: in the answer with
+    /// `env` delivery (every value once per container), in the Secret with
+    /// `secret` delivery. A pod asking for more is denied.
+    #[arg(long, env = "AGYN_MAX_INJECTED_BYTES", default_value = "1MiB", value_parser = parse_size)]
+    pub max_injected_bytes: usize,
+
+    /// On SIGTERM, how long to keep serving while `/readyz` reports the
+    /// shutdown, so that Kubernetes stops sending new requests first; then
+    /// in-flight requests finish and the process exits. 0s under `--dev`
+    /// unless set.
+    #[arg(long, env = "AGYN_SHUTDOWN_DELAY", value_parser = humantime::parse_duration)]
+    pub shutdown_delay: Option<Duration>,
 
     #[command(flatten)]
     pub log: LogArgs,
@@ -162,6 +182,29 @@ pub struct LogArgs {
 }
 
 pub use crate::admission::Delivery;
+
+/// A size in bytes: a plain number, or a number with `KiB`, `MiB` or `GiB`.
+fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size; write e.g. 1048576, 512KiB or 32MiB"))?;
+    let scale = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => return Err(format!("unit {other:?} is not one of KiB, MiB, GiB")),
+    };
+    number
+        .checked_mul(scale)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{text:?} is out of range"))
+}
 
 fn delivery_parser() -> impl clap::builder::TypedValueParser<Value = Delivery> {
     use clap::builder::TypedValueParser;
@@ -252,4 +295,20 @@ pub enum TokenCommand {
         #[arg(long, env = "AGYN_TOKEN_NAME", default_value = "admin")]
         name: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("32MiB"), Ok(32 << 20));
+        assert_eq!(parse_size("1 GiB"), Ok(1 << 30));
+        assert!(parse_size("32MB").is_err());
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("lots").is_err());
+    }
 }

@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod api;
 pub mod app;
+pub mod budget;
 pub mod certs;
 pub mod cli;
 pub mod cluster;

@@ -77,6 +77,8 @@ pub struct Metrics {
     pub provider_logins: Family<ProviderLabels, Counter>,
     pub provider_renewals: Family<ProviderLabels, Counter>,
     pub auth_failures: Counter,
+    /// Webhook requests refused because the byte budget was spent.
+    pub busy: Counter,
 }
 
 impl Default for Metrics {
@@ -102,6 +104,7 @@ impl Metrics {
             provider_logins: Family::default(),
             provider_renewals: Family::default(),
             auth_failures: Counter::default(),
+            busy: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -163,6 +166,11 @@ impl Metrics {
             "provider_renewals",
             "Provider token renewals",
             metrics.provider_renewals.clone(),
+        );
+        registry.register(
+            "webhook_busy",
+            "Webhook requests answered 503 because the bytes in flight reached --max-bytes-in-flight",
+            metrics.busy.clone(),
         );
         registry.register(
             "auth_failures",

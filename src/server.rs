@@ -14,6 +14,8 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::app::App;
@@ -33,7 +35,33 @@ const RELOAD_EVERY: Duration = Duration::from_secs(1);
 /// A client that has not finished its TLS handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs until SIGINT or SIGTERM.
+/// When listeners stop accepting and connections finish, and which
+/// connections are still open. Clones share both.
+#[derive(Clone, Default)]
+pub struct Shutdown {
+    started: CancellationToken,
+    open: TaskTracker,
+}
+
+impl Shutdown {
+    /// Stops the listeners; open connections finish their requests and close.
+    pub fn start(&self) {
+        self.started.cancel();
+        self.open.close();
+    }
+
+    /// Resolves once [`Shutdown::start`] was called and every connection
+    /// has closed.
+    pub async fn drained(&self) {
+        self.open.wait().await;
+    }
+}
+
+/// Runs until SIGINT or SIGTERM, then shuts down gracefully: `/readyz`
+/// answers 503 while the listeners keep serving for `shutdown_delay`, so
+/// that Kubernetes takes the pod out of its Service first; then the
+/// listeners stop accepting, in-flight requests finish (at most the
+/// admission timeout and a few seconds more) and the function returns.
 pub async fn run(app: Arc<App>, args: &ServerArgs, roles: Roles) -> anyhow::Result<()> {
     // Cached sealed values may name a key that left the ring: start afresh.
     let store = app.store.clone();
@@ -80,6 +108,7 @@ pub async fn run(app: Arc<App>, args: &ServerArgs, roles: Roles) -> anyhow::Resu
         None
     };
 
+    let shutdown = Shutdown::default();
     let mut tasks = tokio::task::JoinSet::new();
     if let Some((listener, cert, client_ca)) = webhook {
         let watchers = [
@@ -96,29 +125,39 @@ pub async fn run(app: Arc<App>, args: &ServerArgs, roles: Roles) -> anyhow::Resu
             client_certificates = client_ca.is_some(),
             "Webhook listening (TLS)"
         );
+        let shutdown = shutdown.clone();
         tasks.spawn(async move {
             let _watchers = watchers;
-            serve_tls(
-                listener,
-                tls::server_config(cert, client_ca),
-                router,
-                threads,
-            )
-            .await
+            let config = tls::server_config(cert, client_ca);
+            serve_tls(listener, config, router, threads, shutdown).await
         });
     }
     if let Some(listener) = api {
         let router = crate::api::router(app.clone());
         tracing::info!(addr = %listener.local_addr()?, "API listening");
-        tasks.spawn(async move { serve(listener, router).await });
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move { serve(listener, router, shutdown).await });
     }
     tokio::select! {
-        _ = shutdown_signal() => {
-            tracing::info!("Shutting down");
-            Ok(())
-        }
-        Some(result) = tasks.join_next() => result.context("listener task")?,
+        _ = shutdown_signal() => {}
+        Some(result) = tasks.join_next() => return result.context("listener task")?,
     }
+    app.draining
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let delay = app.settings.shutdown_delay;
+    tracing::info!(delay = %humantime::format_duration(delay), "Shutting down: not ready any more, still serving meanwhile");
+    tokio::time::sleep(delay).await;
+    shutdown.start();
+    let grace = app.settings.admission_timeout + Duration::from_secs(5);
+    let drained = async { while tasks.join_next().await.is_some() {} };
+    match tokio::time::timeout(grace, drained).await {
+        Ok(()) => tracing::info!("Every in-flight request answered; exiting"),
+        Err(_) => tracing::warn!(
+            grace = %humantime::format_duration(grace),
+            "Requests still in flight after the grace period; exiting anyway"
+        ),
+    }
+    Ok(())
 }
 
 /// Serves `router` over TLS on `listener`. Each new connection is handed,
@@ -128,11 +167,15 @@ pub async fn run(app: Arc<App>, args: &ServerArgs, roles: Roles) -> anyhow::Resu
 /// wake-ups of another thread. Work a handler starts elsewhere (a database
 /// or provider connection opened by another thread) still completes, driven
 /// by the thread that opened it.
+///
+/// When `shutdown` starts it stops accepting, and returns once every
+/// connection has closed, keeping the connection threads alive until then.
 pub async fn serve_tls(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
     router: Router,
     threads: NonZeroUsize,
+    shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let tls = TlsAcceptor::from(config);
     let threads = (0..threads.get())
@@ -140,11 +183,13 @@ pub async fn serve_tls(
         .collect::<std::io::Result<Vec<_>>>()
         .context("start the webhook's connection threads")?;
     let mut next = 0;
-    accept_loop(listener, |stream, peer| {
-        threads[next].take(stream, peer);
+    accept_loop(listener, &shutdown, |stream, peer| {
+        threads[next].take(stream, peer, shutdown.clone());
         next = (next + 1) % threads.len();
     })
-    .await
+    .await;
+    shutdown.drained().await;
+    Ok(())
 }
 
 /// Connection threads per CPU when no CPU quota bounds the process: a
@@ -189,21 +234,30 @@ fn affinity_cpus() -> Option<usize> {
 }
 
 /// Serves `router` on `listener` without TLS, one task per connection on
-/// the calling runtime.
-async fn serve(listener: TcpListener, router: Router) -> anyhow::Result<()> {
-    accept_loop(listener, |stream, peer| {
-        tokio::spawn(connection(stream, peer, None, router.clone()));
+/// the calling runtime, until `shutdown` has drained.
+async fn serve(listener: TcpListener, router: Router, shutdown: Shutdown) -> anyhow::Result<()> {
+    accept_loop(listener, &shutdown, |stream, peer| {
+        let served = connection(stream, peer, None, router.clone(), shutdown.clone());
+        tokio::spawn(shutdown.open.track_future(served));
     })
-    .await
+    .await;
+    shutdown.drained().await;
+    Ok(())
 }
 
-/// Accepts connections for ever and hands each to `dispatch`.
+/// Accepts connections and hands each to `dispatch` until `shutdown`
+/// starts; the listener closes when it returns.
 async fn accept_loop(
     listener: TcpListener,
+    shutdown: &Shutdown,
     mut dispatch: impl FnMut(TcpStream, SocketAddr),
-) -> anyhow::Result<()> {
+) {
     loop {
-        match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.started.cancelled() => return,
+        };
+        match accepted {
             Ok((stream, peer)) => dispatch(stream, peer),
             Err(error) => {
                 // Out of file descriptors and the like: back off, keep serving.
@@ -218,7 +272,16 @@ async fn accept_loop(
 /// connections it is given. It ends when its [`ConnectionThread`] is
 /// dropped, with the connections it holds.
 struct ConnectionThread {
-    connections: mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>,
+    connections: mpsc::UnboundedSender<Handover>,
+}
+
+/// A connection on its way to a connection thread, counted as open from
+/// the moment it was accepted.
+struct Handover {
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    shutdown: Shutdown,
+    open: tokio_util::task::task_tracker::TaskTrackerToken,
 }
 
 impl ConnectionThread {
@@ -231,15 +294,22 @@ impl ConnectionThread {
             .name(format!("webhook-{index}"))
             .spawn(move || {
                 runtime.block_on(async move {
-                    while let Some((stream, peer)) = received.recv().await {
+                    while let Some(handover) = received.recv().await {
+                        let Handover {
+                            stream,
+                            peer,
+                            shutdown,
+                            open,
+                        } = handover;
                         match TcpStream::from_std(stream) {
                             Ok(stream) => {
-                                tokio::spawn(connection(
-                                    stream,
-                                    peer,
-                                    Some(tls.clone()),
-                                    router.clone(),
-                                ));
+                                let tls = Some(tls.clone());
+                                let served =
+                                    connection(stream, peer, tls, router.clone(), shutdown);
+                                tokio::spawn(async move {
+                                    served.await;
+                                    drop(open);
+                                });
                             }
                             Err(error) => {
                                 tracing::warn!(%peer, %error, "Could not take a connection over");
@@ -252,13 +322,20 @@ impl ConnectionThread {
     }
 
     /// Moves `stream` to this thread's runtime.
-    fn take(&self, stream: TcpStream, peer: SocketAddr) {
+    fn take(&self, stream: TcpStream, peer: SocketAddr, shutdown: Shutdown) {
+        let open = shutdown.open.token();
         let sent = stream
             .into_std()
             .map_err(|error| error.to_string())
             .and_then(|stream| {
+                let handover = Handover {
+                    stream,
+                    peer,
+                    shutdown,
+                    open,
+                };
                 self.connections
-                    .send((stream, peer))
+                    .send(handover)
                     .map_err(|_| "the connection thread has stopped".to_owned())
             });
         if let Err(error) = sent {
@@ -267,12 +344,19 @@ impl ConnectionThread {
     }
 }
 
-/// Serves one connection, over TLS when `tls` is given. Header blocks are
-/// limited to 64 KiB and must arrive within 10 s (HTTP/1.1), so a slow or
-/// oversized client is refused early. Each request carries its peer address
-/// as `ConnectInfo`, and over TLS the caller's verified client certificate,
-/// if any, as a [`ClientIdentity`].
-async fn connection(stream: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>, router: Router) {
+/// Serves one connection, over TLS when `tls` is given, until the client
+/// closes it or `shutdown` starts (then its requests in flight finish
+/// first). Header blocks are limited to 64 KiB and must arrive within 10 s
+/// (HTTP/1.1), so a slow or oversized client is refused early. Each request
+/// carries its peer address as `ConnectInfo`, and over TLS the caller's
+/// verified client certificate, if any, as a [`ClientIdentity`].
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    router: Router,
+    shutdown: Shutdown,
+) {
     let _ = stream.set_nodelay(true);
     let service = |identity: Option<ClientIdentity>| {
         let service = router.into_service::<hyper::body::Incoming>().map_request(
@@ -286,11 +370,11 @@ async fn connection(stream: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor
         );
         TowerToHyperService::new(service)
     };
+    let builder = connection_builder();
     let result = match tls {
         None => {
-            connection_builder()
-                .serve_connection(TokioIo::new(stream), service(None))
-                .await
+            let served = builder.serve_connection(TokioIo::new(stream), service(None));
+            until_shutdown(served, &shutdown).await
         }
         Some(acceptor) => {
             let stream =
@@ -311,13 +395,28 @@ async fn connection(stream: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor
                 .1
                 .peer_certificates()
                 .and_then(ClientIdentity::of);
-            connection_builder()
-                .serve_connection(TokioIo::new(stream), service(identity))
-                .await
+            let served = builder.serve_connection(TokioIo::new(stream), service(identity));
+            until_shutdown(served, &shutdown).await
         }
     };
     if let Err(error) = result {
         tracing::debug!(%peer, %error, "Connection ended with an error");
+    }
+}
+
+/// Drives a connection; when `shutdown` starts, lets its requests in
+/// flight finish and closes it.
+async fn until_shutdown<C>(connection: C, shutdown: &Shutdown) -> C::Output
+where
+    C: hyper_util::server::graceful::GracefulConnection,
+{
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => result,
+        _ = shutdown.started.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
     }
 }
 
@@ -328,7 +427,20 @@ fn connection_builder() -> hyper_util::server::conn::auto::Builder<TokioExecutor
         .max_buf_size(64 * 1024)
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(Duration::from_secs(10));
-    builder.http2().max_header_list_size(64 * 1024);
+    // Sized for an API server, not for bulk transfer: a client may open 32
+    // streams and have 64 KiB unread per stream and 256 KiB per connection,
+    // instead of hyper's 200 streams of 1 MiB each. Bodies beyond that wait
+    // for the handler to read them, within the webhook's byte budget.
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_header_list_size(64 * 1024)
+        .max_concurrent_streams(32)
+        .initial_stream_window_size(64 * 1024)
+        .initial_connection_window_size(256 * 1024)
+        .max_send_buf_size(256 * 1024)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(10));
     builder
 }
 

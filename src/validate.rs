@@ -16,6 +16,28 @@ pub fn is_dns_label(name: &str) -> bool {
 /// Why a name is not a DNS label, for messages.
 pub const DNS_LABEL_RULE: &str = "must be a DNS label: lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters";
 
+/// Kubernetes' DNS subdomain rule (RFC 1123), the rule of most object names:
+/// dot-separated DNS labels, at most 253 characters.
+pub fn is_dns_subdomain(name: &str) -> bool {
+    name.len() <= 253 && name.split('.').all(is_dns_label)
+}
+
+/// Whether `prefix` is a valid `metadata.generateName`: a DNS subdomain once
+/// the API server appends its random suffix, so it may end with '-'.
+pub fn is_generate_name(prefix: &str) -> bool {
+    let stem = prefix.trim_end_matches('-');
+    prefix.len() <= 248 && !stem.is_empty() && is_dns_subdomain(stem)
+}
+
+/// A Kubernetes kind: a letter, then letters and digits, at most 63.
+pub fn is_kind(kind: &str) -> bool {
+    let bytes = kind.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes[0].is_ascii_alphabetic()
+        && bytes.iter().all(u8::is_ascii_alphanumeric)
+}
+
 /// Kubernetes' classic environment variable name rule.
 pub fn is_env_var_name(name: &str) -> bool {
     let mut bytes = name.bytes();
@@ -43,6 +65,28 @@ mod tests {
     #[case::empty("", false)]
     fn dns_labels(#[case] name: &str, #[case] ok: bool) {
         assert_eq!(is_dns_label(name), ok);
+    }
+
+    #[rstest]
+    #[case::label("web", true)]
+    #[case::dotted("web.v1", true)]
+    #[case::max(&format!("{}.{}.{}.{}", "a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(61)), true)]
+    #[case::too_long(&format!("{}.{}.{}.{}", "a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(62)), false)]
+    #[case::empty_label("web..v1", false)]
+    #[case::nul("web\0", false)]
+    #[case::bidi("web\u{202e}", false)]
+    fn dns_subdomains(#[case] name: &str, #[case] ok: bool) {
+        assert_eq!(is_dns_subdomain(name), ok);
+    }
+
+    #[rstest]
+    #[case::replica_set("agent-7d9f8c6b5d-", true)]
+    #[case::plain("web", true)]
+    #[case::dashes_only("--", false)]
+    #[case::upper("Web-", false)]
+    #[case::long(&"a".repeat(249), false)]
+    fn generate_names(#[case] prefix: &str, #[case] ok: bool) {
+        assert_eq!(is_generate_name(prefix), ok);
     }
 
     #[rstest]

@@ -10,12 +10,15 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::budget::{Budget, Held};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use http_body_util::{BodyExt, Full};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use tracing::{Instrument, field};
@@ -32,8 +35,8 @@ use crate::resolve::{ResolveError, Resolved};
 use crate::store::{ImagePullSecret, Organization, PodReference, StoreError};
 use crate::tls::ClientIdentity;
 
-/// Largest accepted AdmissionReview (the API server's own request limit is 3 MiB).
-pub const MAX_REVIEW: usize = 8 << 20;
+/// Largest accepted AdmissionReview: the API server's own request limit.
+pub const MAX_REVIEW: usize = 3 << 20;
 
 /// The whole answer to a caller without a verified client certificate.
 const UNAUTHENTICATED: &str = r#"{"error":{"code":"unauthorized","message":"the webhook answers only callers that present a client certificate from its client CA"}}"#;
@@ -44,6 +47,8 @@ const RECENT_REFERENCES_MAX: usize = 50_000;
 
 pub struct Webhook {
     app: Arc<App>,
+    /// Bytes of bodies and answers held at once, across all connections.
+    budget: Budget,
     /// Fingerprints of recently recorded sets of references.
     recent: Mutex<foldhash::HashMap<u64, Instant>>,
     /// Seeded once per process, so that fingerprints cannot be aimed at.
@@ -119,7 +124,9 @@ pub fn router(app: Arc<App>) -> Router {
             })
             .clone()
     });
+    let budget = Budget::new(app.settings.max_bytes_in_flight);
     let state = Arc::new(Webhook {
+        budget,
         app,
         recent: Mutex::default(),
         fingerprints: foldhash::quality::RandomState::default(),
@@ -162,18 +169,29 @@ async fn mutate(State(hook): State<Arc<Webhook>>, request: Request) -> Response 
             .get_or_create(&http_labels(401))
             .inc();
         return (
-            axum::http::StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
             [(CONTENT_TYPE, "application/json")],
             UNAUTHENTICATED,
         )
             .into_response();
     }
-    let response = match crate::api::read_limited(request, MAX_REVIEW).await {
-        Err(error) => {
+    // One deadline for the whole request, body included: a client that
+    // stops sending half way holds nothing past it.
+    let deadline = tokio::time::Instant::now() + app.settings.admission_timeout;
+    let response = match tokio::time::timeout_at(deadline, hook.read_review(request)).await {
+        Err(_) => {
             hook.count(Ending::BadRequest, started);
-            error.into_response()
+            refusal(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request body did not arrive in time",
+            )
         }
-        Ok(body) => match admission::parse_review(&body) {
+        Ok(Err(response)) => {
+            hook.count(Ending::BadRequest, started);
+            response
+        }
+        Ok(Ok((body, _held))) => match admission::parse_review(&body) {
             Err(error) => {
                 hook.count(Ending::BadRequest, started);
                 tracing::info!(%error, "Rejected a malformed AdmissionReview");
@@ -195,7 +213,7 @@ async fn mutate(State(hook): State<Arc<Webhook>>, request: Request) -> Response 
                     patch_ops = field::Empty,
                 );
                 let timeout = app.settings.admission_timeout;
-                let outcome = tokio::time::timeout(timeout, hook.admit(&request, caller.as_ref()))
+                let outcome = tokio::time::timeout_at(deadline, hook.admit(&request, caller.as_ref()))
                     .instrument(span.clone())
                     .await
                     .unwrap_or_else(|_| {
@@ -231,7 +249,7 @@ async fn mutate(State(hook): State<Arc<Webhook>>, request: Request) -> Response 
                         admission::deny(&request.uid, *denial, message)
                     }
                 };
-                ([(CONTENT_TYPE, "application/json")], Body::from(review)).into_response()
+                hook.answer(review)
             }
         },
     };
@@ -247,6 +265,90 @@ async fn mutate(State(hook): State<Arc<Webhook>>, request: Request) -> Response 
 }
 
 impl Webhook {
+    /// Reads a review's body within [`MAX_REVIEW`] (413 beyond, before
+    /// reading when the length is declared), holding its buffer's bytes of
+    /// the budget (503 when they do not fit).
+    async fn read_review(&self, request: Request) -> Result<(bytes::Bytes, Held), Response> {
+        let too_large = || {
+            refusal(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                &format!("an AdmissionReview is at most {MAX_REVIEW} bytes"),
+            )
+        };
+        let declared = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > MAX_REVIEW) {
+            return Err(too_large());
+        }
+        // The buffer's whole capacity is held: the allocator makes a large
+        // buffer resident as soon as it is handed out, not as it is filled.
+        // A declared length is held and allocated at once; otherwise the
+        // buffer doubles as bytes arrive.
+        let mut held = Held::default();
+        let initial = declared.unwrap_or(16 << 10);
+        if !self.budget.hold(&mut held, initial) {
+            return Err(self.busy());
+        }
+        let mut bytes = bytes::BytesMut::with_capacity(initial);
+        let mut body = request.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|error| {
+                refusal(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    &format!("cannot read request body: {error}"),
+                )
+            })?;
+            let Ok(chunk) = frame.into_data() else {
+                continue;
+            };
+            let length = bytes.len() + chunk.len();
+            if length > MAX_REVIEW {
+                return Err(too_large());
+            }
+            if length > bytes.capacity() {
+                let capacity = length.max(2 * bytes.capacity()).min(MAX_REVIEW);
+                if !self.budget.hold(&mut held, capacity) {
+                    return Err(self.busy());
+                }
+                bytes.reserve(capacity - bytes.len());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok((bytes.freeze(), held))
+    }
+
+    fn busy(&self) -> Response {
+        self.app.metrics.busy.inc();
+        let mut response = refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "the webhook holds as many request and answer bytes as it may; retry shortly",
+        );
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            HeaderValue::from_static("1"),
+        );
+        response
+    }
+
+    /// The answer, holding its bytes of the budget until it is sent.
+    fn answer(&self, review: Vec<u8>) -> Response {
+        let mut held = Held::default();
+        if !self.budget.hold(&mut held, review.len()) {
+            return self.busy();
+        }
+        let body = HeldBody {
+            inner: Full::new(bytes::Bytes::from(review)),
+            _held: held,
+        };
+        ([(CONTENT_TYPE, "application/json")], Body::new(body)).into_response()
+    }
+
     fn count(&self, result: Ending, started: Instant) {
         let meters = &self.results[result as usize];
         meters.admissions.inc();
@@ -290,6 +392,7 @@ impl Webhook {
             .as_deref()
             .or_else(|| pod.namespace())
             .ok_or_else(|| Outcome::deny("the review names no namespace"))?;
+        check_names(pod, namespace, &plan).map_err(Outcome::deny)?;
         let admission = Admission {
             request,
             pod,
@@ -317,6 +420,8 @@ impl Webhook {
             }
         };
         problems.check()?;
+        self.check_size(&plan, &resolved, delivery)
+            .map_err(Outcome::deny)?;
 
         let env_secret =
             (delivery == Delivery::Secret && !plan.containers.is_empty()).then(|| EnvSecret {
@@ -363,6 +468,58 @@ impl Webhook {
                 .map_err(store_unavailable)?;
         }
         Ok(patch)
+    }
+
+    /// Refuses a pod whose values would make an answer (`env`) or a Secret
+    /// (`secret`) larger than `--max-injected-bytes`, before either is built:
+    /// a small review can ask for one large value in many variables of many
+    /// containers.
+    fn check_size(
+        &self,
+        plan: &Plan<'_>,
+        resolved: &Resolved,
+        delivery: Delivery,
+    ) -> Result<(), String> {
+        let limit = self.app.settings.max_injected_bytes;
+        let value = |name: &str| resolved.get(name).map_or(0, |s| s.value.expose().len());
+        let (size, whereto) = match delivery {
+            Delivery::Env => {
+                let size: usize = plan
+                    .containers
+                    .iter()
+                    .flat_map(|c| c.vars.iter())
+                    .map(|(var, secret)| var.len() + value(secret) + ENV_ENTRY_OVERHEAD)
+                    .sum();
+                (size, "in the webhook's answer")
+            }
+            Delivery::Secret => {
+                let size: usize = plan
+                    .secret_names()
+                    .iter()
+                    .map(|name| name.len() + value(name))
+                    .sum();
+                (size, "in its Secret")
+            }
+        };
+        if size <= limit {
+            return Ok(());
+        }
+        let fix = match delivery {
+            Delivery::Env => format!(
+                "{} variables in {} containers; ask for fewer, or use delivery \"secret\", which holds each value once",
+                plan.var_count(),
+                plan.containers.len()
+            ),
+            Delivery::Secret => {
+                "Kubernetes keeps at most 1 MiB in a Secret; ask for fewer or smaller secrets"
+                    .to_owned()
+            }
+        };
+        Err(format!(
+            "the values this pod asks for come to {} {whereto}, over the limit of {} (--max-injected-bytes): {fix}",
+            human_size(size),
+            human_size(limit)
+        ))
     }
 
     /// The image pull secrets named, as stored; a missing one is a problem.
@@ -595,6 +752,97 @@ impl Webhook {
         recent.insert(key, now);
         Ok(())
     }
+}
+
+/// An answer's body that holds its bytes of the budget until it is sent or
+/// dropped.
+struct HeldBody {
+    inner: Full<bytes::Bytes>,
+    _held: Held,
+}
+
+impl hyper::body::Body for HeldBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A refusal before any review is read, in the API's error shape.
+fn refusal(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({"error": {"code": code, "message": message}});
+    (status, axum::Json(body)).into_response()
+}
+
+/// What an env entry adds to the answer besides its name and value: the
+/// patch operation's path and the JSON around them.
+const ENV_ENTRY_OVERHEAD: usize = 64;
+
+/// `1.5 MiB`, `640 KiB`, `12 bytes`.
+fn human_size(bytes: usize) -> String {
+    match bytes {
+        0..1024 => format!("{bytes} bytes"),
+        1024..1_048_576 => format!("{:.1} KiB", bytes as f64 / 1024.0),
+        _ => format!("{:.1} MiB", bytes as f64 / 1_048_576.0),
+    }
+}
+
+/// Refuses names that Kubernetes would never send, before anything is
+/// recorded or written under them: the pod's name (or generateName), its
+/// namespace, its controlling owner and the containers that get variables.
+fn check_names(pod: &Pod<'_>, namespace: &str, plan: &Plan<'_>) -> Result<(), String> {
+    use crate::validate::{is_dns_label, is_dns_subdomain, is_generate_name, is_kind};
+    let quote = crate::admission::quote;
+    if !is_dns_label(namespace) {
+        return Err(format!(
+            "namespace {} is not a valid Kubernetes namespace name",
+            quote(namespace)
+        ));
+    }
+    let meta = pod.meta.as_ref().map_err(Clone::clone)?;
+    let name = meta.name.as_deref().filter(|n| !n.is_empty());
+    let valid = match (name, meta.generate_name.as_deref()) {
+        (Some(name), _) => is_dns_subdomain(name),
+        (None, Some(prefix)) => is_generate_name(prefix),
+        (None, None) => false,
+    };
+    if !valid {
+        return Err(format!(
+            "pod name {} is not a valid Kubernetes name (a DNS subdomain, or a generateName prefix)",
+            quote(pod.name())
+        ));
+    }
+    if let Some((kind, owner)) = pod.owner()
+        && !(is_kind(kind) && is_dns_subdomain(owner))
+    {
+        return Err(format!(
+            "the pod's owner {}/{} is not a valid Kubernetes kind and name",
+            quote(kind),
+            quote(owner)
+        ));
+    }
+    for container in &plan.containers {
+        if !is_dns_label(container.name) {
+            return Err(format!(
+                "container name {} is not a valid Kubernetes container name",
+                quote(container.name)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// One admission under way: what it is for, who asked, and how its values

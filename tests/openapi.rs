@@ -453,3 +453,65 @@ fn values_are_write_only_and_tokens_appear_once() {
     let created = schemas["CreatedToken"].to_string();
     assert!(created.contains("\"token\""));
 }
+
+#[test]
+fn every_list_documents_its_pages() {
+    let doc = document();
+    let mut lists = BTreeSet::new();
+    let mut problems = Vec::new();
+    for (path, method, operation) in operations(&doc) {
+        let ok = &operation["responses"]["200"];
+        let schema = resolve(
+            &doc,
+            &resolve(&doc, ok)["content"]["application/json"]["schema"],
+        );
+        if schema["properties"]["items"]["type"] != "array" {
+            continue;
+        }
+        let name = format!("{} {path}", method.to_uppercase());
+        lists.insert(path.clone());
+        let query: BTreeMap<String, &Value> = operation["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| resolve(&doc, p))
+            .filter(|p| p["in"] == "query")
+            .filter_map(|p| Some((p["name"].as_str()?.to_owned(), p)))
+            .collect();
+        match query.get("limit") {
+            Some(limit)
+                if limit["schema"]["minimum"] == 1
+                    && limit["schema"]["maximum"] == 500
+                    && limit["schema"]["default"] == 100 => {}
+            other => problems.push(format!("{name}: limit is {other:?}, not 1 to 500 (100)")),
+        }
+        if query.get("cursor").map(|c| &c["schema"]["type"]) != Some(&Value::from("string")) {
+            problems.push(format!("{name}: no string cursor"));
+        }
+        if schema["properties"]["next_cursor"]["type"] != "string" {
+            problems.push(format!("{name}: the page has no next_cursor"));
+        }
+        let required = schema["required"].as_array().cloned().unwrap_or_default();
+        if required.contains(&Value::from("next_cursor")) {
+            problems.push(format!("{name}: next_cursor is absent on the last page"));
+        }
+        if operation["responses"].get("422").is_none() {
+            problems.push(format!("{name}: a bad limit or cursor is 422"));
+        }
+    }
+    let expected: BTreeSet<String> = [
+        "/v1/organizations",
+        "/v1/organizations/{org}/tokens",
+        "/v1/organizations/{org}/secrets",
+        "/v1/organizations/{org}/secrets/{id}/references",
+        "/v1/organizations/{org}/providers",
+        "/v1/organizations/{org}/image-pull-secrets",
+        "/v1/organizations/{org}/audit",
+        "/v1/namespaces",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    assert_eq!(lists, expected, "the lists of the API");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

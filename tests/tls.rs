@@ -135,8 +135,9 @@ async fn thread_naming_server(threads: usize) -> (String, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let threads = NonZeroUsize::new(threads).unwrap();
+    let shutdown = agyn_secrets::server::Shutdown::default();
     tokio::spawn(agyn_secrets::server::serve_tls(
-        listener, config, router, threads,
+        listener, config, router, threads, shutdown,
     ));
     (format!("https://{addr}/thread"), issued.ca_cert)
 }

@@ -310,7 +310,7 @@ async fn bad_requests_are_refused_with_a_reason() {
             "admission.k8s.io/v1",
         ),
         (br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#.to_vec(), 400, "no request"),
-        (vec![b' '; (8 << 20) + 1], 413, "larger than"),
+        (vec![b' '; (3 << 20) + 1], 413, "at most"),
     ];
     for (body, status, reason) in cases {
         let response = client.post(&url).body(body).send().await.unwrap();

@@ -30,7 +30,8 @@ pub const MAX_ENTRIES: usize = 256;
 /// Longest piece of user text quoted back in a message.
 const QUOTE_MAX: usize = 80;
 
-pub(crate) fn quote(text: &str) -> String {
+/// `text` quoted for a message, shortened to 80 characters with `…`.
+pub fn quote(text: &str) -> String {
     if text.chars().count() <= QUOTE_MAX {
         format!("{text:?}")
     } else {

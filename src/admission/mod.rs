@@ -6,7 +6,7 @@ mod pod;
 mod review;
 
 pub use annotations::{
-    Delivery, EnvEntry, ParseError, parse_delivery, parse_env, parse_pull_secrets,
+    Delivery, EnvEntry, ParseError, parse_delivery, parse_env, parse_pull_secrets, quote,
 };
 pub use patch::{
     ContainerList, ContainerPlan, Injection, Patch, PatchError, Plan, build_patch, plan_env,

@@ -23,10 +23,15 @@ pub enum ApiError {
     #[error("{message}")]
     Referenced {
         message: String,
+        /// The first references, at most `store::MAX_LISTED_REFERENCES`.
         references: Vec<Reference>,
+        /// How many there are in all.
+        total: u64,
     },
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     #[error("{message}")]
     Validation {
         field: Option<String>,
@@ -65,6 +70,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
             }
+            ApiError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::BadGateway(_) => (StatusCode::BAD_GATEWAY, "provider_error"),
@@ -92,8 +98,12 @@ impl IntoResponse for ApiError {
             error["field"] = json!(field);
         }
         let mut body = json!({ "error": error });
-        if let ApiError::Referenced { references, .. } = &self {
+        if let ApiError::Referenced {
+            references, total, ..
+        } = &self
+        {
             body["references"] = json!(references);
+            body["reference_count"] = json!(total);
         }
         let mut response = (status, Json(body)).into_response();
         if let ApiError::RateLimited { retry_after } = self {
@@ -115,13 +125,6 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(message) => ApiError::Conflict(message),
             StoreError::NotFound(message) => ApiError::NotFound(message),
             StoreError::Invalid { field, message } => ApiError::invalid(field, message),
-            StoreError::Referenced(references) => ApiError::Referenced {
-                message: format!(
-                    "secret is referenced by {} object(s); remove the references or delete with ?force=true",
-                    references.len()
-                ),
-                references,
-            },
             StoreError::Database(error) if is_storage_full(&error) => ApiError::Unavailable(
                 "the database's storage is full; free space on its volume, then retry".into(),
             ),

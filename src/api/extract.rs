@@ -18,6 +18,10 @@ use crate::store::{Organization, Role, Token};
 /// Largest accepted API request body.
 pub const MAX_BODY: usize = 1 << 20;
 
+/// A request body must have arrived by then: a client that stops half way
+/// holds its connection and buffer no longer.
+const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Caller(pub Token);
@@ -46,9 +50,6 @@ impl FromRequestParts<Arc<App>> for Caller {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|info| info.0.ip());
-        if let Some(retry_after) = source.and_then(|ip| app.auth_limiter.retry_after(ip)) {
-            return Err(ApiError::RateLimited { retry_after });
-        }
         let presented = parts
             .headers
             .get(AUTHORIZATION)
@@ -62,14 +63,18 @@ impl FromRequestParts<Arc<App>> for Caller {
             Some(presented) => app.store.authenticate(presented).await?,
             None => None,
         };
+        // A valid token is always let through, even from a source that is
+        // limited: failures of others behind the same proxy or NAT must not
+        // lock it out. Only failures are limited.
         match token {
             Some(token) => Ok(Caller(token)),
             None => {
                 app.metrics.auth_failures.inc();
-                if let Some(ip) = source {
-                    app.auth_limiter.failed(ip);
+                let limited = source.and_then(|ip| app.auth_limiter.failed(ip));
+                match limited {
+                    Some(retry_after) => Err(ApiError::RateLimited { retry_after }),
+                    None => Err(ApiError::Unauthorized),
                 }
-                Err(ApiError::Unauthorized)
             }
         }
     }
@@ -127,7 +132,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request<Body>, _state: &S) -> ApiResult<Self> {
-        let bytes = read_limited(request, MAX_BODY).await?;
+        let bytes = tokio::time::timeout(BODY_DEADLINE, read_limited(request, MAX_BODY))
+            .await
+            .map_err(|_| ApiError::RequestTimeout)??;
         parse_json(&bytes).map(JsonBody)
     }
 }
@@ -177,7 +184,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
         if inner.classify() != serde_json::error::Category::Data {
             return ApiError::BadRequest(format!("request body is not valid JSON: {text}"));
         }
-        let text = strip_position(&text);
+        let text = without_value(strip_position(&text));
+        let text = text.as_str();
         let prefix = if path == "." {
             String::new()
         } else {
@@ -204,6 +212,30 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
         .end()
         .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
     Ok(value)
+}
+
+/// serde's message for a value of the wrong type or shape, with the value
+/// taken out: `invalid type: integer `4111…`, expected a string` becomes
+/// `invalid type: integer, expected a string`. The value could be a secret
+/// sent in the wrong field or the wrong form, and an error message ends up
+/// in logs, terminals and CI output.
+fn without_value(text: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = text.strip_prefix(prefix) {
+            let (got, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+            // `integer `5``, `string "x"`, `floating point `1.5``, `map`, …
+            let kind = got.split(['`', '"']).next().unwrap_or("").trim();
+            return match expected {
+                "" => format!("{prefix}{kind}"),
+                expected => format!("{prefix}{kind}, expected {expected}"),
+            };
+        }
+    }
+    if let Some(rest) = text.strip_prefix("unknown variant ") {
+        let expected = rest.split_once(", expected ").map_or("", |(_, e)| e);
+        return format!("unknown variant, expected {expected}");
+    }
+    text.to_owned()
 }
 
 fn quoted_field<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
@@ -252,5 +284,50 @@ mod tests {
             parse_json::<Body>(b"[]"),
             Err(ApiError::Validation { field: None, .. })
         ));
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Typed {
+        value: Option<String>,
+        count: Option<u8>,
+        kind: Option<Kind>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    enum Kind {
+        Local,
+    }
+
+    #[test]
+    fn shape_errors_never_echo_the_value() {
+        for (body, expected) in [
+            (
+                r#"{"value": 4111111111111111}"#,
+                "value: invalid type: integer, expected a string",
+            ),
+            (
+                r#"{"value": {"card": "4111111111111111"}}"#,
+                "value: invalid type: map, expected a string",
+            ),
+            (
+                r#"{"count": 4111111111111111}"#,
+                "count: invalid value: integer, expected u8",
+            ),
+            (
+                r#"{"count": "4111111111111111"}"#,
+                "count: invalid type: string, expected u8",
+            ),
+            (
+                r#"{"kind": "4111111111111111"}"#,
+                "kind: unknown variant, expected `local`",
+            ),
+        ] {
+            let error = parse_json::<Typed>(body.as_bytes()).unwrap_err();
+            let message = error.to_string();
+            assert_eq!(message, expected, "{body}");
+            assert!(!message.contains("4111"), "{message}");
+        }
     }
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{Caller, JsonBody};
-use super::organizations::{Items, check_name};
+use super::organizations::{Items, Page, check_name};
 use crate::app::App;
 use crate::cluster::Access;
 use crate::store::{NamespaceBinding, format_time};
@@ -108,9 +108,14 @@ pub async fn get(
 pub async fn list(
     State(app): State<Arc<App>>,
     caller: Caller,
+    page: Page,
 ) -> ApiResult<Json<Items<BindingView>>> {
     caller.require_admin()?;
-    Ok(Items::of(app.store.list_namespace_bindings().await?))
+    Ok(Items::of(
+        app.store
+            .page_namespace_bindings(page.cursor(), page.limit)
+            .await?,
+    ))
 }
 
 pub async fn delete(

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
@@ -54,16 +55,79 @@ impl From<Token> for TokenView {
     }
 }
 
+/// Most items one page of a list holds.
+pub const MAX_PAGE: usize = 500;
+/// Items in a page when the request gives no `limit`.
+pub const DEFAULT_PAGE: usize = 100;
+
+/// One page of a list: `{"items": [...], "next_cursor": "..."}`, with
+/// `next_cursor` only when more items follow.
 #[derive(Debug, Serialize)]
 pub struct Items<T> {
     pub items: Vec<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 impl<T> Items<T> {
-    pub fn of<S: Into<T>>(records: Vec<S>) -> Json<Self> {
+    /// A page of the store's records, and the cursor after it.
+    pub fn of<S: Into<T>>((records, next_cursor): (Vec<S>, Option<String>)) -> Json<Self> {
         Json(Items {
             items: records.into_iter().map(Into::into).collect(),
+            next_cursor,
         })
+    }
+}
+
+/// Which page of a list to answer: `?limit=` (1 to [`MAX_PAGE`], default
+/// [`DEFAULT_PAGE`]) and `?cursor=` (the `next_cursor` of the page before;
+/// absent or empty for the first). Lists ignore other query parameters.
+#[derive(Debug)]
+pub struct Page {
+    pub limit: usize,
+    cursor: Option<String>,
+}
+
+/// The page parameters as they come, checked by [`Page::new`].
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+impl Page {
+    /// Checks the limit; the store checks the cursor, which it made. Neither
+    /// error repeats what was sent.
+    pub fn new(limit: Option<&str>, cursor: Option<String>) -> ApiResult<Self> {
+        let limit = match limit {
+            None => DEFAULT_PAGE,
+            Some(text) => text
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_PAGE).contains(n))
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "limit",
+                        format!("must be a whole number from 1 to {MAX_PAGE}"),
+                    )
+                })?,
+        };
+        Ok(Self { limit, cursor })
+    }
+
+    pub fn cursor(&self) -> Option<&str> {
+        self.cursor.as_deref()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Page {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> ApiResult<Self> {
+        let Query(query) = Query::<PageQuery>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
+        Page::new(query.limit.as_deref(), query.cursor)
     }
 }
 
@@ -99,18 +163,23 @@ pub async fn create(
 pub async fn list(
     State(app): State<Arc<App>>,
     caller: Caller,
+    page: Page,
 ) -> ApiResult<Json<Items<OrganizationView>>> {
-    let orgs = match (&caller.0.role, &caller.0.organization_id) {
-        (Role::Admin, _) => app.store.list_organizations().await?,
+    let only = match (&caller.0.role, &caller.0.organization_id) {
+        (Role::Admin, _) => None,
         (Role::Runtime, _) => {
             return Err(ApiError::Forbidden(
                 "a runtime token may only call resolve".into(),
             ));
         }
-        (_, Some(id)) => app.store.find_organization(id).await?.into_iter().collect(),
-        (_, None) => Vec::new(),
+        (_, Some(id)) => Some(id.as_str()),
+        (_, None) => return Ok(Items::of((Vec::<Organization>::new(), None))),
     };
-    Ok(Items::of(orgs))
+    Ok(Items::of(
+        app.store
+            .list_organizations(only, page.cursor(), page.limit)
+            .await?,
+    ))
 }
 
 pub async fn get(
@@ -191,9 +260,14 @@ pub async fn list_tokens(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path(org): Path<String>,
+    page: Page,
 ) -> ApiResult<Json<Items<TokenView>>> {
     let org = organization_for(&app, &caller, &org, Access::Write).await?;
-    Ok(Items::of(app.store.list_tokens(&org.id).await?))
+    Ok(Items::of(
+        app.store
+            .list_tokens(&org.id, page.cursor(), page.limit)
+            .await?,
+    ))
 }
 
 pub async fn get_token(

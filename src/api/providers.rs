@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{Access, Caller, JsonBody, organization_for};
-use super::organizations::{Items, check_name};
+use super::organizations::{Items, Page, check_name};
 use crate::app::App;
 use crate::resolve::{ResolveError, is_forbidden_ip};
 use crate::store::{
@@ -289,9 +289,14 @@ pub async fn list(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path(org): Path<String>,
+    page: Page,
 ) -> ApiResult<Json<Items<ProviderView>>> {
     let org = organization_for(&app, &caller, &org, Access::Read).await?;
-    Ok(Items::of(app.store.list_providers(&org.id).await?))
+    Ok(Items::of(
+        app.store
+            .list_providers(&org.id, page.cursor(), page.limit)
+            .await?,
+    ))
 }
 
 pub async fn get(

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{Access, Caller, JsonBody, organization_for};
-use super::organizations::{Items, check_name};
+use super::organizations::{Items, Page, check_name};
 use crate::app::App;
 use crate::store::{ImagePullSecret, NewImagePullSecret, format_time};
 
@@ -98,9 +98,14 @@ pub async fn list(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path(org): Path<String>,
+    page: Page,
 ) -> ApiResult<Json<Items<ImagePullSecretView>>> {
     let org = organization_for(&app, &caller, &org, Access::Read).await?;
-    Ok(Items::of(app.store.list_image_pull_secrets(&org.id).await?))
+    Ok(Items::of(
+        app.store
+            .list_image_pull_secrets(&org.id, page.cursor(), page.limit)
+            .await?,
+    ))
 }
 
 pub async fn get(

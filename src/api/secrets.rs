@@ -7,11 +7,12 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{Access, Caller, JsonBody, organization_for};
-use super::organizations::{Items, check_name};
+use super::organizations::{Items, Page, check_name};
 use crate::app::App;
 use crate::crypto::SecretValue;
 use crate::store::{
@@ -195,9 +196,14 @@ pub async fn list(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path(org): Path<String>,
+    page: Page,
 ) -> ApiResult<Json<Items<SecretView>>> {
     let org = organization_for(&app, &caller, &org, Access::Read).await?;
-    Ok(Items::of(app.store.list_secrets(&org.id).await?))
+    Ok(Items::of(
+        app.store
+            .list_secrets(&org.id, page.cursor(), page.limit)
+            .await?,
+    ))
 }
 
 async fn find(app: &App, organization_id: &str, id: &str) -> ApiResult<Secret> {
@@ -279,10 +285,15 @@ pub async fn references(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path((org, id)): Path<(String, String)>,
+    page: Page,
 ) -> ApiResult<Json<Items<Reference>>> {
     let org = organization_for(&app, &caller, &org, Access::Read).await?;
     let secret = find(&app, &org.id, &id).await?;
-    Ok(Items::of(app.store.list_references(&secret).await?))
+    Ok(Items::of(
+        app.store
+            .list_references(&secret, page.cursor(), page.limit)
+            .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -297,14 +308,38 @@ pub async fn delete(
     caller: Caller,
     Path((org, id)): Path<(String, String)>,
     query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     let Query(query) =
         query.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
     let org = organization_for(&app, &caller, &org, Access::Write).await?;
-    app.store
+    match app
+        .store
         .delete_secret(&org.id, &id, query.force, &caller.actor())
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+        .await?
+    {
+        Ok(_) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(in_use) => referenced(in_use.references, in_use.total),
+    }
+}
+
+/// The delete guard's refusal: the `referenced` error, listing the first
+/// references (at most 50) and how many there are in all.
+fn referenced(references: Vec<Reference>, total: u64) -> ApiResult<Response> {
+    let listed = references.len();
+    let message = if u64::try_from(listed).is_ok_and(|n| n < total) {
+        format!(
+            "secret is referenced by {total} object(s), the first {listed} listed; remove the references or delete with ?force=true"
+        )
+    } else {
+        format!(
+            "secret is referenced by {total} object(s); remove the references or delete with ?force=true"
+        )
+    };
+    Err(ApiError::Referenced {
+        message,
+        references,
+        total,
+    })
 }
 
 #[derive(Debug, Deserialize)]

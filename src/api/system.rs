@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{Access, Caller, organization_for};
-use super::organizations::Items;
+use super::organizations::{Items, Page};
 use crate::app::App;
 use crate::store::AuditEvent;
 
@@ -38,6 +38,12 @@ pub async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
 
 /// The readiness answer, shared by the API and the webhook.
 pub async fn readiness(app: &App) -> (StatusCode, Json<serde_json::Value>) {
+    if app.draining.load(std::sync::atomic::Ordering::SeqCst) {
+        // Shutting down: Kubernetes stops sending traffic, in-flight
+        // requests finish.
+        let body = json!({ "status": "shutting down", "checks": {} });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body));
+    }
     let database = match tokio::time::timeout(Duration::from_secs(1), app.store.ping()).await {
         Ok(Ok(())) => json!({ "ok": true }),
         Ok(Err(error)) => json!({ "ok": false, "error": error.to_string() }),
@@ -90,10 +96,13 @@ pub async fn not_found(uri: Uri) -> ApiError {
     ApiError::NotFound(format!("no route for {}", uri.path()))
 }
 
+/// The audit log's query: the page parameters of every list, and nothing
+/// else (an unknown parameter is a 400).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
-    limit: Option<i64>,
+    limit: Option<String>,
+    cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -113,10 +122,11 @@ pub async fn audit(
 ) -> ApiResult<Json<Items<AuditView>>> {
     let Query(query) =
         query.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
+    let page = Page::new(query.limit.as_deref(), query.cursor)?;
     let org = organization_for(&app, &caller, &org, Access::Write).await?;
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::invalid("limit", "must be between 1 and 1000"));
-    }
-    Ok(Items::of(app.store.list_audit(&org.id, limit).await?))
+    Ok(Items::of(
+        app.store
+            .list_audit(&org.id, page.cursor(), page.limit)
+            .await?,
+    ))
 }

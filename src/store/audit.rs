@@ -1,6 +1,10 @@
 use sqlx::{AnyConnection, Row};
 
+use super::organizations::{decode_cursor, fetch_limit, into_page};
 use super::{AuditEvent, Result, Store, format_time, new_id, now_ms};
+
+/// The name cursors of the audit log carry.
+const LIST: &str = "audit";
 
 /// One audited change: who did what to which object. Never a value.
 pub(crate) struct Change<'a> {
@@ -36,29 +40,45 @@ impl Change<'_> {
 }
 
 impl Store {
-    /// The newest `limit` events of an organization, newest first.
-    pub async fn list_audit(&self, organization_id: &str, limit: i64) -> Result<Vec<AuditEvent>> {
+    /// A page of an organization's events, newest first (then by id,
+    /// descending), and the cursor of the next page when more follow.
+    pub async fn list_audit(
+        &self,
+        organization_id: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<AuditEvent>, Option<String>)> {
+        // (i64::MAX, "") sorts before every event in this order.
+        let (at, id): (i64, String) =
+            decode_cursor(LIST, cursor)?.unwrap_or((i64::MAX, String::new()));
         let rows = sqlx::query(
             "SELECT id, at, actor, action, target_kind, target_id, target_name \
-             FROM audit_events WHERE organization_id = $1 ORDER BY at DESC, id LIMIT $2",
+             FROM audit_events WHERE organization_id = $1 AND (at, id) < ($2, $3) \
+             ORDER BY at DESC, id DESC LIMIT $4",
         )
         .bind(organization_id.to_owned())
-        .bind(limit)
+        .bind(at)
+        .bind(id)
+        .bind(fetch_limit(limit))
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
+        let rows = rows
+            .iter()
             .map(|row| {
-                Ok(AuditEvent {
+                let at: i64 = row.try_get("at")?;
+                let event = AuditEvent {
                     id: row.try_get("id")?,
-                    at: format_time(row.try_get("at")?),
+                    at: format_time(at),
                     actor: row.try_get("actor")?,
                     action: row.try_get("action")?,
                     target_kind: row.try_get("target_kind")?,
                     target_id: row.try_get("target_id")?,
                     target_name: row.try_get("target_name")?,
-                })
+                };
+                Ok(((at, event.id.clone()), event))
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        Ok(into_page(LIST, rows, limit))
     }
 }
 

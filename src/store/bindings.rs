@@ -2,7 +2,11 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::audit::Change;
+use super::organizations::{decode_cursor, fetch_limit, into_page};
 use super::{NamespaceBinding, Result, Store, now_ms};
+
+/// The name cursors of the binding list carry.
+const LIST: &str = "namespaces";
 
 fn from_row(row: &AnyRow) -> Result<NamespaceBinding> {
     Ok(NamespaceBinding {
@@ -88,6 +92,31 @@ impl Store {
         Ok(binding)
     }
 
+    /// A page of the bindings by namespace, and the cursor of the next page
+    /// when more follow.
+    pub async fn page_namespace_bindings(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<NamespaceBinding>, Option<String>)> {
+        // "" sorts before every namespace.
+        let after: String = decode_cursor(LIST, cursor)?.unwrap_or_default();
+        let rows = sqlx::query(
+            "SELECT namespace, organization_id, created_at FROM namespace_bindings \
+             WHERE namespace > $1 ORDER BY namespace LIMIT $2",
+        )
+        .bind(after)
+        .bind(fetch_limit(limit))
+        .fetch_all(self.pool())
+        .await?;
+        let rows = rows
+            .iter()
+            .map(|row| from_row(row).map(|b| (b.namespace.clone(), b)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(into_page(LIST, rows, limit))
+    }
+
+    /// Every binding, for the clean-up of managed Secrets.
     pub async fn list_namespace_bindings(&self) -> Result<Vec<NamespaceBinding>> {
         let rows = sqlx::query(
             "SELECT namespace, organization_id, created_at FROM namespace_bindings ORDER BY namespace",

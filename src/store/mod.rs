@@ -46,8 +46,6 @@ pub enum StoreError {
         field: &'static str,
         message: String,
     },
-    #[error("secret is referenced")]
-    Referenced(Vec<Reference>),
     #[error("database is unavailable: {0}")]
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]

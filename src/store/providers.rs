@@ -2,9 +2,16 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::audit::Change;
+use super::organizations::{decode_cursor, fetch_limit, into_page};
 use super::{
     Provider, ProviderAuth, Result, Store, StoreError, conflict_on_unique, new_id, now_ms,
 };
+
+/// Most secrets named in the refusal to delete a provider they use.
+const MAX_LISTED_USERS: usize = 50;
+
+/// The name cursors of the providers list carry.
+const LIST: &str = "providers";
 
 const COLUMNS: &str =
     "id, organization_id, name, kind, address, namespace, ca_pem, auth, created_at, updated_at";
@@ -136,14 +143,31 @@ impl Store {
         Ok(provider)
     }
 
-    pub async fn list_providers(&self, organization_id: &str) -> Result<Vec<Provider>> {
+    /// A page of an organization's providers by name (then id), and the
+    /// cursor of the next page when more follow.
+    pub async fn list_providers(
+        &self,
+        organization_id: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Provider>, Option<String>)> {
+        // ("", "") sorts before every row.
+        let (name, id): (String, String) = decode_cursor(LIST, cursor)?.unwrap_or_default();
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM providers WHERE organization_id = $1 ORDER BY name"
+            "SELECT {COLUMNS} FROM providers WHERE organization_id = $1 AND (name, id) > ($2, $3) \
+             ORDER BY name, id LIMIT $4"
         ))
         .bind(organization_id.to_owned())
+        .bind(name)
+        .bind(id)
+        .bind(fetch_limit(limit))
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(from_row).collect()
+        let rows = rows
+            .iter()
+            .map(|row| from_row(row).map(|r| ((r.name.clone(), r.id.clone()), r)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(into_page(LIST, rows, limit))
     }
 
     pub async fn update_provider(
@@ -209,20 +233,32 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("provider {id:?} not found")))?;
         let mut w = self.write().await?;
-        let users: Vec<String> =
-            sqlx::query_scalar("SELECT name FROM secrets WHERE provider_id = $1 ORDER BY name")
-                .bind(provider.id.clone())
-                .fetch_all(&mut *w.tx)
-                .await?;
-        if !users.is_empty() {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM secrets WHERE provider_id = $1")
+            .bind(provider.id.clone())
+            .fetch_one(&mut *w.tx)
+            .await?;
+        if total > 0 {
+            let listed = i64::try_from(MAX_LISTED_USERS).expect("a small constant");
+            let users: Vec<String> = sqlx::query_scalar(
+                "SELECT name FROM secrets WHERE provider_id = $1 ORDER BY name LIMIT $2",
+            )
+            .bind(provider.id.clone())
+            .bind(listed)
+            .fetch_all(&mut *w.tx)
+            .await?;
+            let names = users
+                .iter()
+                .map(|n| format!("{n:?}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let users = if total > listed {
+                format!("{total} secrets, the first {listed} by name: {names}")
+            } else {
+                format!("secrets {names}")
+            };
             return Err(StoreError::Conflict(format!(
-                "provider {:?} is used by secrets {}; repoint or delete them first",
-                provider.name,
-                users
-                    .iter()
-                    .map(|n| format!("{n:?}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "provider {:?} is used by {users}; repoint or delete them first",
+                provider.name
             )));
         }
         sqlx::query("DELETE FROM providers WHERE id = $1")

@@ -2,7 +2,11 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::audit::Change;
+use super::organizations::{decode_cursor, fetch_limit, into_page};
 use super::{ImagePullSecret, Result, Store, StoreError, conflict_on_unique, new_id, now_ms};
+
+/// The name cursors of the image pull secrets list carry.
+const LIST: &str = "image-pull-secrets";
 
 const COLUMNS: &str =
     "id, organization_id, name, registry, username, password_secret, created_at, updated_at";
@@ -114,17 +118,31 @@ impl Store {
         row.as_ref().map(from_row).transpose()
     }
 
+    /// A page of an organization's image pull secrets by name (then id), and the
+    /// cursor of the next page when more follow.
     pub async fn list_image_pull_secrets(
         &self,
         organization_id: &str,
-    ) -> Result<Vec<ImagePullSecret>> {
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<ImagePullSecret>, Option<String>)> {
+        // ("", "") sorts before every row.
+        let (name, id): (String, String) = decode_cursor(LIST, cursor)?.unwrap_or_default();
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM image_pull_secrets WHERE organization_id = $1 ORDER BY name"
+            "SELECT {COLUMNS} FROM image_pull_secrets WHERE organization_id = $1 AND (name, id) > ($2, $3) \
+             ORDER BY name, id LIMIT $4"
         ))
         .bind(organization_id.to_owned())
+        .bind(name)
+        .bind(id)
+        .bind(fetch_limit(limit))
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(from_row).collect()
+        let rows = rows
+            .iter()
+            .map(|row| from_row(row).map(|r| ((r.name.clone(), r.id.clone()), r)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(into_page(LIST, rows, limit))
     }
 
     pub async fn delete_image_pull_secret(

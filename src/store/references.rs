@@ -1,9 +1,21 @@
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::{
-    PodReference, ProviderAuth, Reference, Result, Secret, Store, StoreError, format_time, new_id,
-    now_ms,
-};
+use super::organizations::{decode_cursor, fetch_limit, into_page};
+use super::{PodReference, Reference, Result, Secret, Store, StoreError, format_time, now_ms};
+
+/// Most recorded references (pods and runtime consumers together) that one
+/// secret keeps. A write that would go beyond removes the least recently
+/// seen in the same transaction, so that no stream of distinct pod names can
+/// grow the table without bound.
+pub const MAX_RECORDED_REFERENCES: usize = 1000;
+
+/// Most references the delete guard's refusal lists; it also says how many
+/// there are in all.
+pub const MAX_LISTED_REFERENCES: usize = 50;
+
+/// The name cursors of the reference list carry.
+const LIST: &str = "references";
 
 const UPSERT: &str = "INSERT INTO secret_references \
      (id, secret_id, kind, namespace, pod, owner_kind, owner_name, container, env_var, consumer, first_seen_at, last_seen_at) \
@@ -11,115 +23,251 @@ const UPSERT: &str = "INSERT INTO secret_references \
      ON CONFLICT (secret_id, kind, namespace, pod, owner_kind, owner_name, container, env_var, consumer) \
      DO UPDATE SET last_seen_at = excluded.last_seen_at";
 
+/// Everything that uses one secret, a row each, with its place in the list:
+/// `section` (0 pods, 1 runtime consumers, 2 image pull secrets, 3
+/// providers), then `k1` (namespace, consumer or name), `k2` (the pod) and
+/// the row's id, which is unique. Parameters: $1 the secret's id, $2 its
+/// organization, $3 its name, $4 and $5 the patterns of [`credential_patterns`].
+const USES: &str = "\
+    SELECT CAST(CASE WHEN kind = 'pod' THEN 0 ELSE 1 END AS BIGINT) AS section, \
+           CASE WHEN kind = 'pod' THEN namespace ELSE consumer END AS k1, pod AS k2, id, \
+           kind, '' AS name, namespace, pod, owner_kind, owner_name, container, env_var, \
+           consumer, first_seen_at, last_seen_at \
+      FROM secret_references WHERE secret_id = $1 \
+    UNION ALL \
+    SELECT CAST(2 AS BIGINT), name, '', id, 'image_pull_secret', name, '', '', '', '', '', '', '', \
+           CAST(0 AS BIGINT), CAST(0 AS BIGINT) \
+      FROM image_pull_secrets WHERE organization_id = $2 AND password_secret = $3 \
+    UNION ALL \
+    SELECT CAST(3 AS BIGINT), name, '', id, 'provider', name, '', '', '', '', '', '', '', \
+           CAST(0 AS BIGINT), CAST(0 AS BIGINT) \
+      FROM providers WHERE organization_id = $2 \
+       AND (auth LIKE $4 ESCAPE '\\' OR auth LIKE $5 ESCAPE '\\')";
+
+/// A reference's place in the list: section, `k1`, `k2`, id (see [`USES`]).
+type Key = (i64, String, String, String);
+
+/// Sorts before every reference.
+fn first_key() -> Key {
+    (-1, String::new(), String::new(), String::new())
+}
+
+/// LIKE patterns that find, in a provider's stored `auth` JSON, the two
+/// fields that name a credential secret: `token_secret` (token auth) and
+/// `secret_id_secret` (AppRole). The JSON is written by serde_json, without
+/// spaces; a quote inside a string value is escaped, so the pattern cannot
+/// match text within another field.
+fn credential_patterns(secret_name: &str) -> (String, String) {
+    let escaped: String = secret_name
+        .chars()
+        .flat_map(|c| match c {
+            '\\' | '%' | '_' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    (
+        format!("%\"token\\_secret\":\"{escaped}\"%"),
+        format!("%\"secret\\_id\\_secret\":\"{escaped}\"%"),
+    )
+}
+
 fn non_empty(text: String) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
-/// Everything that uses `secret`: recorded pods and runtime consumers, and the
-/// image pull secrets and providers of its organization that name it.
-pub(super) async fn references_of(
+fn from_row(row: &AnyRow) -> Result<(Key, Reference)> {
+    let key: Key = (
+        row.try_get("section")?,
+        row.try_get("k1")?,
+        row.try_get("k2")?,
+        row.try_get("id")?,
+    );
+    let kind: String = row.try_get("kind")?;
+    let seen = |column: &str| row.try_get::<i64, _>(column).map(format_time);
+    let reference = match kind.as_str() {
+        "pod" => Reference::Pod {
+            namespace: row.try_get("namespace")?,
+            pod: row.try_get("pod")?,
+            owner_kind: non_empty(row.try_get("owner_kind")?),
+            owner_name: non_empty(row.try_get("owner_name")?),
+            container: row.try_get("container")?,
+            env_var: row.try_get("env_var")?,
+            first_seen_at: seen("first_seen_at")?,
+            last_seen_at: seen("last_seen_at")?,
+        },
+        "runtime" => Reference::Runtime {
+            consumer: row.try_get("consumer")?,
+            first_seen_at: seen("first_seen_at")?,
+            last_seen_at: seen("last_seen_at")?,
+        },
+        "image_pull_secret" => Reference::ImagePullSecret {
+            id: key.3.clone(),
+            name: row.try_get("name")?,
+        },
+        "provider" => Reference::Provider {
+            id: key.3.clone(),
+            name: row.try_get("name")?,
+        },
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "unknown reference kind {other:?}"
+            )));
+        }
+    };
+    Ok((key, reference))
+}
+
+/// Up to `fetch` references of `secret` that come after `after`, in list
+/// order, each with its key.
+async fn uses_after(
     conn: &mut AnyConnection,
     secret: &Secret,
-) -> Result<Vec<Reference>> {
-    let mut references = Vec::new();
-    let rows = sqlx::query(
-        "SELECT kind, namespace, pod, owner_kind, owner_name, container, env_var, consumer, \
-         first_seen_at, last_seen_at FROM secret_references WHERE secret_id = $1 \
-         ORDER BY kind, namespace, pod, container, env_var, consumer",
-    )
+    after: Key,
+    fetch: i64,
+) -> Result<Vec<(Key, Reference)>> {
+    let (token_secret, secret_id_secret) = credential_patterns(&secret.name);
+    let (section, k1, k2, id) = after;
+    let rows = sqlx::query(&format!(
+        "SELECT * FROM ({USES}) AS uses WHERE (section, k1, k2, id) > ($6, $7, $8, $9) \
+         ORDER BY section, k1, k2, id LIMIT $10"
+    ))
     .bind(secret.id.clone())
-    .fetch_all(&mut *conn)
-    .await?;
-    for row in &rows {
-        let kind: String = row.try_get("kind")?;
-        let first_seen_at = format_time(row.try_get("first_seen_at")?);
-        let last_seen_at = format_time(row.try_get("last_seen_at")?);
-        references.push(match kind.as_str() {
-            "pod" => Reference::Pod {
-                namespace: row.try_get("namespace")?,
-                pod: row.try_get("pod")?,
-                owner_kind: non_empty(row.try_get("owner_kind")?),
-                owner_name: non_empty(row.try_get("owner_name")?),
-                container: row.try_get("container")?,
-                env_var: row.try_get("env_var")?,
-                first_seen_at,
-                last_seen_at,
-            },
-            "runtime" => Reference::Runtime {
-                consumer: row.try_get("consumer")?,
-                first_seen_at,
-                last_seen_at,
-            },
-            other => {
-                return Err(StoreError::Corrupt(format!(
-                    "unknown reference kind {other:?}"
-                )));
-            }
-        });
-    }
-    let rows = sqlx::query(
-        "SELECT id, name FROM image_pull_secrets WHERE organization_id = $1 AND password_secret = $2 ORDER BY name",
-    )
     .bind(secret.organization_id.clone())
     .bind(secret.name.clone())
-    .fetch_all(&mut *conn)
+    .bind(token_secret)
+    .bind(secret_id_secret)
+    .bind(section)
+    .bind(k1)
+    .bind(k2)
+    .bind(id)
+    .bind(fetch)
+    .fetch_all(conn)
     .await?;
-    for row in &rows {
-        references.push(Reference::ImagePullSecret {
-            id: row.try_get("id")?,
-            name: row.try_get("name")?,
-        });
+    rows.iter().map(from_row).collect()
+}
+
+/// How many objects use `secret`.
+async fn count_uses(conn: &mut AnyConnection, secret: &Secret) -> Result<u64> {
+    let (token_secret, secret_id_secret) = credential_patterns(&secret.name);
+    let count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM ({USES}) AS uses"))
+        .bind(secret.id.clone())
+        .bind(secret.organization_id.clone())
+        .bind(secret.name.clone())
+        .bind(token_secret)
+        .bind(secret_id_secret)
+        .fetch_one(conn)
+        .await?;
+    Ok(u64::try_from(count).unwrap_or_default())
+}
+
+/// What the delete guard found: the first [`MAX_LISTED_REFERENCES`]
+/// references in list order, and how many there are in all.
+#[derive(Debug)]
+pub struct InUse {
+    pub references: Vec<Reference>,
+    pub total: u64,
+}
+
+/// Whether anything uses `secret`, read inside the deleting transaction.
+pub(super) async fn in_use(conn: &mut AnyConnection, secret: &Secret) -> Result<Option<InUse>> {
+    let total = count_uses(conn, secret).await?;
+    if total == 0 {
+        return Ok(None);
     }
-    let rows = sqlx::query(
-        "SELECT id, name, auth FROM providers WHERE organization_id = $1 ORDER BY name",
+    let listed = i64::try_from(MAX_LISTED_REFERENCES).expect("a small constant");
+    let first = uses_after(conn, secret, first_key(), listed).await?;
+    Ok(Some(InUse {
+        references: first.into_iter().map(|(_, r)| r).collect(),
+        total,
+    }))
+}
+
+/// Locks a secret's row until the transaction ends; false when the secret
+/// is gone. Writers of one secret's references take turns this way, so that
+/// two of them cannot each prune to the cap and together pass it (on
+/// PostgreSQL; SQLite has one writer at a time anyway), and a delete that
+/// takes it first never waits on a writer in a circle.
+pub(super) async fn hold_secret(conn: &mut AnyConnection, secret_id: &str) -> Result<bool> {
+    let updated = sqlx::query("UPDATE secrets SET version = version WHERE id = $1")
+        .bind(secret_id.to_owned())
+        .execute(conn)
+        .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// Removes a secret's least recently seen recorded references beyond
+/// [`MAX_RECORDED_REFERENCES`].
+async fn prune(conn: &mut AnyConnection, secret_id: &str) -> Result<()> {
+    let count: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM secret_references WHERE secret_id = $1")
+            .bind(secret_id.to_owned())
+            .fetch_one(&mut *conn)
+            .await?;
+    let excess = count - i64::try_from(MAX_RECORDED_REFERENCES).expect("a small constant");
+    if excess <= 0 {
+        return Ok(());
+    }
+    sqlx::query(
+        "DELETE FROM secret_references WHERE id IN (\
+         SELECT id FROM secret_references WHERE secret_id = $1 \
+         ORDER BY last_seen_at, first_seen_at, id LIMIT $2)",
     )
-    .bind(secret.organization_id.clone())
-    .fetch_all(&mut *conn)
+    .bind(secret_id.to_owned())
+    .bind(excess)
+    .execute(conn)
     .await?;
-    for row in &rows {
-        let auth: String = row.try_get("auth")?;
-        let auth: ProviderAuth = serde_json::from_str(&auth)
-            .map_err(|e| StoreError::Corrupt(format!("provider auth: {e}")))?;
-        if auth.credential_secret() == Some(secret.name.as_str()) {
-            references.push(Reference::Provider {
-                id: row.try_get("id")?,
-                name: row.try_get("name")?,
-            });
-        }
-    }
-    Ok(references)
+    tracing::debug!(secret_id, pruned = excess, "Pruned the oldest references");
+    Ok(())
+}
+
+/// One recorded use of a secret: a pod's or a runtime consumer's. Empty
+/// strings stand for absent fields, so that the unique key deduplicates.
+struct Recorded<'a> {
+    secret_id: &'a str,
+    kind: &'static str,
+    namespace: &'a str,
+    pod: &'a str,
+    owner_kind: &'a str,
+    owner_name: &'a str,
+    container: &'a str,
+    env_var: &'a str,
+    consumer: &'a str,
 }
 
 impl Store {
-    pub async fn list_references(&self, secret: &Secret) -> Result<Vec<Reference>> {
+    /// A page of everything that uses `secret`, and the cursor of the next
+    /// page when more follow. The order: pods (by namespace, then pod),
+    /// runtime consumers, image pull secrets and providers (each by name),
+    /// and within each by id.
+    pub async fn list_references(
+        &self,
+        secret: &Secret,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Reference>, Option<String>)> {
+        let after: Key = decode_cursor(LIST, cursor)?.unwrap_or_else(first_key);
         let mut conn = self.pool().acquire().await?;
-        references_of(&mut conn, secret).await
+        let rows = uses_after(&mut conn, secret, after, fetch_limit(limit)).await?;
+        Ok(into_page(LIST, rows, limit))
     }
 
     /// Records (or refreshes) the pods' uses of secrets, in one transaction.
     pub async fn record_pod_references(&self, references: &[PodReference]) -> Result<()> {
-        if references.is_empty() {
-            return Ok(());
-        }
-        let now = now_ms();
-        let mut w = self.write().await?;
-        for r in references {
-            sqlx::query(UPSERT)
-                .bind(new_id())
-                .bind(r.secret_id.clone())
-                .bind("pod")
-                .bind(r.namespace.clone())
-                .bind(r.pod.clone())
-                .bind(r.owner_kind.clone())
-                .bind(r.owner_name.clone())
-                .bind(r.container.clone())
-                .bind(r.env_var.clone())
-                .bind(String::new())
-                .bind(now)
-                .execute(&mut *w.tx)
-                .await?;
-        }
-        w.commit().await
+        let uses: Vec<Recorded> = references
+            .iter()
+            .map(|r| Recorded {
+                secret_id: &r.secret_id,
+                kind: "pod",
+                namespace: &r.namespace,
+                pod: &r.pod,
+                owner_kind: &r.owner_kind,
+                owner_name: &r.owner_name,
+                container: &r.container,
+                env_var: &r.env_var,
+                consumer: "",
+            })
+            .collect();
+        self.record(&uses).await
     }
 
     /// Records (or refreshes) a runtime consumer's use of secrets.
@@ -128,24 +276,124 @@ impl Store {
         secret_ids: &[&str],
         consumer: &str,
     ) -> Result<()> {
+        let uses: Vec<Recorded> = secret_ids
+            .iter()
+            .map(|id| Recorded {
+                secret_id: id,
+                kind: "runtime",
+                namespace: "",
+                pod: "",
+                owner_kind: "",
+                owner_name: "",
+                container: "",
+                env_var: "",
+                consumer,
+            })
+            .collect();
+        self.record(&uses).await
+    }
+
+    /// Writes recorded uses and keeps each secret within
+    /// [`MAX_RECORDED_REFERENCES`]. Uses of secrets deleted meanwhile are
+    /// dropped.
+    async fn record(&self, uses: &[Recorded<'_>]) -> Result<()> {
+        if uses.is_empty() {
+            return Ok(());
+        }
         let now = now_ms();
+        let mut secrets: Vec<&str> = uses.iter().map(|u| u.secret_id).collect();
+        secrets.sort_unstable();
+        secrets.dedup();
         let mut w = self.write().await?;
-        for id in secret_ids {
+        // In id order: two writers that share secrets lock them in the same
+        // order and never wait on each other in a circle.
+        let mut present = Vec::with_capacity(secrets.len());
+        for id in secrets {
+            if hold_secret(&mut w.tx, id).await? {
+                present.push(id);
+            }
+        }
+        for u in uses {
+            if present.binary_search(&u.secret_id).is_err() {
+                continue;
+            }
             sqlx::query(UPSERT)
-                .bind(new_id())
-                .bind((*id).to_owned())
-                .bind("runtime")
-                .bind(String::new())
-                .bind(String::new())
-                .bind(String::new())
-                .bind(String::new())
-                .bind(String::new())
-                .bind(String::new())
-                .bind(consumer.to_owned())
+                .bind(super::new_id())
+                .bind(u.secret_id.to_owned())
+                .bind(u.kind)
+                .bind(u.namespace.to_owned())
+                .bind(u.pod.to_owned())
+                .bind(u.owner_kind.to_owned())
+                .bind(u.owner_name.to_owned())
+                .bind(u.container.to_owned())
+                .bind(u.env_var.to_owned())
+                .bind(u.consumer.to_owned())
                 .bind(now)
                 .execute(&mut *w.tx)
                 .await?;
         }
+        for id in present {
+            prune(&mut w.tx, id).await?;
+        }
         w.commit().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ProviderAuth;
+
+    /// SQL's LIKE, for patterns with `%` only at both ends and `\` escapes.
+    fn like(text: &str, pattern: &str) -> bool {
+        let inner = pattern
+            .strip_prefix('%')
+            .and_then(|p| p.strip_suffix('%'))
+            .expect("a pattern of the form %…%");
+        let mut literal = String::new();
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            literal.push(if c == '\\' { chars.next().unwrap() } else { c });
+        }
+        text.contains(&literal)
+    }
+
+    #[test]
+    fn credential_patterns_match_the_stored_auth_and_nothing_else() {
+        let (token, approle) = credential_patterns("vault-token");
+        let stored = |auth: &ProviderAuth| serde_json::to_string(auth).unwrap();
+        let by_token = stored(&ProviderAuth::Token {
+            token_secret: "vault-token".into(),
+        });
+        assert!(like(&by_token, &token) && !like(&by_token, &approle));
+        let by_approle = stored(&ProviderAuth::Approle {
+            role_id: "r".into(),
+            secret_id_secret: "vault-token".into(),
+            mount: "approle".into(),
+        });
+        assert!(like(&by_approle, &approle) && !like(&by_approle, &token));
+        // The name inside another field's text is escaped, and does not match.
+        let smuggled = stored(&ProviderAuth::Approle {
+            role_id: "\"token_secret\":\"vault-token\"".into(),
+            secret_id_secret: "other".into(),
+            mount: "approle".into(),
+        });
+        assert!(!like(&smuggled, &token) && !like(&smuggled, &approle));
+        let longer = stored(&ProviderAuth::Token {
+            token_secret: "vault-token-2".into(),
+        });
+        assert!(!like(&longer, &token));
+        let kubernetes = stored(&ProviderAuth::Kubernetes {
+            role: "vault-token".into(),
+            mount: "kubernetes".into(),
+            jwt_path: "/t".into(),
+        });
+        assert!(!like(&kubernetes, &token) && !like(&kubernetes, &approle));
+    }
+
+    #[test]
+    fn like_wildcards_in_a_name_are_escaped() {
+        let (token, _) = credential_patterns("a_b%c");
+        assert_eq!(token, "%\"token\\_secret\":\"a\\_b\\%c\"%");
     }
 }

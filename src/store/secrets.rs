@@ -4,11 +4,15 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::audit::Change;
-use super::references::references_of;
+use super::organizations::{decode_cursor, fetch_limit, into_page};
+use super::references::{InUse, hold_secret, in_use};
 use super::{
     RemoteRef, Result, Secret, SecretContent, Store, StoreError, conflict_on_unique, new_id, now_ms,
 };
 use crate::crypto::{Aad, KeyRing, Sealed, SecretValue};
+
+/// The name cursors of the secrets list carry.
+const LIST: &str = "secrets";
 
 const COLUMNS: &str = "id, organization_id, name, storage, version, provider_id, remote_path, \
                        remote_key, kek_id, wrapped_dek, ciphertext, created_at, updated_at";
@@ -224,14 +228,31 @@ impl Store {
         Ok(found)
     }
 
-    pub async fn list_secrets(&self, organization_id: &str) -> Result<Vec<Secret>> {
+    /// A page of an organization's secrets by name (then id), and the
+    /// cursor of the next page when more follow.
+    pub async fn list_secrets(
+        &self,
+        organization_id: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Secret>, Option<String>)> {
+        // ("", "") sorts before every row.
+        let (name, id): (String, String) = decode_cursor(LIST, cursor)?.unwrap_or_default();
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM secrets WHERE organization_id = $1 ORDER BY name"
+            "SELECT {COLUMNS} FROM secrets WHERE organization_id = $1 AND (name, id) > ($2, $3) \
+             ORDER BY name, id LIMIT $4"
         ))
         .bind(organization_id.to_owned())
+        .bind(name)
+        .bind(id)
+        .bind(fetch_limit(limit))
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(from_row).collect()
+        let rows = rows
+            .iter()
+            .map(|row| from_row(row).map(|r| ((r.name.clone(), r.id.clone()), r)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(into_page(LIST, rows, limit))
     }
 
     /// Replaces a local secret's value; the version goes up by one.
@@ -362,23 +383,29 @@ impl Store {
         Ok(secret)
     }
 
-    /// Deletes a secret. While anything references it the delete is refused
-    /// with the list of references, unless `force` is set.
+    /// Deletes a secret. While anything references it, and `force` is not
+    /// set, nothing is deleted and the answer is `Ok(Err(_))` with the first
+    /// references and their total.
     pub async fn delete_secret(
         &self,
         organization_id: &str,
         id: &str,
         force: bool,
         actor: &str,
-    ) -> Result<Secret> {
+    ) -> Result<Result<Secret, InUse>> {
         let mut w = self.write().await?;
         let secret = fetch(&mut w.tx, organization_id, id)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("secret {id:?} not found")))?;
-        let references = references_of(&mut w.tx, &secret).await?;
-        if !references.is_empty() && !force {
-            return Err(StoreError::Referenced(references));
+        // Before the references: writers of references lock the secret first too.
+        if !hold_secret(&mut w.tx, &secret.id).await? {
+            return Err(StoreError::NotFound(format!("secret {id:?} not found")));
         }
+        let forced = match in_use(&mut w.tx, &secret).await? {
+            Some(used) if !force => return Ok(Err(used)),
+            Some(_) => true,
+            None => false,
+        };
         sqlx::query("DELETE FROM secret_references WHERE secret_id = $1")
             .bind(secret.id.clone())
             .execute(&mut *w.tx)
@@ -390,10 +417,10 @@ impl Store {
         Change {
             organization_id: Some(organization_id),
             actor,
-            action: if references.is_empty() {
-                "secret.delete"
-            } else {
+            action: if forced {
                 "secret.delete.forced"
+            } else {
+                "secret.delete"
             },
             target_kind: "secret",
             target_id: &secret.id,
@@ -402,7 +429,7 @@ impl Store {
         .record(&mut w.tx)
         .await?;
         w.commit_and_invalidate().await?;
-        Ok(secret)
+        Ok(Ok(secret))
     }
 
     /// Re-wraps every data key that is not under the primary key. Returns how

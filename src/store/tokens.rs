@@ -7,12 +7,15 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::audit::Change;
+use super::organizations::{decode_cursor, fetch_limit, into_page};
 use super::{Result, Role, Store, StoreError, Token, now_ms};
 use crate::crypto::SecretValue;
 
 /// Every token starts with this prefix, which secret scanners can match on.
 pub const TOKEN_PREFIX: &str = "agyn_";
 const ID_LEN: usize = 32;
+/// The name cursors of the token list carry.
+const LIST: &str = "tokens";
 
 /// SHA-256 of a token: what the database keeps instead of the token.
 pub fn hash_token(token: &str) -> [u8; 32] {
@@ -112,15 +115,32 @@ impl Store {
         }
     }
 
-    pub async fn list_tokens(&self, organization_id: &str) -> Result<Vec<Token>> {
+    /// A page of an organization's tokens, oldest first (then by id), and
+    /// the cursor of the next page when more follow.
+    pub async fn list_tokens(
+        &self,
+        organization_id: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Token>, Option<String>)> {
+        let (created_at, id): (i64, String) =
+            decode_cursor(LIST, cursor)?.unwrap_or((i64::MIN, String::new()));
         let rows = sqlx::query(
             "SELECT id, organization_id, name, role, created_at FROM tokens \
-             WHERE organization_id = $1 ORDER BY created_at, id",
+             WHERE organization_id = $1 AND (created_at, id) > ($2, $3) \
+             ORDER BY created_at, id LIMIT $4",
         )
         .bind(organization_id.to_owned())
+        .bind(created_at)
+        .bind(id)
+        .bind(fetch_limit(limit))
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(from_row).collect()
+        let rows = rows
+            .iter()
+            .map(|row| from_row(row).map(|t| ((t.created_at, t.id.clone()), t)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(into_page(LIST, rows, limit))
     }
 
     pub async fn get_token(&self, organization_id: &str, id: &str) -> Result<Option<Token>> {

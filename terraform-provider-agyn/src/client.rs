@@ -28,7 +28,11 @@ pub enum Error {
         code: String,
         message: String,
         field: Option<String>,
+        /// The first references, when the API refused because something
+        /// uses the object.
         references: Vec<Reference>,
+        /// How many references there are in all.
+        reference_count: Option<usize>,
     },
     /// The request did not get an answer.
     #[error("cannot reach the agyn API at {url}: {reason}")]
@@ -62,6 +66,7 @@ impl Error {
                 message,
                 field,
                 references,
+                reference_count,
             } => {
                 let mut detail = format!(
                     "While {action}, the agyn API answered {method} {path} with HTTP {} ({code}).",
@@ -69,7 +74,10 @@ impl Error {
                 );
                 if !references.is_empty() {
                     detail.push_str("\nReferences:\n");
-                    detail.push_str(&crate::references::list(references));
+                    detail.push_str(&crate::references::list(
+                        references,
+                        reference_count.unwrap_or(references.len()),
+                    ));
                 }
                 let attribute = field
                     .as_deref()
@@ -92,13 +100,28 @@ fn attribute_path(field: &str) -> AttributePath {
     path
 }
 
-/// The error body: `{"error":{"code","message","field"?},"references"?}`.
+/// The error body: `{"error":{"code","message","field"?},"references"?,
+/// "reference_count"?}`.
 #[derive(Deserialize)]
 struct ErrorBody {
     error: ErrorDetail,
     #[serde(default)]
     references: Vec<Reference>,
+    #[serde(default)]
+    reference_count: Option<usize>,
 }
+
+/// One page of a list: `{"items": [...], "next_cursor"?}`; the cursor is
+/// there while more items follow.
+#[derive(Deserialize)]
+struct Page<T> {
+    items: Vec<T>,
+    #[serde(default)]
+    next_cursor: Option<String>,
+}
+
+/// The largest page the API gives.
+const PAGE_LIMIT: usize = 500;
 
 #[derive(Deserialize)]
 struct ErrorDetail {
@@ -174,23 +197,26 @@ impl Client {
         if status.is_success() {
             return Ok(bytes.to_vec());
         }
-        let (code, message, field, references) = match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(body) => (
-                body.error.code,
-                body.error.message,
-                body.error.field,
-                body.references,
-            ),
-            Err(_) => (
-                status
-                    .canonical_reason()
-                    .unwrap_or("error")
-                    .to_ascii_lowercase(),
-                String::from_utf8_lossy(&bytes).trim().to_owned(),
-                None,
-                Vec::new(),
-            ),
-        };
+        let (code, message, field, references, reference_count) =
+            match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(body) => (
+                    body.error.code,
+                    body.error.message,
+                    body.error.field,
+                    body.references,
+                    body.reference_count,
+                ),
+                Err(_) => (
+                    status
+                        .canonical_reason()
+                        .unwrap_or("error")
+                        .to_ascii_lowercase(),
+                    String::from_utf8_lossy(&bytes).trim().to_owned(),
+                    None,
+                    Vec::new(),
+                    None,
+                ),
+            };
         let message = if message.is_empty() {
             format!("HTTP {status}")
         } else {
@@ -204,6 +230,7 @@ impl Client {
             message,
             field,
             references,
+            reference_count,
         })
     }
 
@@ -223,6 +250,43 @@ impl Client {
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         self.call(Method::GET, path, None).await
+    }
+
+    /// Every item of the list at `path`: the API answers lists a page at a
+    /// time, and this follows `next_cursor` to the last page.
+    pub async fn list<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let separator = if path.contains('?') { '&' } else { '?' };
+            let mut page_path = format!("{path}{separator}limit={PAGE_LIMIT}");
+            if let Some(cursor) = &cursor {
+                page_path.push_str("&cursor=");
+                page_path.push_str(&segment(cursor));
+            }
+            let page: Page<T> = self.get(&page_path).await?;
+            items.extend(page.items);
+            match page.next_cursor.filter(|next| !next.is_empty()) {
+                Some(next) if cursor.as_ref() == Some(&next) => {
+                    return Err(Error::Decode {
+                        method: Method::GET,
+                        path: page_path,
+                        reason: "the same cursor came back; the list does not advance".into(),
+                    });
+                }
+                Some(next) => cursor = Some(next),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// Like [`Client::list`], with a 404 answered as `None`.
+    pub async fn find_list<T: DeserializeOwned>(&self, path: &str) -> Result<Option<Vec<T>>> {
+        match self.list(path).await {
+            Ok(found) => Ok(Some(found)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Like [`Client::get`], with a 404 answered as `None`.

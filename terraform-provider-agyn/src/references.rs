@@ -78,26 +78,37 @@ impl fmt::Display for Reference {
     }
 }
 
-/// One indented line per reference (Terraform keeps indented lines of a
+/// Most references a diagnostic lists one by one.
+const LISTED: usize = 50;
+
+/// One indented line per reference, at most [`LISTED`] of them, then how
+/// many more of `total` there are (Terraform keeps indented lines of a
 /// diagnostic's detail as they are).
-pub fn list(references: &[Reference]) -> String {
-    references
+pub fn list(references: &[Reference], total: usize) -> String {
+    let mut lines: Vec<String> = references
         .iter()
+        .take(LISTED)
         .map(|r| format!("  - {r}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect();
+    let more = total.saturating_sub(lines.len());
+    if more > 0 {
+        lines.push(format!(
+            "  - … and {more} more (GET /v1/organizations/{{org}}/secrets/{{id}}/references lists them all)"
+        ));
+    }
+    lines.join("\n")
 }
 
 /// The detail of the diagnostic that stops the deletion of a secret that
-/// is still in use.
-pub fn in_use_detail(references: &[Reference]) -> String {
+/// is still in use: the first `references` of `total`.
+pub fn in_use_detail(references: &[Reference], total: usize) -> String {
     format!(
         "The agyn API refuses to delete a secret while something uses it:\n{}\n\n\
          Remove these references first, or, to delete the secret anyway, set \
          force_delete = true on this resource and apply before destroying it. Pods \
          that already run keep their value until they restart; new pods that ask \
          for the secret will be denied.",
-        list(references)
+        list(references, total)
     )
 }
 
@@ -140,16 +151,41 @@ mod tests {
 
     #[test]
     fn the_detail_lists_every_reference_and_the_way_out() {
-        let detail = in_use_detail(&[
-            Reference::Runtime {
-                consumer: "llm".into(),
-            },
-            Reference::Provider {
-                id: "1".into(),
-                name: "vault".into(),
-            },
-        ]);
-        assert!(detail.contains("  - runtime consumer llm\n  - secret provider \"vault\""));
+        let detail = in_use_detail(
+            &[
+                Reference::Runtime {
+                    consumer: "llm".into(),
+                },
+                Reference::Provider {
+                    id: "1".into(),
+                    name: "vault".into(),
+                },
+            ],
+            2,
+        );
+        assert!(
+            detail.contains("  - runtime consumer llm\n  - secret provider \"vault\" (id 1)\n\n")
+        );
+        assert!(!detail.contains("more"));
         assert!(detail.contains("force_delete = true"));
+    }
+
+    #[test]
+    fn a_long_list_names_the_first_fifty_and_counts_the_rest() {
+        let references: Vec<Reference> = (0..60)
+            .map(|i| Reference::Runtime {
+                consumer: format!("consumer-{i}"),
+            })
+            .collect();
+        // All 60 known, of 60.
+        let text = list(&references, 60);
+        assert_eq!(text.lines().count(), 51);
+        assert!(text.contains("consumer-49\n") && !text.contains("consumer-50"));
+        assert!(text.ends_with(
+            "… and 10 more (GET /v1/organizations/{org}/secrets/{id}/references lists them all)"
+        ));
+        // A refusal's first 50 of 812.
+        let text = list(&references[..50], 812);
+        assert!(text.contains("… and 762 more"), "{text}");
     }
 }

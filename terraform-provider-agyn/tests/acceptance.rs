@@ -334,3 +334,116 @@ async fn terraform_manages_secrets_end_to_end() {
     assert_eq!(api.status("/v1/namespaces/team-a").await, 404);
     drop(server);
 }
+
+/// A secret of an organization found only on a later page of the
+/// organization list, and in use by more references than a diagnostic lists.
+const DEEP_TF: &str = r#"
+terraform {
+  required_providers {
+    agyn = {
+      source = "agyn/agyn"
+    }
+  }
+}
+
+variable "endpoint" {
+  type = string
+}
+
+provider "agyn" {
+  endpoint = var.endpoint
+}
+
+resource "agyn_secret" "deep" {
+  organization_id = "zz-last"
+  name            = "deep"
+  value           = "made-by-hand"
+}
+"#;
+
+/// The provider reads lists to their end: an import by bare id searches
+/// every organization, past the API's largest page, and a destroy that is
+/// refused counts every reference.
+#[tokio::test(flavor = "multi_thread")]
+async fn terraform_reads_lists_to_the_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    if common::on_path("terraform").is_none() {
+        skip("terraform is not on PATH; the Terraform acceptance test was not run");
+        return;
+    }
+    let server = Server::start(tmp.path()).await;
+    let api = server.api();
+    // More organizations than one page of 500; the secret's sorts last.
+    for i in 0..501 {
+        api.create("/v1/organizations", json!({"name": format!("org-{i:03}")}))
+            .await;
+    }
+    api.create("/v1/organizations", json!({"name": "zz-last"}))
+        .await;
+    let deep = api
+        .create(
+            "/v1/organizations/zz-last/secrets",
+            json!({"name": "deep", "value": "made-by-hand"}),
+        )
+        .await;
+    let runtime = api
+        .create(
+            "/v1/organizations/zz-last/tokens",
+            json!({"name": "llm", "role": "runtime"}),
+        )
+        .await;
+    let runtime = server.api_as(runtime["token"].as_str().unwrap());
+    for i in 0..60 {
+        let (status, body) = runtime
+            .send(
+                "POST",
+                "/v1/organizations/zz-last/resolve",
+                Some(json!({"names": ["deep"], "consumer": format!("consumer-{i:02}")})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    let tf = Terraform::new(
+        tmp.path(),
+        &[
+            ("AGYN_TOKEN", server.admin_token.as_str()),
+            ("TF_VAR_endpoint", server.api.as_str()),
+        ],
+    )
+    .expect("terraform is on PATH");
+    tf.write("main.tf", DEEP_TF);
+    let output = tf.ok(&[
+        "import",
+        "-no-color",
+        "agyn_secret.deep",
+        deep["id"].as_str().unwrap(),
+    ]);
+    assert!(output.contains("Import successful"), "{output}");
+    tf.ok(&["apply", "-auto-approve", "-no-color"]);
+    tf.assert_no_changes();
+
+    let run = tf.run(&["destroy", "-auto-approve", "-no-color"]);
+    assert_ne!(run.code, Some(0), "destroy succeeded:\n{}", run.output);
+    assert!(
+        run.output.contains("secret \"deep\" is still in use"),
+        "{}",
+        run.output
+    );
+    assert!(
+        run.output.contains("runtime consumer consumer-49"),
+        "{}",
+        run.output
+    );
+    assert!(
+        !run.output.contains("runtime consumer consumer-50"),
+        "{}",
+        run.output
+    );
+    assert!(run.output.contains("and 10 more"), "{}", run.output);
+    assert_eq!(
+        api.status("/v1/organizations/zz-last/secrets/deep").await,
+        200
+    );
+    drop(server);
+}

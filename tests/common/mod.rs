@@ -800,6 +800,50 @@ impl Server {
         );
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server runs").id()
+    }
+
+    /// The server's resident memory now and at its peak, in MiB, from
+    /// `/proc/<pid>/status` (`VmRSS`, `VmHWM`).
+    pub fn memory_mib(&self) -> (f64, f64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("no {name} in /proc status"))
+                / 1024.0
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// Sends SIGTERM, as Kubernetes does to stop a pod.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits at most `limit` for the process to exit, and returns its status.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.as_mut()?.try_wait().unwrap() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Where the webhook listens.
     pub fn webhook_addr(&self) -> std::net::SocketAddr {
         std::net::SocketAddr::from(([127, 0, 0, 1], self.webhook_port))
@@ -980,4 +1024,40 @@ pub fn review_with_env(fixture_name: &str, annotation: &str, uid: &str) -> Value
     review["request"]["object"]["metadata"]["annotations"]["secrets.agyn.io/env"] =
         json!(annotation);
     review
+}
+
+// ---------------------------------------------------------------------------
+// Lists: every list answers pages of `{"items": [...], "next_cursor": "..."}`.
+
+impl Api {
+    /// One page of the list at `path`, at most `limit` items, after `cursor`.
+    pub async fn page(&self, path: &str, limit: usize, cursor: Option<&str>) -> Value {
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let mut url = format!("{path}{separator}limit={limit}");
+        if let Some(cursor) = cursor {
+            // base64url: nothing to escape.
+            url.push_str("&cursor=");
+            url.push_str(cursor);
+        }
+        let page = self.get(&url).await.expect(200);
+        let items = page["items"].as_array().expect("a page has items");
+        assert!(items.len() <= limit, "{url}: {} items", items.len());
+        page
+    }
+
+    /// Every item of the list at `path`, following `next_cursor` in pages of
+    /// `limit`.
+    pub async fn all_pages(&self, path: &str, limit: usize) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self.page(path, limit, cursor.as_deref()).await;
+            items.extend(page["items"].as_array().unwrap().iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return items,
+            }
+            assert!(items.len() < 1_000_000, "{path}: the cursor never ends");
+        }
+    }
 }

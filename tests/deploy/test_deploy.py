@@ -147,6 +147,10 @@ KNOWN_ENV = {
     "AGYN_DEFAULT_DELIVERY",
     "AGYN_MANAGED_SECRET_GRACE",
     "AGYN_WORKLOAD_ROLE",
+    "AGYN_MAX_BYTES_IN_FLIGHT",
+    "AGYN_MAX_INJECTED_BYTES",
+    "AGYN_SHUTDOWN_DELAY",
+    "AGYN_AUTH_FAILURES_PER_MINUTE",
 }
 
 # What the workload ClusterRole grants, in each namespace bound to it.

@@ -30,11 +30,6 @@ pub struct OrganizationView {
     pub created_at: String,
 }
 
-#[derive(Deserialize)]
-struct Items<T> {
-    items: Vec<T>,
-}
-
 /// `/v1/organizations/{org}`.
 pub fn organization_path(organization: &str) -> String {
     format!("/v1/organizations/{}", segment(organization))
@@ -77,8 +72,8 @@ pub async fn find_for_import<T: DeserializeOwned>(
             .find(&scoped_path(organization, collection, Some(object)))
             .await;
     }
-    let organizations: Items<OrganizationView> = client.get("/v1/organizations").await?;
-    for organization in organizations.items {
+    let organizations: Vec<OrganizationView> = client.list("/v1/organizations").await?;
+    for organization in organizations {
         let path = scoped_path(&organization.id, collection, Some(object));
         if let Some(found) = client.find(&path).await? {
             return Ok(Some(found));

@@ -192,14 +192,9 @@ impl SecretResource {
         let (Some(org), Some(id)) = (text(&state.organization_id), text(&state.id)) else {
             return Ok(Vec::new());
         };
-        #[derive(Deserialize)]
-        struct Items {
-            items: Vec<Reference>,
-        }
         let path = format!("{}/references", scoped_path(org, "secrets", Some(id)));
-        let references = match client.find::<Items>(&path).await? {
-            Some(list) => list.items,
-            None => return Ok(Vec::new()),
+        let Some(references) = client.find_list::<Reference>(&path).await? else {
+            return Ok(Vec::new());
         };
         if references.iter().all(Reference::is_configuration) {
             Ok(Vec::new())
@@ -413,7 +408,7 @@ impl Resource for SecretResource {
             Ok(references) if references.is_empty() => {}
             Ok(references) => diags.fail_root(
                 format!("{} is still in use", prior.label()),
-                in_use_detail(&references),
+                in_use_detail(&references, references.len()),
             ),
             Err(e) => e.report(
                 diags,
@@ -505,10 +500,15 @@ impl Resource for SecretResource {
         }
         match client.delete(&path).await {
             Ok(()) => Some(()),
-            Err(Error::Api { references, .. }) if !references.is_empty() => {
+            Err(Error::Api {
+                references,
+                reference_count,
+                ..
+            }) if !references.is_empty() => {
+                let total = reference_count.unwrap_or(references.len());
                 diags.fail_root(
                     format!("{} is still in use", prior.label()),
-                    in_use_detail(&references),
+                    in_use_detail(&references, total),
                 );
                 None
             }

@@ -175,6 +175,14 @@ impl Server {
         }
     }
 
+    /// A JSON client of the API with another token.
+    pub fn api_as(&self, token: &str) -> Api {
+        Api {
+            token: token.to_owned(),
+            ..self.api()
+        }
+    }
+
     /// Sends an AdmissionReview to the webhook, trusting the dev CA, and
     /// returns the answer.
     pub async fn review(&self, review: &Value) -> Value {
