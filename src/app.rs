@@ -8,7 +8,7 @@ use crate::api::AuthLimiter;
 use crate::cluster::Cluster;
 use crate::crypto::KeyRingHandle;
 use crate::metrics::Metrics;
-use crate::resolve::Resolver;
+use crate::resolve::{NetPolicy, Resolver, TokenFiles};
 use crate::store::Store;
 
 /// Settings that shape request handling.
@@ -32,6 +32,10 @@ pub struct Settings {
     pub max_injected_bytes: usize,
     /// How long to keep serving after SIGTERM while `/readyz` says so.
     pub shutdown_delay: Duration,
+    /// Which addresses providers may be reached at.
+    pub provider_net: NetPolicy,
+    /// The token files of Kubernetes and web identity logins.
+    pub token_files: TokenFiles,
 }
 
 impl Default for Settings {
@@ -46,6 +50,8 @@ impl Default for Settings {
             max_bytes_in_flight: 32 << 20,
             max_injected_bytes: 1 << 20,
             shutdown_delay: Duration::from_secs(5),
+            provider_net: NetPolicy::default(),
+            token_files: TokenFiles::default(),
         }
     }
 }
@@ -79,6 +85,8 @@ impl App {
                 keys.clone(),
                 settings.provider_timeout,
                 metrics.providers(),
+                settings.provider_net.clone(),
+                settings.token_files.clone(),
             ),
             store,
             keys,

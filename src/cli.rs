@@ -13,6 +13,7 @@ use crate::config::{
     TokenCommand,
 };
 use crate::crypto::{KeyRingHandle, generate_key_file};
+use crate::resolve::{NetPolicy, TokenFiles};
 use crate::server::{self, AbortOnDrop, Roles};
 use crate::store::{Role, Store};
 use crate::{certs, telemetry};
@@ -127,6 +128,14 @@ async fn start(args: ServerArgs, roles: Roles, dev: bool) -> anyhow::Result<()> 
         env_without_client_auth: dev,
         max_bytes_in_flight: args.max_bytes_in_flight,
         max_injected_bytes: args.max_injected_bytes,
+        provider_net: NetPolicy {
+            deny: args.provider_deny_cidrs.clone(),
+            allow: args.provider_allow_cidrs.clone(),
+        },
+        token_files: TokenFiles {
+            service_account: args.service_account_token_file.clone(),
+            web_identity: args.web_identity_token_file.clone(),
+        },
         shutdown_delay: args.shutdown_delay.unwrap_or(if dev {
             Duration::ZERO
         } else {

@@ -115,6 +115,35 @@ pub struct ServerArgs {
     #[arg(long, env = "AGYN_PROVIDER_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
     pub provider_timeout: Duration,
 
+    /// Address ranges providers may never be reached at, besides the
+    /// link-local and cloud metadata ones that are always refused
+    /// (comma-separated, e.g. `10.0.0.0/8,fd00::/8`).
+    #[arg(long, env = "AGYN_PROVIDER_DENY_CIDRS", value_delimiter = ',')]
+    pub provider_deny_cidrs: Vec<Cidr>,
+
+    /// When set, the only address ranges providers may be reached at
+    /// (comma-separated); the deny list and the metadata ranges still apply.
+    #[arg(long, env = "AGYN_PROVIDER_ALLOW_CIDRS", value_delimiter = ',')]
+    pub provider_allow_cidrs: Vec<Cidr>,
+
+    /// The service account token that Vault's Kubernetes auth logs in with.
+    #[arg(
+        long,
+        env = "AGYN_SERVICE_ACCOUNT_TOKEN_FILE",
+        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    )]
+    pub service_account_token_file: PathBuf,
+
+    /// The token that AWS web identity (IRSA) logins present to STS; the
+    /// EKS pod identity webhook mounts it here and names it in
+    /// AWS_WEB_IDENTITY_TOKEN_FILE.
+    #[arg(
+        long,
+        env = "AGYN_WEB_IDENTITY_TOKEN_FILE",
+        default_value = "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"
+    )]
+    pub web_identity_token_file: PathBuf,
+
     /// How long a Secret the product manages (image pull Secrets and the
     /// Secrets of `secret` delivery) may stay unused before it is deleted.
     #[arg(long, env = "AGYN_MANAGED_SECRET_GRACE", default_value = "1h", value_parser = humantime::parse_duration)]
@@ -182,6 +211,7 @@ pub struct LogArgs {
 }
 
 pub use crate::admission::Delivery;
+use crate::resolve::Cidr;
 
 /// A size in bytes: a plain number, or a number with `KiB`, `MiB` or `GiB`.
 fn parse_size(text: &str) -> Result<usize, String> {

@@ -38,6 +38,30 @@ pub fn is_kind(kind: &str) -> bool {
         && bytes.iter().all(u8::is_ascii_alphanumeric)
 }
 
+/// serde's message for a value of the wrong type or shape, with the value
+/// taken out: `invalid type: integer `4111…`, expected a string` becomes
+/// `invalid type: integer, expected a string`. The value could be a secret
+/// sent in the wrong field or the wrong form, and an error message ends up
+/// in logs, terminals and CI output.
+pub fn without_value(text: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = text.strip_prefix(prefix) {
+            let (got, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+            // `integer `5``, `string "x"`, `floating point `1.5``, `map`, …
+            let kind = got.split(['`', '"']).next().unwrap_or("").trim();
+            return match expected {
+                "" => format!("{prefix}{kind}"),
+                expected => format!("{prefix}{kind}, expected {expected}"),
+            };
+        }
+    }
+    if let Some(rest) = text.strip_prefix("unknown variant ") {
+        let expected = rest.split_once(", expected ").map_or("", |(_, e)| e);
+        return format!("unknown variant, expected {expected}");
+    }
+    text.to_owned()
+}
+
 /// Kubernetes' classic environment variable name rule.
 pub fn is_env_var_name(name: &str) -> bool {
     let mut bytes = name.bytes();

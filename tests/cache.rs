@@ -116,7 +116,9 @@ async fn two_replicas_on_one_postgres_see_every_change_at_once() {
             let answer = replica.review(&remote_review).await;
             let message = denial_message(&answer);
             assert!(
-                message.contains(&format!("connection refused at http://127.0.0.1:{port}")),
+                message.contains(&format!(
+                    "cannot reach the provider at http://127.0.0.1:{port} "
+                )),
                 "{answer}"
             );
         }

@@ -6,45 +6,29 @@
 mod common;
 #[path = "common/openbao.rs"]
 mod openbao;
+#[path = "common/remote.rs"]
+mod remote;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{Api, Reply, Server, TestDb, apply_patch, fixture};
+use common::{Api, Server};
 use openbao::{OpenBao, ROOT_TOKEN, SlowProxy, TokenReviews, service_account_jwt};
+use remote::{
+    ORG, admit, assert_never_exposed, check, counter, denied, errors, local_secret, remote_secret,
+    resolve, runtime,
+};
 use serde_json::{Value, json};
 
-const ORG: &str = "acme";
-const NAMESPACE: &str = "team-a";
 const STRIPE_V1: &str = "sk_live_bao_4f9c2a71e0";
 const STRIPE_V2: &str = "sk_live_bao_rotated_83d1b6";
 const DB_PASSWORD: &str = "pg-bao-pass-5e7a9d";
-
-fn sqlite() -> TestDb {
-    TestDb {
-        label: "sqlite",
-        url: None,
-    }
-}
 
 /// OpenBao, the product, and an owner of organization `acme` (bound to
 /// namespace `team-a`); `None` when `bao` is not installed.
 async fn setup(args: &[&str]) -> Option<(OpenBao, Server, Api)> {
     let bao = OpenBao::start().await?;
-    let server = Server::start_with(&sqlite(), args, &[]).await;
-    let owner = server.seed(ORG, NAMESPACE, &[]).await;
-    let owner = server.client_as(&owner);
+    let (server, owner) = remote::start(args).await;
     Some((bao, server, owner))
-}
-
-async fn local_secret(owner: &Api, name: &str, value: &str) -> Value {
-    owner
-        .post(
-            &format!("/v1/organizations/{ORG}/secrets"),
-            json!({"name": name, "storage": "local", "value": value}),
-        )
-        .await
-        .expect(201)
 }
 
 /// A provider with `auth`; answers its id.
@@ -74,22 +58,6 @@ async fn token_provider(owner: &Api, name: &str, address: &str, token: &str) -> 
     .await
 }
 
-async fn remote_secret(owner: &Api, name: &str, provider_id: &str, path: &str, key: &str) {
-    owner
-        .post(
-            &format!("/v1/organizations/{ORG}/secrets"),
-            json!({
-                "name": name,
-                "storage": "remote",
-                "provider_id": provider_id,
-                "remote_path": path,
-                "remote_key": key,
-            }),
-        )
-        .await
-        .expect(201);
-}
-
 /// `stripe-api-key`, read from `secret/data/prod/stripe` key `value`.
 async fn stripe_from(owner: &Api, provider_id: &str) {
     remote_secret(
@@ -113,123 +81,6 @@ async fn approle_provider(owner: &Api, address: &str, role_id: &str, secret_id: 
         json!({"method": "approle", "role_id": role_id, "secret_id_secret": "approle-secret-id"}),
     )
     .await
-}
-
-/// Sends a pod creation annotated with `env` and answers the env of its
-/// `agent` container, or the denial message.
-async fn admit(server: &Server, env: &str) -> Result<BTreeMap<String, String>, String> {
-    let mut review = fixture("pod-no-env.json");
-    review["request"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
-    review["request"]["object"]["metadata"]["annotations"]["secrets.agyn.io/env"] = json!(env);
-    let answer = server.review(&review).await;
-    let response = &answer["response"];
-    assert_eq!(response["uid"], review["request"]["uid"]);
-    if response["allowed"] != true {
-        return Err(response["status"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned());
-    }
-    let pod = apply_patch(&review["request"]["object"], &answer);
-    let agent = pod["spec"]["containers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "agent")
-        .unwrap()
-        .clone();
-    Ok(agent["env"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            (
-                e["name"].as_str().unwrap().to_owned(),
-                e["value"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect())
-}
-
-#[track_caller]
-fn denied(result: Result<BTreeMap<String, String>, String>) -> String {
-    match result {
-        Ok(env) => panic!(
-            "admitted with env names {:?}",
-            env.keys().collect::<Vec<_>>()
-        ),
-        Err(message) => message,
-    }
-}
-
-async fn runtime(server: &Server, owner: &Api) -> Api {
-    let token = owner.create_token(ORG, "llm-proxy", "runtime").await;
-    server.client_as(&token)
-}
-
-async fn resolve(runtime: &Api, names: &[&str]) -> Reply {
-    runtime
-        .post(
-            &format!("/v1/organizations/{ORG}/resolve"),
-            json!({"names": names, "consumer": "llm-provider/test"}),
-        )
-        .await
-}
-
-async fn check(api: &Api, provider_id: &str) -> Reply {
-    api.post(
-        &format!("/v1/organizations/{ORG}/providers/{provider_id}/check"),
-        json!({}),
-    )
-    .await
-}
-
-async fn metrics(server: &Server) -> String {
-    reqwest::get(format!("{}/metrics", server.api))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-/// The value of counter `name` for provider label `provider`, 0 if absent.
-async fn counter(server: &Server, name: &str, provider: &str) -> f64 {
-    let label = format!("provider=\"{provider}\"");
-    metrics(server)
-        .await
-        .lines()
-        .filter(|l| l.starts_with(name) && l.contains(&label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// Provider errors of `kind` counted for provider label `provider`.
-async fn errors(server: &Server, provider: &str, kind: &str) -> f64 {
-    let labels = format!("agyn_provider_errors_total{{provider=\"{provider}\",kind=\"{kind}\"}} ");
-    metrics(server)
-        .await
-        .lines()
-        .filter_map(|l| l.strip_prefix(&labels)?.parse::<f64>().ok())
-        .sum()
-}
-
-/// No value and no credential in the server's log (written at trace
-/// level) nor in its metrics.
-async fn assert_never_exposed(server: &Server, secrets: &[&str]) {
-    let logs = server.logs();
-    let metrics = metrics(server).await;
-    assert!(logs.contains("Logged in") || logs.contains("Provider request"));
-    for secret in secrets {
-        assert!(
-            !logs.contains(secret),
-            "a value or credential is in the log"
-        );
-        assert!(
-            !metrics.contains(secret),
-            "a value or credential is in /metrics"
-        );
-    }
 }
 
 #[tokio::test]
@@ -391,7 +242,7 @@ async fn missing_deleted_and_destroyed_values_deny_naming_provider_and_path() {
         ),
     ];
     for (name, path, key, _) in &cases {
-        remote_secret(&owner, name, &id, path, key).await;
+        remote_secret(&owner, name, &id, path, *key).await;
     }
     let runtime = runtime(&server, &owner).await;
     for (name, _, _, expected) in &cases {
@@ -467,7 +318,7 @@ async fn approle_logs_in_once_and_renews_a_short_lived_token_across_admissions()
     assert_eq!(result["ok"], false);
     let message = result["message"].as_str().unwrap();
     assert!(
-        message.contains("approle login at auth/approle was refused (HTTP 400"),
+        message.contains("approle login at auth/approle was refused (HTTP 400); check role_id"),
         "{message}"
     );
     assert!(!message.contains("not-the-secret-id-9f1e"));
@@ -477,7 +328,14 @@ async fn approle_logs_in_once_and_renews_a_short_lived_token_across_admissions()
 
 #[tokio::test]
 async fn kubernetes_auth_logs_in_with_the_service_account_token() {
-    let Some((bao, server, owner)) = setup(&[]).await else {
+    // The token file is the server's to name, never the API's.
+    let dir = tempfile::tempdir().unwrap();
+    let jwt_path = dir.path().join("token");
+    let jwt = service_account_jwt("agyn-secrets", "agyn-secrets", "3f1c9a52-sa");
+    common::record_secret(&jwt);
+    std::fs::write(&jwt_path, &jwt).unwrap();
+    let flag = jwt_path.to_str().unwrap();
+    let Some((bao, server, owner)) = setup(&["--service-account-token-file", flag]).await else {
         return;
     };
     let reviews = TokenReviews::start("agyn-secrets", "agyn-secrets", "3f1c9a52-sa").await;
@@ -513,16 +371,24 @@ async fn kubernetes_auth_logs_in_with_the_service_account_token() {
         })),
     )
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let jwt_path = dir.path().join("token");
-    let jwt = service_account_jwt("agyn-secrets", "agyn-secrets", "3f1c9a52-sa");
-    std::fs::write(&jwt_path, &jwt).unwrap();
+    // A path from the API is refused: it would let a caller send any file
+    // the server can read to an address of their choice.
+    let refused = server
+        .client()
+        .post(
+            &format!("/v1/organizations/{ORG}/providers"),
+            json!({"name": "bao", "kind": "vault", "address": bao.addr,
+                   "auth": {"method": "kubernetes", "role": "agyn", "jwt_path": "/etc/passwd"}}),
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    assert_eq!(refused.field(), Some("auth.jwt_path"), "{}", refused.text);
     // Only a platform admin configures Kubernetes auth; an owner is refused.
     let refused = owner
         .post(
             &format!("/v1/organizations/{ORG}/providers"),
             json!({"name": "bao", "kind": "vault", "address": bao.addr,
-                   "auth": {"method": "kubernetes", "role": "agyn", "jwt_path": jwt_path}}),
+                   "auth": {"method": "kubernetes", "role": "agyn"}}),
         )
         .await;
     assert_eq!(refused.status, 403, "{}", refused.text);
@@ -535,7 +401,7 @@ async fn kubernetes_auth_logs_in_with_the_service_account_token() {
         &server.client(),
         "bao",
         &bao.addr,
-        json!({"method": "kubernetes", "role": "agyn", "jwt_path": jwt_path}),
+        json!({"method": "kubernetes", "role": "agyn"}),
     )
     .await;
     stripe_from(&owner, &id).await;
@@ -557,7 +423,7 @@ async fn kubernetes_auth_logs_in_with_the_service_account_token() {
         &server.client(),
         "bao-bad-role",
         &bao.addr,
-        json!({"method": "kubernetes", "role": "nope", "jwt_path": jwt_path}),
+        json!({"method": "kubernetes", "role": "nope"}),
     )
     .await;
     remote_secret(
@@ -571,14 +437,15 @@ async fn kubernetes_auth_logs_in_with_the_service_account_token() {
     let message = denied(admit(&server, "STRIPE=bad-role").await);
     assert!(
         message.contains("vault provider \"bao-bad-role\"")
-            && message.contains("kubernetes login at auth/kubernetes was refused (HTTP 400: invalid role name \"nope\")"),
+            && message.contains("kubernetes login at auth/kubernetes was refused (HTTP 400); check that kubernetes auth role \"nope\" exists"),
         "{message}"
     );
+    std::fs::remove_file(&jwt_path).unwrap();
     let no_file = provider(
         &server.client(),
         "bao-no-file",
         &bao.addr,
-        json!({"method": "kubernetes", "role": "agyn", "jwt_path": "/nonexistent/token"}),
+        json!({"method": "kubernetes", "role": "agyn"}),
     )
     .await;
     let result = check(&owner, &no_file).await.expect(200);
@@ -587,7 +454,7 @@ async fn kubernetes_auth_logs_in_with_the_service_account_token() {
         result["message"]
             .as_str()
             .unwrap()
-            .contains("cannot read the service account token at /nonexistent/token"),
+            .contains(&format!("cannot read the service account token at {flag}")),
         "{result}"
     );
 
@@ -644,7 +511,7 @@ async fn a_stopped_server_denies_in_time_and_admission_recovers_when_it_is_back(
     assert_eq!(
         message,
         format!(
-            "vault provider \"bao\": reading secret/data/prod/stripe: connection refused at {} (is the server running and the address right?)",
+            "vault provider \"bao\": reading secret/data/prod/stripe: cannot reach the provider at {} (check the address, the network path and, for https, its ca_pem)",
             bao.addr
         )
     );
@@ -744,7 +611,9 @@ async fn check_reports_whether_a_provider_works_and_edits_apply_at_once() {
     assert_eq!(result["ok"], true, "{result}");
     let message = result["message"].as_str().unwrap();
     assert!(
-        message.contains("is valid") && message.contains("reader"),
+        message.starts_with("vault provider \"bao\": reachable; ")
+            && message.contains("is valid")
+            && message.contains("reader"),
         "{message}"
     );
     assert!(!message.contains(&token));
@@ -780,7 +649,7 @@ async fn check_reports_whether_a_provider_works_and_edits_apply_at_once() {
         result["message"]
             .as_str()
             .unwrap()
-            .contains(&format!("connection refused at {closed}")),
+            .contains(&format!("cannot reach the provider at {closed} ")),
         "{result}"
     );
 
@@ -809,7 +678,7 @@ async fn check_reports_whether_a_provider_works_and_edits_apply_at_once() {
     )
     .await;
     let message = denied(admit(&server, "STRIPE=via-nowhere").await);
-    assert!(message.contains("connection refused"), "{message}");
+    assert!(message.contains("cannot reach the provider"), "{message}");
     owner
         .patch(
             &format!("/v1/organizations/{ORG}/providers/{nowhere}"),
@@ -852,16 +721,17 @@ async fn tls_needs_the_provider_ca() {
     let Some(bao) = OpenBao::start_tls().await else {
         return;
     };
-    let server = Server::start(&sqlite()).await;
-    let owner = server.seed(ORG, NAMESPACE, &[]).await;
-    let owner = server.client_as(&owner);
+    let (server, owner) = remote::start(&[]).await;
     bao.put_v2("prod/stripe", json!({"value": STRIPE_V1})).await;
     let id = token_provider(&owner, "bao", &bao.addr, ROOT_TOKEN).await;
     stripe_from(&owner, &id).await;
 
     let message = denied(admit(&server, "STRIPE=stripe-api-key").await);
     assert!(
-        message.starts_with("vault provider \"bao\": reading secret/data/prod/stripe: TLS error"),
+        message.starts_with(&format!(
+            "vault provider \"bao\": reading secret/data/prod/stripe: cannot reach the provider at {}",
+            bao.addr
+        )),
         "{message}"
     );
     assert!(message.contains("ca_pem"), "{message}");

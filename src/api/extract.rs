@@ -184,7 +184,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
         if inner.classify() != serde_json::error::Category::Data {
             return ApiError::BadRequest(format!("request body is not valid JSON: {text}"));
         }
-        let text = without_value(strip_position(&text));
+        let text = crate::validate::without_value(strip_position(&text));
         let text = text.as_str();
         let prefix = if path == "." {
             String::new()
@@ -212,30 +212,6 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
         .end()
         .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
     Ok(value)
-}
-
-/// serde's message for a value of the wrong type or shape, with the value
-/// taken out: `invalid type: integer `4111…`, expected a string` becomes
-/// `invalid type: integer, expected a string`. The value could be a secret
-/// sent in the wrong field or the wrong form, and an error message ends up
-/// in logs, terminals and CI output.
-fn without_value(text: &str) -> String {
-    for prefix in ["invalid type: ", "invalid value: "] {
-        if let Some(rest) = text.strip_prefix(prefix) {
-            let (got, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
-            // `integer `5``, `string "x"`, `floating point `1.5``, `map`, …
-            let kind = got.split(['`', '"']).next().unwrap_or("").trim();
-            return match expected {
-                "" => format!("{prefix}{kind}"),
-                expected => format!("{prefix}{kind}, expected {expected}"),
-            };
-        }
-    }
-    if let Some(rest) = text.strip_prefix("unknown variant ") {
-        let expected = rest.split_once(", expected ").map_or("", |(_, e)| e);
-        return format!("unknown variant, expected {expected}");
-    }
-    text.to_owned()
 }
 
 fn quoted_field<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {

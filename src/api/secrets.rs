@@ -15,8 +15,10 @@ use super::extract::{Access, Caller, JsonBody, organization_for};
 use super::organizations::{Items, Page, check_name};
 use crate::app::App;
 use crate::crypto::SecretValue;
+use crate::resolve::{Kind, kind};
 use crate::store::{
-    NewSecret, Reference, RemoteChanges, RemoteRef, Secret, SecretContent, Storage, format_time,
+    NewSecret, Provider, Reference, RemoteChanges, RemoteRef, Secret, SecretContent, Storage,
+    format_time,
 };
 
 /// Largest accepted secret value.
@@ -52,7 +54,7 @@ impl From<Secret> for SecretView {
             storage,
             provider_id: remote.as_ref().map(|r| r.provider_id.clone()),
             remote_path: remote.as_ref().map(|r| r.remote_path.clone()),
-            remote_key: remote.map(|r| r.remote_key),
+            remote_key: remote.and_then(|r| r.remote_key),
             version: secret.version,
             value_set,
             created_at: format_time(secret.created_at),
@@ -85,37 +87,59 @@ fn check_value(value: &SecretValue) -> ApiResult<()> {
     Ok(())
 }
 
-/// A Vault API path such as `kv/data/prod/stripe-api-key`.
-pub fn check_remote_path(path: &str) -> ApiResult<()> {
-    let ok = !path.is_empty()
-        && path.len() <= 1024
-        && !path.starts_with('/')
-        && !path.ends_with('/')
-        && path
-            .split('/')
-            .all(|segment| !segment.is_empty() && segment != "." && segment != "..")
-        && path
-            .chars()
-            .all(|c| !c.is_control() && !c.is_whitespace() && !matches!(c, '?' | '#' | '%'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            "remote_path",
-            "must be a Vault API path such as kv/data/prod/name (no leading '/', no empty, '.' or '..' segments, no spaces, '?', '#' or '%')",
-        ))
-    }
+/// The provider `id_or_name` of the organization, and its kind; a 422 on
+/// `provider_id` when there is no such provider.
+async fn provider_of(
+    app: &App,
+    organization_id: &str,
+    id_or_name: &str,
+) -> ApiResult<(Provider, &'static dyn Kind)> {
+    let provider = app
+        .store
+        .find_provider(organization_id, id_or_name)
+        .await?
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "provider_id",
+                format!("no provider {id_or_name:?} in this organization"),
+            )
+        })?;
+    let kind = kind(&provider.kind).ok_or_else(|| {
+        ApiError::invalid(
+            "provider_id",
+            format!(
+                "provider {:?} is of a kind this version cannot read",
+                provider.name
+            ),
+        )
+    })?;
+    Ok((provider, kind))
 }
 
-fn check_remote_key(key: &str) -> ApiResult<()> {
-    if key.is_empty() || key.len() > 256 || key.chars().any(char::is_control) {
-        Err(ApiError::invalid(
-            "remote_key",
-            "must be a key of the value map, 1 to 256 characters",
-        ))
-    } else {
-        Ok(())
+/// A remote reference, checked by its provider's kind; the provider is
+/// stored by id whether it was given by id or by name.
+async fn remote_ref(
+    app: &App,
+    organization_id: &str,
+    provider: &str,
+    path: String,
+    key: Option<String>,
+) -> ApiResult<RemoteRef> {
+    let (provider, kind) = provider_of(app, organization_id, provider).await?;
+    // Whatever the kind, a reference is text a person can read and a
+    // message can quote.
+    for (field, text) in [("remote_path", Some(&path)), ("remote_key", key.as_ref())] {
+        if text.is_some_and(|t| t.chars().any(char::is_control)) {
+            return Err(ApiError::invalid(field, "must not hold control characters"));
+        }
     }
+    kind.check_reference(&path, key.as_deref())
+        .map_err(|e| ApiError::invalid(&e.field, e.message))?;
+    Ok(RemoteRef {
+        provider_id: provider.id,
+        remote_path: path,
+        remote_key: key,
+    })
 }
 
 pub async fn create(
@@ -172,16 +196,9 @@ pub async fn create(
             let remote_path = body.remote_path.ok_or_else(|| {
                 ApiError::invalid("remote_path", "is required for a remote secret")
             })?;
-            let remote_key = body.remote_key.ok_or_else(|| {
-                ApiError::invalid("remote_key", "is required for a remote secret")
-            })?;
-            check_remote_path(&remote_path)?;
-            check_remote_key(&remote_key)?;
-            NewSecret::Remote(RemoteRef {
-                provider_id,
-                remote_path,
-                remote_key,
-            })
+            NewSecret::Remote(
+                remote_ref(&app, &org.id, &provider_id, remote_path, body.remote_key).await?,
+            )
         }
     };
     let keys = app.keys.current();
@@ -222,13 +239,19 @@ pub async fn get(
     Ok(Json(find(&app, &org.id, &id).await?.into()))
 }
 
+/// `null` clears a field; absence leaves it as it is.
+fn nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSecret {
     value: Option<SecretValue>,
     provider_id: Option<String>,
     remote_path: Option<String>,
-    remote_key: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    remote_key: Option<Option<String>>,
 }
 
 /// Rotates a local value, or repoints a remote secret.
@@ -256,16 +279,32 @@ pub async fn update(
                 .await?
         }
         (None, true) => {
-            if let Some(path) = &body.remote_path {
-                check_remote_path(path)?;
-            }
-            if let Some(key) = &body.remote_key {
-                check_remote_key(key)?;
+            // The reference as it will be, checked as a whole by the kind
+            // of the provider it will point at.
+            let current = find(&app, &org.id, &id).await?;
+            let Some(before) = current.remote().cloned() else {
+                return Err(ApiError::invalid(
+                    "provider_id",
+                    "a local secret cannot be repointed; send {\"value\": …} to rotate it",
+                ));
+            };
+            let remote = remote_ref(
+                &app,
+                &org.id,
+                body.provider_id.as_deref().unwrap_or(&before.provider_id),
+                body.remote_path
+                    .unwrap_or_else(|| before.remote_path.clone()),
+                body.remote_key.unwrap_or_else(|| before.remote_key.clone()),
+            )
+            .await?;
+            if remote == before {
+                // Nothing changes, so nothing is written: no new version.
+                return Ok(Json(current.into()));
             }
             let changes = RemoteChanges {
-                provider_id: body.provider_id,
-                remote_path: body.remote_path,
-                remote_key: body.remote_key,
+                provider_id: Some(remote.provider_id),
+                remote_path: Some(remote.remote_path),
+                remote_key: Some(remote.remote_key),
             };
             app.store
                 .repoint_secret(&org.id, &id, changes, &caller.actor())
@@ -299,8 +338,18 @@ pub async fn references(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteQuery {
-    #[serde(default)]
-    force: bool,
+    force: Option<String>,
+}
+
+impl DeleteQuery {
+    /// `force` is `true` or `false`; anything else is a 422 naming it.
+    fn force(&self) -> ApiResult<bool> {
+        match self.force.as_deref() {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(_) => Err(ApiError::invalid("force", "must be true or false")),
+        }
+    }
 }
 
 pub async fn delete(
@@ -311,10 +360,11 @@ pub async fn delete(
 ) -> ApiResult<Response> {
     let Query(query) =
         query.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
+    let force = query.force()?;
     let org = organization_for(&app, &caller, &org, Access::Write).await?;
     match app
         .store
-        .delete_secret(&org.id, &id, query.force, &caller.actor())
+        .delete_secret(&org.id, &id, force, &caller.actor())
         .await?
     {
         Ok(_) => Ok(StatusCode::NO_CONTENT.into_response()),

@@ -3,30 +3,47 @@
 //! the webhook, the runtime `resolve` endpoint and image pull secrets.
 //!
 //! Remote values are read fresh every time; nothing caches them. What is
-//! cached is one [`vault::Session`] per provider: its HTTP client and its
-//! login token, renewed at two thirds of its lease and replaced by a fresh
-//! login when renewal is refused. A session is keyed by the provider's id,
-//! its `updated_at` and the id and version of its credential secret, so
-//! that editing the provider or rotating its credential takes effect at
-//! the next resolution, without a restart.
+//! cached is one session per provider (see [`provider::Session`]): its
+//! HTTP client and its login, refreshed before it expires. A session is
+//! keyed by the provider's id, its `updated_at` and the id and version of
+//! its credential secret, so that editing the provider or rotating its
+//! credential takes effect at the next resolution, without a restart.
+//!
+//! Each kind of provider is a module of its own (`vault/`, `aws/`) behind
+//! the trait of `provider.rs`; nothing here knows one kind from another.
 
-mod net;
+mod aws;
+mod failure;
+pub mod net;
+pub mod provider;
 mod vault;
-mod wire;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use net::is_forbidden_ip;
+pub use net::{Cidr, NetPolicy, is_forbidden_ip};
+pub use provider::{Invalid, Kind, TokenFiles, Validated};
 
 use crate::crypto::{Aad, CryptoError, KeyRing, KeyRingHandle, Sealed, SecretValue};
 use crate::metrics::{ProviderLabels, ProviderMetrics};
-use crate::store::{
-    Organization, Provider, ProviderAuth, Secret, SecretContent, Store, StoreError,
-};
-use vault::{Credentials, Failure, FailureKind, Session, count_failure};
+use crate::store::{Organization, Provider, Secret, SecretContent, Store, StoreError};
+use provider::{Failure, FailureKind, Session, SessionEnv, count_failure};
+
+/// Every kind of provider this version reads.
+pub static KINDS: &[&dyn Kind] = &[&vault::Vault, &aws::SecretsManager];
+
+/// The kind named `name`.
+pub fn kind(name: &str) -> Option<&'static dyn Kind> {
+    KINDS.iter().copied().find(|k| k.name() == name)
+}
+
+/// The names of every kind, for messages: `"vault" or "aws-secrets-manager"`.
+pub fn kind_names() -> String {
+    let names: Vec<String> = KINDS.iter().map(|k| format!("{:?}", k.name())).collect();
+    names.join(" or ")
+}
 
 /// A resolved secret: the secret as stored, and its value.
 #[derive(Debug, Clone)]
@@ -120,8 +137,9 @@ pub enum ResolveError {
     #[error("{name:?} uses a provider of kind {kind:?}, which this version cannot read")]
     Unsupported { name: String, kind: String },
     /// A provider failed, or had no value where the secret points. The
-    /// message names the path and what to fix, never a value.
-    #[error("vault provider {provider:?}: {message}")]
+    /// message names the path and what to fix, never a value; `provider`
+    /// says which, e.g. `vault provider "vault-prod"`.
+    #[error("{provider}: {message}")]
     Provider {
         provider: String,
         message: String,
@@ -148,11 +166,20 @@ impl ResolveError {
         }
     }
 
-    fn provider(name: &str, failure: Failure) -> Self {
+    fn provider(session: &dyn Session, failure: Failure) -> Self {
         ResolveError::Provider {
-            provider: name.to_owned(),
+            provider: session.label(),
             timed_out: failure.kind == FailureKind::Timeout,
             message: failure.message,
+        }
+    }
+
+    /// A failure before there is a session, for the provider `provider`.
+    fn unusable(provider: &Provider, message: String) -> Self {
+        ResolveError::Provider {
+            provider: format!("{} provider {:?}", provider.kind, provider.name),
+            message,
+            timed_out: false,
         }
     }
 }
@@ -178,11 +205,16 @@ pub struct Resolver {
     providers: Arc<Providers>,
 }
 
+/// Each provider's session by provider id, with what it was built from.
+type Sessions = HashMap<String, (Fingerprint, Arc<dyn Session>)>;
+
 /// The provider sessions of the process, and what every session shares.
 struct Providers {
     timeout: Duration,
     metrics: ProviderMetrics,
-    sessions: Mutex<HashMap<String, (Fingerprint, Arc<Session>)>>,
+    net: NetPolicy,
+    files: TokenFiles,
+    sessions: Mutex<Sessions>,
 }
 
 /// What a session was built from: a change to any of it means a new
@@ -196,11 +228,15 @@ struct Fingerprint {
 impl Resolver {
     /// `provider_timeout` bounds each remote read (login or renewal
     /// included) and each provider check.
+    /// `net` says which addresses providers may be reached at, `files`
+    /// where the tokens of Kubernetes and web identity logins are.
     pub fn new(
         store: Store,
         keys: KeyRingHandle,
         provider_timeout: Duration,
         metrics: ProviderMetrics,
+        net: NetPolicy,
+        files: TokenFiles,
     ) -> Self {
         Self {
             store,
@@ -208,9 +244,16 @@ impl Resolver {
             providers: Arc::new(Providers {
                 timeout: provider_timeout,
                 metrics,
+                net,
+                files,
                 sessions: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// The operator's address policy for providers.
+    pub fn net(&self) -> &NetPolicy {
+        &self.providers.net
     }
 
     /// Resolves `names` in `organization`. Every unknown name is reported
@@ -292,7 +335,7 @@ impl Resolver {
         organization: &Organization,
         secrets: &[&'s Secret],
     ) -> Result<HashMap<&'s str, SecretValue>, ResolveError> {
-        let mut sessions: BTreeMap<&str, Arc<Session>> = BTreeMap::new();
+        let mut sessions: BTreeMap<&str, Arc<dyn Session>> = BTreeMap::new();
         let mut reads: BTreeMap<(&str, &str), BTreeSet<String>> = BTreeMap::new();
         for secret in secrets {
             let Some(remote) = secret.remote() else {
@@ -304,10 +347,11 @@ impl Resolver {
                     .await?;
                 sessions.insert(&remote.provider_id, session);
             }
+            // The key "" asks for the whole value.
             reads
                 .entry((&remote.provider_id, &remote.remote_path))
                 .or_default()
-                .insert(remote.remote_key.clone());
+                .insert(remote.remote_key.clone().unwrap_or_default());
         }
         let timeout = self.providers.timeout;
         let results = futures::future::join_all(reads.iter().map(|((provider, path), keys)| {
@@ -331,7 +375,7 @@ impl Resolver {
         let mut read: HashMap<(&str, &str), BTreeMap<String, SecretValue>> = HashMap::new();
         for (((provider, path), _), result) in reads.iter().zip(results) {
             let session = &sessions[provider];
-            let map = result.map_err(|failure| ResolveError::provider(session.name(), failure))?;
+            let map = result.map_err(|failure| ResolveError::provider(&**session, failure))?;
             read.insert((provider, path), map);
         }
         let mut values = HashMap::with_capacity(secrets.len());
@@ -341,7 +385,7 @@ impl Resolver {
             };
             let value = read
                 .get(&(remote.provider_id.as_str(), remote.remote_path.as_str()))
-                .and_then(|map| map.get(&remote.remote_key))
+                .and_then(|map| map.get(remote.remote_key.as_deref().unwrap_or_default()))
                 .cloned();
             if let Some(value) = value {
                 values.insert(secret.id.as_str(), value);
@@ -356,20 +400,20 @@ impl Resolver {
         organization: &Organization,
         provider_id: &str,
         secret: &str,
-    ) -> Result<Arc<Session>, ResolveError> {
+    ) -> Result<Arc<dyn Session>, ResolveError> {
         let provider = self
             .store
             .find_provider(&organization.id, provider_id)
             .await?
             .ok_or_else(|| ResolveError::Provider {
-                provider: provider_id.to_owned(),
+                provider: format!("provider {provider_id:?}"),
                 message: format!(
                     "no such provider in organization {:?}; repoint secret {secret:?} at an existing provider",
                     organization.name
                 ),
                 timed_out: false,
             })?;
-        if provider.kind != "vault" {
+        if kind(&provider.kind).is_none() {
             return Err(ResolveError::Unsupported {
                 name: secret.to_owned(),
                 kind: provider.kind,
@@ -384,11 +428,17 @@ impl Resolver {
         &self,
         organization: &Organization,
         provider: &Provider,
-    ) -> Result<Arc<Session>, ResolveError> {
+    ) -> Result<Arc<dyn Session>, ResolveError> {
+        let Some(kind) = kind(&provider.kind) else {
+            return Err(ResolveError::Unsupported {
+                name: provider.name.clone(),
+                kind: provider.kind.clone(),
+            });
+        };
         let labels = ProviderLabels {
             provider: format!("{}/{}", organization.name, provider.name),
         };
-        let credential = match provider.auth.credential_secret() {
+        let credential = match provider.credential_secret.as_deref() {
             None => None,
             Some(name) => Some(
                 self.credential(organization, provider, name, &labels)
@@ -410,56 +460,20 @@ impl Resolver {
             },
             None => None,
         };
-        let credentials = match (&provider.auth, value) {
-            (ProviderAuth::Token { token_secret }, Some(token)) => Credentials::Token {
-                token,
-                secret: token_secret.clone(),
-            },
-            (
-                ProviderAuth::Approle {
-                    role_id,
-                    secret_id_secret,
-                    mount,
-                },
-                Some(secret_id),
-            ) => Credentials::Approle {
-                role_id: role_id.clone(),
-                secret_id,
-                secret: secret_id_secret.clone(),
-                mount: mount.clone(),
-            },
-            (
-                ProviderAuth::Kubernetes {
-                    role,
-                    mount,
-                    jwt_path,
-                },
-                _,
-            ) => Credentials::Kubernetes {
-                role: role.clone(),
-                mount: mount.clone(),
-                jwt_path: jwt_path.clone(),
-            },
-            (_, None) => {
-                return Err(ResolveError::Provider {
-                    provider: provider.name.clone(),
-                    message: "its credential secret has no value".into(),
-                    timed_out: false,
-                });
-            }
+        let env = SessionEnv {
+            labels,
+            metrics: self.providers.metrics.clone(),
+            timeout: self.providers.timeout,
+            net: self.providers.net.clone(),
+            files: self.providers.files.clone(),
+            turns: tokio::sync::Semaphore::new(net::MAX_IN_FLIGHT),
         };
-        let session = Session::new(
-            labels.provider,
-            provider,
-            credentials,
-            self.providers.timeout,
-            self.providers.metrics.clone(),
-        )
-        .map_err(|failure| ResolveError::provider(&provider.name, failure))?;
-        tracing::debug!(provider = %provider.name, organization = %organization.name, "New provider session");
-        Ok(self
-            .providers
-            .insert(&provider.id, fingerprint, Arc::new(session)))
+        let session: Arc<dyn Session> = kind
+            .session(provider, value, env)
+            .map_err(|failure| ResolveError::unusable(provider, failure.message))?
+            .into();
+        tracing::debug!(provider = %provider.name, kind = %provider.kind, organization = %organization.name, "New provider session");
+        Ok(self.providers.insert(&provider.id, fingerprint, session))
     }
 
     /// The local secret holding a provider's credential, through the read
@@ -471,10 +485,6 @@ impl Resolver {
         name: &str,
         labels: &ProviderLabels,
     ) -> Result<Arc<Secret>, ResolveError> {
-        let field = match provider.auth {
-            ProviderAuth::Token { .. } => "auth.token_secret",
-            _ => "auth.secret_id_secret",
-        };
         let found = self
             .store
             .find_secrets_by_name(&organization.id, &[name])
@@ -485,19 +495,15 @@ impl Resolver {
             Some(secret) => match secret.content {
                 SecretContent::Local(_) => return Ok(secret),
                 SecretContent::Remote(_) => format!(
-                    "its credential {name:?} ({field}) is a remote secret; a provider credential must be a local secret"
+                    "its credential {name:?} is a remote secret; a provider credential must be a local secret"
                 ),
             },
             _ => format!(
-                "its credential secret {name:?} ({field}) does not exist; create it as a local secret or update the provider"
+                "its credential secret {name:?} does not exist; create it as a local secret or update the provider"
             ),
         };
         count_failure(&self.providers.metrics, labels, FailureKind::Credential);
-        Err(ResolveError::Provider {
-            provider: provider.name.clone(),
-            message: problem,
-            timed_out: false,
-        })
+        Err(ResolveError::unusable(provider, problem))
     }
 
     /// Checks that `provider` can be reached and its credentials work,
@@ -507,18 +513,14 @@ impl Resolver {
         organization: &Organization,
         provider: &Provider,
     ) -> Result<String, ResolveError> {
-        if provider.kind != "vault" {
-            return Err(ResolveError::Unsupported {
-                name: provider.name.clone(),
-                kind: provider.kind.clone(),
-            });
-        }
         let session = self.session(organization, provider).await?;
         let timeout = self.providers.timeout;
         match tokio::time::timeout(timeout, session.check()).await {
-            Ok(result) => result.map_err(|failure| ResolveError::provider(session.name(), failure)),
+            Ok(result) => result
+                .map(|message| format!("{}: {message}", session.label()))
+                .map_err(|failure| ResolveError::provider(&*session, failure)),
             Err(_) => Err(ResolveError::provider(
-                session.name(),
+                &*session,
                 session.fail(
                     FailureKind::Timeout,
                     format!("timed out after {}", humantime::format_duration(timeout)),
@@ -529,7 +531,7 @@ impl Resolver {
 }
 
 impl Providers {
-    fn cached(&self, provider_id: &str, fingerprint: &Fingerprint) -> Option<Arc<Session>> {
+    fn cached(&self, provider_id: &str, fingerprint: &Fingerprint) -> Option<Arc<dyn Session>> {
         let sessions = self.sessions.lock().expect("lock poisoned");
         sessions
             .get(provider_id)
@@ -544,8 +546,8 @@ impl Providers {
         &self,
         provider_id: &str,
         fingerprint: Fingerprint,
-        session: Arc<Session>,
-    ) -> Arc<Session> {
+        session: Arc<dyn Session>,
+    ) -> Arc<dyn Session> {
         let mut sessions = self.sessions.lock().expect("lock poisoned");
         if let Some((existing, current)) = sessions.get(provider_id)
             && *existing == fingerprint
@@ -576,6 +578,15 @@ fn open(keys: &KeyRing, secret: &Secret, sealed: &Sealed) -> Result<SecretValue,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_kind_is_registered_once() {
+        let mut names: Vec<&str> = KINDS.iter().map(|k| k.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names, ["aws-secrets-manager", "vault"]);
+        assert!(kind("vault").is_some() && kind("nope").is_none());
+    }
 
     fn resolved(names: &[&str]) -> Resolved {
         let mut secrets: Vec<ResolvedSecret> = names

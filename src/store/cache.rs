@@ -93,7 +93,9 @@ fn secret_weight(secret: Option<&Secret>) -> usize {
             sealed.kek_id.len() + sealed.wrapped_dek.len() + sealed.ciphertext.len()
         }
         super::SecretContent::Remote(remote) => {
-            remote.provider_id.len() + remote.remote_path.len() + remote.remote_key.len()
+            remote.provider_id.len()
+                + remote.remote_path.len()
+                + remote.remote_key.as_deref().map_or(0, str::len)
         }
     };
     std::mem::size_of::<Secret>() + secret.id.len() + secret.name.len() + content
@@ -104,10 +106,8 @@ fn provider_weight(p: &Provider) -> usize {
         + p.id.len()
         + p.name.len()
         + p.kind.len()
-        + p.address.len()
-        + p.namespace.as_deref().map_or(0, str::len)
-        + p.ca_pem.as_deref().map_or(0, str::len)
-        + 128
+        + serde_json::to_string(&p.settings).map_or(0, |s| s.len())
+        + p.credential_secret.as_deref().map_or(0, str::len)
 }
 
 /// One thread's copies of what it read from one cache at one epoch: the
@@ -428,7 +428,7 @@ mod tests {
             content: SecretContent::Remote(RemoteRef {
                 provider_id: "p".into(),
                 remote_path: "kv/data/x".into(),
-                remote_key: "k".into(),
+                remote_key: Some("k".into()),
             }),
         })
     }

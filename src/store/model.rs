@@ -76,7 +76,9 @@ impl Storage {
 pub struct RemoteRef {
     pub provider_id: String,
     pub remote_path: String,
-    pub remote_key: String,
+    /// A key of the value at the path; `None` takes the whole value (for
+    /// kinds whose values can be plain strings).
+    pub remote_key: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -113,64 +115,19 @@ impl Secret {
     }
 }
 
-/// How the product logs in to a Vault or OpenBao provider. Credentials are
-/// named local secrets of the same organization, never inline values.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "method", rename_all = "lowercase", deny_unknown_fields)]
-pub enum ProviderAuth {
-    Token {
-        token_secret: String,
-    },
-    Kubernetes {
-        role: String,
-        #[serde(default = "default_kubernetes_mount")]
-        mount: String,
-        #[serde(default = "default_jwt_path")]
-        jwt_path: String,
-    },
-    Approle {
-        role_id: String,
-        secret_id_secret: String,
-        #[serde(default = "default_approle_mount")]
-        mount: String,
-    },
-}
-
-fn default_kubernetes_mount() -> String {
-    "kubernetes".into()
-}
-
-fn default_approle_mount() -> String {
-    "approle".into()
-}
-
-fn default_jwt_path() -> String {
-    "/var/run/secrets/kubernetes.io/serviceaccount/token".into()
-}
-
-impl ProviderAuth {
-    /// The local secret holding this method's credential, if it has one.
-    pub fn credential_secret(&self) -> Option<&str> {
-        match self {
-            ProviderAuth::Token { token_secret } => Some(token_secret),
-            ProviderAuth::Approle {
-                secret_id_secret, ..
-            } => Some(secret_id_secret),
-            ProviderAuth::Kubernetes { .. } => None,
-        }
-    }
-}
-
+/// A secret provider of an organization. What a provider needs is its
+/// kind's business (`resolve::Kind`): its settings are that kind's JSON
+/// object, validated by the kind when written.
 #[derive(Debug, Clone)]
 pub struct Provider {
     pub id: String,
     pub organization_id: String,
     pub name: String,
     pub kind: String,
-    pub address: String,
-    pub namespace: Option<String>,
-    pub ca_pem: Option<String>,
-    pub auth: ProviderAuth,
+    pub settings: serde_json::Map<String, serde_json::Value>,
+    /// The local secret holding the provider's credential, when its auth
+    /// method uses one.
+    pub credential_secret: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }

@@ -3,9 +3,7 @@ use sqlx::any::AnyRow;
 
 use super::audit::Change;
 use super::organizations::{decode_cursor, fetch_limit, into_page};
-use super::{
-    Provider, ProviderAuth, Result, Store, StoreError, conflict_on_unique, new_id, now_ms,
-};
+use super::{Provider, Result, Store, StoreError, conflict_on_unique, new_id, now_ms};
 
 /// Most secrets named in the refusal to delete a provider they use.
 const MAX_LISTED_USERS: usize = 50;
@@ -14,47 +12,41 @@ const MAX_LISTED_USERS: usize = 50;
 const LIST: &str = "providers";
 
 const COLUMNS: &str =
-    "id, organization_id, name, kind, address, namespace, ca_pem, auth, created_at, updated_at";
+    "id, organization_id, name, kind, settings, credential_secret, created_at, updated_at";
 
+/// A provider to create, its settings already validated by its kind.
 #[derive(Debug, Clone)]
 pub struct NewProvider {
     pub name: String,
     pub kind: String,
-    pub address: String,
-    pub namespace: Option<String>,
-    pub ca_pem: Option<String>,
-    pub auth: ProviderAuth,
+    pub settings: serde_json::Map<String, serde_json::Value>,
+    pub credential_secret: Option<String>,
 }
 
-/// A change to a provider; absent fields stay as they are. `Some(None)`
-/// clears an optional field.
-#[derive(Debug, Clone, Default)]
+/// A provider's new settings, validated by its kind, in full.
+#[derive(Debug, Clone)]
 pub struct ProviderChanges {
-    pub address: Option<String>,
-    pub namespace: Option<Option<String>>,
-    pub ca_pem: Option<Option<String>>,
-    pub auth: Option<ProviderAuth>,
+    pub settings: serde_json::Map<String, serde_json::Value>,
+    pub credential_secret: Option<String>,
 }
 
 fn from_row(row: &AnyRow) -> Result<Provider> {
-    let auth: String = row.try_get("auth")?;
+    let settings: String = row.try_get("settings")?;
     Ok(Provider {
         id: row.try_get("id")?,
         organization_id: row.try_get("organization_id")?,
         name: row.try_get("name")?,
         kind: row.try_get("kind")?,
-        address: row.try_get("address")?,
-        namespace: row.try_get("namespace")?,
-        ca_pem: row.try_get("ca_pem")?,
-        auth: serde_json::from_str(&auth)
-            .map_err(|e| StoreError::Corrupt(format!("provider auth: {e}")))?,
+        settings: serde_json::from_str(&settings)
+            .map_err(|e| StoreError::Corrupt(format!("provider settings: {e}")))?,
+        credential_secret: row.try_get("credential_secret")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
 }
 
-fn auth_json(auth: &ProviderAuth) -> String {
-    serde_json::to_string(auth).expect("provider auth serializes")
+fn settings_json(settings: &serde_json::Map<String, serde_json::Value>) -> String {
+    serde_json::to_string(settings).expect("settings serialize")
 }
 
 impl Store {
@@ -70,25 +62,21 @@ impl Store {
             organization_id: organization_id.to_owned(),
             name: new.name,
             kind: new.kind,
-            address: new.address,
-            namespace: new.namespace,
-            ca_pem: new.ca_pem,
-            auth: new.auth,
+            settings: new.settings,
+            credential_secret: new.credential_secret,
             created_at: now,
             updated_at: now,
         };
         let mut w = self.write().await?;
         sqlx::query(&format!(
-            "INSERT INTO providers ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            "INSERT INTO providers ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         ))
         .bind(provider.id.clone())
         .bind(provider.organization_id.clone())
         .bind(provider.name.clone())
         .bind(provider.kind.clone())
-        .bind(provider.address.clone())
-        .bind(provider.namespace.clone())
-        .bind(provider.ca_pem.clone())
-        .bind(auth_json(&provider.auth))
+        .bind(settings_json(&provider.settings))
+        .bind(provider.credential_secret.clone())
         .bind(now)
         .bind(now)
         .execute(&mut *w.tx)
@@ -181,28 +169,15 @@ impl Store {
             .find_provider(organization_id, id)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("provider {id:?} not found")))?;
-        if let Some(address) = changes.address {
-            provider.address = address;
-        }
-        if let Some(namespace) = changes.namespace {
-            provider.namespace = namespace;
-        }
-        if let Some(ca_pem) = changes.ca_pem {
-            provider.ca_pem = ca_pem;
-        }
-        if let Some(auth) = changes.auth {
-            provider.auth = auth;
-        }
+        provider.settings = changes.settings;
+        provider.credential_secret = changes.credential_secret;
         provider.updated_at = now_ms();
         let mut w = self.write().await?;
         sqlx::query(
-            "UPDATE providers SET address = $1, namespace = $2, ca_pem = $3, auth = $4, updated_at = $5 \
-             WHERE id = $6",
+            "UPDATE providers SET settings = $1, credential_secret = $2, updated_at = $3 WHERE id = $4",
         )
-        .bind(provider.address.clone())
-        .bind(provider.namespace.clone())
-        .bind(provider.ca_pem.clone())
-        .bind(auth_json(&provider.auth))
+        .bind(settings_json(&provider.settings))
+        .bind(provider.credential_secret.clone())
         .bind(provider.updated_at)
         .bind(provider.id.clone())
         .execute(&mut *w.tx)

@@ -27,7 +27,7 @@ const UPSERT: &str = "INSERT INTO secret_references \
 /// `section` (0 pods, 1 runtime consumers, 2 image pull secrets, 3
 /// providers), then `k1` (namespace, consumer or name), `k2` (the pod) and
 /// the row's id, which is unique. Parameters: $1 the secret's id, $2 its
-/// organization, $3 its name, $4 and $5 the patterns of [`credential_patterns`].
+/// organization, $3 its name.
 const USES: &str = "\
     SELECT CAST(CASE WHEN kind = 'pod' THEN 0 ELSE 1 END AS BIGINT) AS section, \
            CASE WHEN kind = 'pod' THEN namespace ELSE consumer END AS k1, pod AS k2, id, \
@@ -41,8 +41,7 @@ const USES: &str = "\
     UNION ALL \
     SELECT CAST(3 AS BIGINT), name, '', id, 'provider', name, '', '', '', '', '', '', '', \
            CAST(0 AS BIGINT), CAST(0 AS BIGINT) \
-      FROM providers WHERE organization_id = $2 \
-       AND (auth LIKE $4 ESCAPE '\\' OR auth LIKE $5 ESCAPE '\\')";
+      FROM providers WHERE organization_id = $2 AND credential_secret = $3";
 
 /// A reference's place in the list: section, `k1`, `k2`, id (see [`USES`]).
 type Key = (i64, String, String, String);
@@ -50,25 +49,6 @@ type Key = (i64, String, String, String);
 /// Sorts before every reference.
 fn first_key() -> Key {
     (-1, String::new(), String::new(), String::new())
-}
-
-/// LIKE patterns that find, in a provider's stored `auth` JSON, the two
-/// fields that name a credential secret: `token_secret` (token auth) and
-/// `secret_id_secret` (AppRole). The JSON is written by serde_json, without
-/// spaces; a quote inside a string value is escaped, so the pattern cannot
-/// match text within another field.
-fn credential_patterns(secret_name: &str) -> (String, String) {
-    let escaped: String = secret_name
-        .chars()
-        .flat_map(|c| match c {
-            '\\' | '%' | '_' => vec!['\\', c],
-            c => vec![c],
-        })
-        .collect();
-    (
-        format!("%\"token\\_secret\":\"{escaped}\"%"),
-        format!("%\"secret\\_id\\_secret\":\"{escaped}\"%"),
-    )
 }
 
 fn non_empty(text: String) -> Option<String> {
@@ -125,17 +105,14 @@ async fn uses_after(
     after: Key,
     fetch: i64,
 ) -> Result<Vec<(Key, Reference)>> {
-    let (token_secret, secret_id_secret) = credential_patterns(&secret.name);
     let (section, k1, k2, id) = after;
     let rows = sqlx::query(&format!(
-        "SELECT * FROM ({USES}) AS uses WHERE (section, k1, k2, id) > ($6, $7, $8, $9) \
-         ORDER BY section, k1, k2, id LIMIT $10"
+        "SELECT * FROM ({USES}) AS uses WHERE (section, k1, k2, id) > ($4, $5, $6, $7) \
+         ORDER BY section, k1, k2, id LIMIT $8"
     ))
     .bind(secret.id.clone())
     .bind(secret.organization_id.clone())
     .bind(secret.name.clone())
-    .bind(token_secret)
-    .bind(secret_id_secret)
     .bind(section)
     .bind(k1)
     .bind(k2)
@@ -148,13 +125,10 @@ async fn uses_after(
 
 /// How many objects use `secret`.
 async fn count_uses(conn: &mut AnyConnection, secret: &Secret) -> Result<u64> {
-    let (token_secret, secret_id_secret) = credential_patterns(&secret.name);
     let count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM ({USES}) AS uses"))
         .bind(secret.id.clone())
         .bind(secret.organization_id.clone())
         .bind(secret.name.clone())
-        .bind(token_secret)
-        .bind(secret_id_secret)
         .fetch_one(conn)
         .await?;
     Ok(u64::try_from(count).unwrap_or_default())
@@ -336,64 +310,5 @@ impl Store {
             prune(&mut w.tx, id).await?;
         }
         w.commit().await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::ProviderAuth;
-
-    /// SQL's LIKE, for patterns with `%` only at both ends and `\` escapes.
-    fn like(text: &str, pattern: &str) -> bool {
-        let inner = pattern
-            .strip_prefix('%')
-            .and_then(|p| p.strip_suffix('%'))
-            .expect("a pattern of the form %…%");
-        let mut literal = String::new();
-        let mut chars = inner.chars();
-        while let Some(c) = chars.next() {
-            literal.push(if c == '\\' { chars.next().unwrap() } else { c });
-        }
-        text.contains(&literal)
-    }
-
-    #[test]
-    fn credential_patterns_match_the_stored_auth_and_nothing_else() {
-        let (token, approle) = credential_patterns("vault-token");
-        let stored = |auth: &ProviderAuth| serde_json::to_string(auth).unwrap();
-        let by_token = stored(&ProviderAuth::Token {
-            token_secret: "vault-token".into(),
-        });
-        assert!(like(&by_token, &token) && !like(&by_token, &approle));
-        let by_approle = stored(&ProviderAuth::Approle {
-            role_id: "r".into(),
-            secret_id_secret: "vault-token".into(),
-            mount: "approle".into(),
-        });
-        assert!(like(&by_approle, &approle) && !like(&by_approle, &token));
-        // The name inside another field's text is escaped, and does not match.
-        let smuggled = stored(&ProviderAuth::Approle {
-            role_id: "\"token_secret\":\"vault-token\"".into(),
-            secret_id_secret: "other".into(),
-            mount: "approle".into(),
-        });
-        assert!(!like(&smuggled, &token) && !like(&smuggled, &approle));
-        let longer = stored(&ProviderAuth::Token {
-            token_secret: "vault-token-2".into(),
-        });
-        assert!(!like(&longer, &token));
-        let kubernetes = stored(&ProviderAuth::Kubernetes {
-            role: "vault-token".into(),
-            mount: "kubernetes".into(),
-            jwt_path: "/t".into(),
-        });
-        assert!(!like(&kubernetes, &token) && !like(&kubernetes, &approle));
-    }
-
-    #[test]
-    fn like_wildcards_in_a_name_are_escaped() {
-        let (token, _) = credential_patterns("a_b%c");
-        assert_eq!(token, "%\"token\\_secret\":\"a\\_b\\%c\"%");
     }
 }

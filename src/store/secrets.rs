@@ -24,12 +24,13 @@ pub enum NewSecret {
     Remote(RemoteRef),
 }
 
-/// A repointing of a remote secret; absent fields stay as they are.
+/// A repointing of a remote secret; absent fields stay as they are, and
+/// `remote_key: Some(None)` clears the key.
 #[derive(Debug, Default)]
 pub struct RemoteChanges {
     pub provider_id: Option<String>,
     pub remote_path: Option<String>,
-    pub remote_key: Option<String>,
+    pub remote_key: Option<Option<String>>,
 }
 
 fn from_row(row: &AnyRow) -> Result<Secret> {
@@ -54,7 +55,7 @@ fn from_row(row: &AnyRow) -> Result<Secret> {
                 .unwrap_or_default(),
             remote_key: row
                 .try_get::<Option<String>, _>("remote_key")?
-                .unwrap_or_default(),
+                .filter(|k| !k.is_empty()),
         }),
         other => return Err(corrupt(&format!("unknown storage {other:?}"))),
     };

@@ -501,6 +501,11 @@ impl Reply {
     pub fn error_message(&self) -> &str {
         self.body["error"]["message"].as_str().unwrap_or("")
     }
+
+    /// The request field an error names.
+    pub fn field(&self) -> Option<&str> {
+        self.body["error"]["field"].as_str()
+    }
 }
 
 impl Api {
@@ -671,6 +676,27 @@ pub fn record_sent_values(body: &Value) {
     walk(body, &mut lines);
     if !lines.is_empty() {
         append_artifact(&format!("values-{}.txt", std::process::id()), &lines);
+    }
+}
+
+/// Records a credential or value the test handed to something other than
+/// the API (a provider's token, a value written into a provider), so that
+/// the scan looks for it too.
+pub fn record_secret(text: &str) {
+    if artifacts_dir().is_some() {
+        append_artifact(
+            &format!("values-{}.txt", std::process::id()),
+            &format!("{}\n", Value::String(text.to_owned())),
+        );
+    }
+}
+
+/// Records the string values of a JSON object written into a provider.
+pub fn record_map(data: &Value) {
+    for value in data.as_object().into_iter().flat_map(|m| m.values()) {
+        if let Some(text) = value.as_str() {
+            record_secret(text);
+        }
     }
 }
 

@@ -188,6 +188,7 @@ impl OpenBao {
 
     /// Writes a KV v2 version at `secret/data/<path>`.
     pub async fn put_v2(&self, path: &str, data: Value) {
+        crate::common::record_map(&data);
         self.must(
             "POST",
             &format!("secret/data/{path}"),
@@ -230,7 +231,9 @@ path "kv1/*" { capabilities = ["read"] }
                 Some(json!({"policies": policies, "ttl": ttl})),
             )
             .await;
-        body["auth"]["client_token"].as_str().unwrap().to_owned()
+        let token = body["auth"]["client_token"].as_str().unwrap().to_owned();
+        crate::common::record_secret(&token);
+        token
     }
 
     /// Enables AppRole and a role `name`; returns (role_id, secret_id).
@@ -254,6 +257,7 @@ path "kv1/*" { capabilities = ["read"] }
             .as_str()
             .unwrap()
             .to_owned();
+        crate::common::record_secret(&secret_id);
         (role_id, secret_id)
     }
 }

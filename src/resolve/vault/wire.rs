@@ -1,17 +1,18 @@
 //! What Vault and OpenBao send back, read without any I/O: KV reads (v1 and
 //! v2, including the 404 envelope of a deleted or destroyed version), login
 //! and renewal `auth` blocks, token lookups and `{"errors":[…]}` lists.
+//!
+//! What the server says in its error texts is read to tell cases apart
+//! (sealed, no engine mounted), never passed on: a server can echo what it
+//! was sent, credentials included.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 use serde_json::Value;
-use zeroize::Zeroize;
 
 use crate::crypto::SecretValue;
-
-/// Longest server error text carried into a message.
-const MAX_ERROR_TEXT: usize = 300;
+use crate::resolve::provider::scrub;
 
 /// Which KV engine answered a read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,10 +37,29 @@ pub enum KvRead {
     Deleted { version: Option<u64> },
     /// KV v2: the latest version is destroyed.
     Destroyed { version: Option<u64> },
-    /// Nothing at that path; `reason` is the server's error text, if any
-    /// (empty for a plain missing path, "no handler for route …" when no
-    /// secrets engine is mounted there).
-    Missing { reason: Option<String> },
+    /// Nothing at that path, and why as far as the answer tells.
+    Missing { why: Absence },
+}
+
+/// Why a read found nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Absence {
+    /// Nothing was ever written there, or the path is wrong.
+    Path,
+    /// No secrets engine is mounted at the path ("no handler for route").
+    Engine,
+    /// The provider's namespace does not exist.
+    Namespace,
+}
+
+impl Absence {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Absence::Path => "the path does not exist",
+            Absence::Engine => "no secrets engine is mounted at that path",
+            Absence::Namespace => "the provider's namespace does not exist",
+        }
+    }
 }
 
 /// A body that is not what a KV read returns.
@@ -90,9 +110,19 @@ fn interpret(status: u16, parsed: &Value, keys: &BTreeSet<String>) -> Result<KvR
         (200, _) => Err(ShapeError(
             "the response has no data object; is this a KV secrets engine path?".into(),
         )),
-        _ => Ok(KvRead::Missing {
-            reason: error_text_of(parsed),
-        }),
+        _ => {
+            let errors = error_text_of(parsed)
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let why = if errors.contains("no handler for route") {
+                Absence::Engine
+            } else if errors.contains("namespace not found") {
+                Absence::Namespace
+            } else {
+                Absence::Path
+            };
+            Ok(KvRead::Missing { why })
+        }
     }
 }
 
@@ -110,7 +140,7 @@ fn gone(metadata: &Value) -> KvRead {
     } else if deleted {
         KvRead::Deleted { version }
     } else {
-        KvRead::Missing { reason: None }
+        KvRead::Missing { why: Absence::Path }
     }
 }
 
@@ -140,23 +170,13 @@ fn found(
     }
 }
 
-/// Wipes every string in a parsed body before it is dropped.
-pub fn scrub(value: &mut Value) {
-    match value {
-        Value::String(text) => text.zeroize(),
-        Value::Array(items) => items.iter_mut().for_each(scrub),
-        Value::Object(map) => map.values_mut().for_each(scrub),
-        Value::Null | Value::Bool(_) | Value::Number(_) => {}
-    }
-}
-
-/// The `errors` of a failed request as one line, or `None` when the body
-/// has none. Multi-line texts ("1 error occurred:\n\t* permission
-/// denied\n\n") are folded, and long ones shortened.
-pub fn error_text(body: &[u8]) -> Option<String> {
+/// Whether the `errors` of a failed request mention `phrase` (in lower
+/// case), e.g. "sealed".
+pub fn says(body: &[u8], phrase: &str) -> bool {
     serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|v| error_text_of(&v))
+        .is_some_and(|text| text.to_ascii_lowercase().contains(phrase))
 }
 
 fn error_text_of(body: &Value) -> Option<String> {
@@ -169,17 +189,7 @@ fn error_text_of(body: &Value) -> Option<String> {
         .filter(|e| !e.is_empty())
         .collect::<Vec<_>>()
         .join("; ");
-    if joined.is_empty() {
-        return None;
-    }
-    if joined.len() <= MAX_ERROR_TEXT {
-        return Some(joined);
-    }
-    let mut end = MAX_ERROR_TEXT;
-    while !joined.is_char_boundary(end) {
-        end -= 1;
-    }
-    Some(format!("{}…", &joined[..end]))
+    (!joined.is_empty()).then_some(joined)
 }
 
 /// The `auth` block of a login or a renewal.
@@ -331,12 +341,10 @@ mod tests {
     #[rstest]
     #[case::deleted(404, V2_DELETED, KvRead::Deleted { version: Some(2) })]
     #[case::destroyed(404, V2_DESTROYED, KvRead::Destroyed { version: Some(1) })]
-    #[case::missing(404, MISSING, KvRead::Missing { reason: None })]
-    #[case::no_mount(404, NO_MOUNT, KvRead::Missing {
-        reason: Some("no handler for route \"nomount/data/x\". route entry not found.".into()),
-    })]
+    #[case::missing(404, MISSING, KvRead::Missing { why: Absence::Path })]
+    #[case::no_mount(404, NO_MOUNT, KvRead::Missing { why: Absence::Engine })]
     #[case::namespace(404, r#"{"errors":["namespace not found"]}"#, KvRead::Missing {
-        reason: Some("namespace not found".into()),
+        why: Absence::Namespace,
     })]
     fn kv_without_a_value(#[case] status: u16, #[case] body: &str, #[case] expected: KvRead) {
         assert_eq!(
@@ -352,21 +360,13 @@ mod tests {
     }
 
     #[rstest]
-    #[case::old_text(DENIED_OLD, Some("permission denied"))]
-    #[case::multi_line(DENIED_MULTI, Some("permission denied"))]
-    #[case::sealed(SEALED, Some("Vault is sealed"))]
-    #[case::empty(MISSING, None)]
-    #[case::not_json("oops", None)]
-    fn error_texts(#[case] body: &str, #[case] expected: Option<&str>) {
-        assert_eq!(error_text(body.as_bytes()).as_deref(), expected);
-    }
-
-    #[test]
-    fn long_error_texts_are_shortened() {
-        let body = serde_json::json!({ "errors": ["é".repeat(400)] }).to_string();
-        let text = error_text(body.as_bytes()).unwrap();
-        assert!(text.len() <= MAX_ERROR_TEXT + '…'.len_utf8());
-        assert!(text.ends_with('…'));
+    #[case::old_text(DENIED_OLD, "permission denied", true)]
+    #[case::multi_line(DENIED_MULTI, "permission denied", true)]
+    #[case::sealed(SEALED, "sealed", true)]
+    #[case::empty(MISSING, "sealed", false)]
+    #[case::not_json("oops sealed", "sealed", false)]
+    fn error_texts(#[case] body: &str, #[case] phrase: &str, #[case] expected: bool) {
+        assert_eq!(says(body.as_bytes(), phrase), expected);
     }
 
     #[test]

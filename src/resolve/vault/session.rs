@@ -28,139 +28,38 @@
 //! `POST auth/token/renew-self` and `GET auth/token/lookup-self`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
-use reqwest::header::{CONTENT_TYPE, HeaderValue, LOCATION};
+use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use serde::Serialize;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Mutex;
 use zeroize::Zeroizing;
 
-use super::net::{self, Transport};
+use super::Settings;
 use super::wire::{self, KvRead};
 use crate::crypto::SecretValue;
-use crate::metrics::{ProviderErrorLabels, ProviderLabels, ProviderMetrics};
-use crate::store::Provider;
-
-/// Largest provider answer read.
-const MAX_RESPONSE: usize = 1 << 20;
+use crate::resolve::net;
+use crate::resolve::provider::{
+    Failure, FailureKind, Reply, SessionEnv, holds_credential, read_token_file, server_names,
+};
 
 /// A cached login token younger than this that is refused is not replaced
 /// by a fresh login: the refusal is about its policy, and logging in again
 /// for every admission would flood the server with leases.
 const MIN_AGE_FOR_RELOGIN: Duration = Duration::from_secs(10);
 
-/// What went wrong, for metrics (`kind` label) and for the API status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureKind {
-    Timeout,
-    Refused,
-    Connect,
-    Tls,
-    ForbiddenAddress,
-    Redirect,
-    Sealed,
-    Unavailable,
-    PermissionDenied,
-    NotFound,
-    Deleted,
-    Destroyed,
-    MissingKey,
-    Login,
-    Renewal,
-    Credential,
-    Config,
-    Server,
-    Response,
-}
-
-impl FailureKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureKind::Timeout => "timeout",
-            FailureKind::Refused => "connection_refused",
-            FailureKind::Connect => "connect",
-            FailureKind::Tls => "tls",
-            FailureKind::ForbiddenAddress => "forbidden_address",
-            FailureKind::Redirect => "redirect",
-            FailureKind::Sealed => "sealed",
-            FailureKind::Unavailable => "unavailable",
-            FailureKind::PermissionDenied => "permission_denied",
-            FailureKind::NotFound => "not_found",
-            FailureKind::Deleted => "deleted",
-            FailureKind::Destroyed => "destroyed",
-            FailureKind::MissingKey => "missing_key",
-            FailureKind::Login => "login",
-            FailureKind::Renewal => "renewal",
-            FailureKind::Credential => "credential",
-            FailureKind::Config => "config",
-            FailureKind::Server => "server",
-            FailureKind::Response => "invalid_response",
-        }
-    }
-
-    /// The server could not be reached or cannot serve right now, as
-    /// opposed to refusing what was asked.
-    fn is_outage(self) -> bool {
-        matches!(
-            self,
-            FailureKind::Timeout
-                | FailureKind::Refused
-                | FailureKind::Connect
-                | FailureKind::Tls
-                | FailureKind::Sealed
-                | FailureKind::Unavailable
-        )
-    }
-}
-
-impl From<Transport> for FailureKind {
-    fn from(transport: Transport) -> Self {
-        match transport {
-            Transport::Timeout => FailureKind::Timeout,
-            Transport::Refused => FailureKind::Refused,
-            Transport::Tls => FailureKind::Tls,
-            Transport::Address => FailureKind::ForbiddenAddress,
-            Transport::Connect => FailureKind::Connect,
-        }
-    }
-}
-
-/// A failure with one provider. The message never holds a value or a
-/// credential; the resolver prefixes it with the provider's name.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    pub kind: FailureKind,
-    pub message: String,
-}
-
-impl Failure {
-    fn reading(mut self, path: &str) -> Self {
-        self.message = format!("reading {path}: {}", self.message);
-        self
-    }
-}
-
-/// Counts a failure of the provider labelled `labels`.
-pub fn count_failure(metrics: &ProviderMetrics, labels: &ProviderLabels, kind: FailureKind) {
-    metrics
-        .errors
-        .get_or_create(&ProviderErrorLabels {
-            provider: labels.provider.clone(),
-            kind: kind.as_str(),
-        })
-        .inc();
-}
-
 /// How a session proves who it is, with the credential already decrypted.
 pub enum Credentials {
     /// A fixed token from a local secret.
     Token { token: SecretValue, secret: String },
-    /// The pod's service account token, read from `jwt_path` at each login.
+    /// The pod's service account token, read from `token_file` (a server
+    /// flag) at each login.
     Kubernetes {
         role: String,
         mount: String,
-        jwt_path: String,
+        token_file: PathBuf,
     },
     /// An AppRole role id and a secret id from a local secret.
     Approle {
@@ -175,6 +74,15 @@ impl Credentials {
     /// Whether a new token can be obtained by logging in.
     fn can_log_in(&self) -> bool {
         !matches!(self, Credentials::Token { .. })
+    }
+
+    /// The credential this method logs in with, if it is a value.
+    fn secret(&self) -> Option<&SecretValue> {
+        match self {
+            Credentials::Token { token, .. } => Some(token),
+            Credentials::Approle { secret_id, .. } => Some(secret_id),
+            Credentials::Kubernetes { .. } => None,
+        }
     }
 
     fn method(&self) -> &'static str {
@@ -250,7 +158,9 @@ impl Lease {
         self.refresh_at.is_some_and(|at| now >= at)
     }
 
-    fn describe(&self) -> String {
+    /// What a check reports of the token; `secret` is what it logged in
+    /// with, kept out of the policy names a server sent.
+    fn describe(&self, secret: Option<&SecretValue>) -> String {
         let ttl = match self.expires_at {
             None => "the token does not expire".to_owned(),
             Some(at) => format!(
@@ -267,80 +177,81 @@ impl Lease {
         if self.policies.is_empty() {
             ttl
         } else {
-            format!("{ttl}; policies: {}", self.policies.join(", "))
+            let credentials: Vec<&SecretValue> =
+                std::iter::once(&self.token).chain(secret).collect();
+            format!(
+                "{ttl}; policies: {}",
+                server_names(&self.policies, &credentials)
+            )
         }
     }
 }
 
-/// An answer, read in full.
-struct Reply {
-    status: u16,
-    body: Zeroizing<Vec<u8>>,
-    location: Option<String>,
+/// What tells Vault's answers from any other server's.
+trait VaultReply {
+    fn speaks_vault(&self) -> bool;
+    fn redirects_to_vault(&self) -> bool;
 }
 
-impl Reply {
-    /// `": <server's error text>"`, or nothing.
-    fn detail(&self, credentials: &[&str]) -> String {
-        wire::error_text(&self.body)
-            .map(|text| {
-                // A server that echoed a credential back must not get it
-                // into a message.
-                let text = credentials
-                    .iter()
-                    .filter(|c| !c.is_empty())
-                    .fold(text, |t, c| t.replace(c, "<redacted>"));
-                format!(": {text}")
-            })
-            .unwrap_or_default()
+impl VaultReply for Reply {
+    /// Whether the answer is Vault's: a JSON object with the `request_id`
+    /// of every Vault answer or the `errors` of every Vault error. Any
+    /// other answer is told apart from no answer at all by nothing, so
+    /// that a provider check cannot map what listens where.
+    fn speaks_vault(&self) -> bool {
+        #[derive(serde::Deserialize)]
+        struct Envelope {
+            #[serde(default)]
+            request_id: Option<serde::de::IgnoredAny>,
+            #[serde(default)]
+            errors: Option<Vec<serde::de::IgnoredAny>>,
+        }
+        serde_json::from_slice::<Envelope>(&self.body)
+            .is_ok_and(|e| e.request_id.is_some() || e.errors.is_some())
+    }
+
+    /// Whether a redirect goes to another server's `/v1/` path, as a
+    /// standby Vault node answers; any other redirect is not Vault's.
+    fn redirects_to_vault(&self) -> bool {
+        self.location
+            .as_deref()
+            .and_then(|l| reqwest::Url::parse(l).ok())
+            .is_some_and(|url| url.path().starts_with("/v1/"))
     }
 }
 
 pub struct Session {
     name: String,
-    labels: ProviderLabels,
     address: String,
     namespace: Option<String>,
     credentials: Credentials,
     http: reqwest::Client,
-    timeout: Duration,
-    metrics: ProviderMetrics,
+    env: SessionEnv,
     lease: Mutex<Option<Lease>>,
-    /// One permit per request in flight; see [`net::MAX_IN_FLIGHT`].
-    turns: Semaphore,
 }
 
 impl Session {
-    /// A session for `provider`; `label` is its metrics label
-    /// (`<organization>/<provider>`).
+    /// A session with the provider `name` of `settings`.
     pub fn new(
-        label: String,
-        provider: &Provider,
+        name: &str,
+        settings: &Settings,
         credentials: Credentials,
-        timeout: Duration,
-        metrics: ProviderMetrics,
+        env: SessionEnv,
     ) -> Result<Self, Failure> {
-        let labels = ProviderLabels { provider: label };
-        let http = net::client(&provider.address, provider.ca_pem.as_deref(), timeout).map_err(
-            |message| {
-                count_failure(&metrics, &labels, FailureKind::Config);
-                Failure {
-                    kind: FailureKind::Config,
-                    message,
-                }
-            },
-        )?;
+        // Checked again here: the operator's address lists may have changed
+        // since the provider was written.
+        let address = net::check_url("address", &settings.address, &env.net)
+            .map_err(|invalid| env.fail(FailureKind::ForbiddenAddress, invalid.message))?;
+        let http = net::client(settings.ca_pem.as_deref(), env.timeout, &env.net)
+            .map_err(|message| env.fail(FailureKind::Config, message))?;
         Ok(Session {
-            name: provider.name.clone(),
-            labels,
-            address: provider.address.trim_end_matches('/').to_owned(),
-            namespace: provider.namespace.clone(),
+            name: name.to_owned(),
+            address,
+            namespace: settings.namespace.clone(),
             credentials,
             http,
-            timeout,
-            metrics,
+            env,
             lease: Mutex::new(None),
-            turns: Semaphore::new(net::MAX_IN_FLIGHT),
         })
     }
 
@@ -351,8 +262,13 @@ impl Session {
 
     /// Records a failure and returns it.
     pub fn fail(&self, kind: FailureKind, message: String) -> Failure {
-        count_failure(&self.metrics, &self.labels, kind);
-        Failure { kind, message }
+        self.env.fail(kind, message)
+    }
+
+    /// The failure of an answer that is not Vault's JSON: whatever answered
+    /// is not told apart from nothing answering.
+    fn not_vault(&self) -> Failure {
+        self.fail(FailureKind::Unreachable, net::unreachable(&self.address))
     }
 
     /// Reads `path` and returns the requested `keys` of its value map.
@@ -361,6 +277,10 @@ impl Session {
         path: &str,
         keys: &BTreeSet<String>,
     ) -> Result<BTreeMap<String, SecretValue>, Failure> {
+        // Checked when the secret was written; checked again, as the
+        // request must not leave the path whatever the database holds.
+        super::check_path(path)
+            .map_err(|rule| self.fail(FailureKind::Config, format!("remote_path {rule}")))?;
         let mut token = self.token().await.map_err(|f| f.reading(path))?;
         let mut reply = self
             .call(Method::GET, path, Some(&token), None)
@@ -381,17 +301,28 @@ impl Session {
         }
         match reply.status {
             200 | 404 => {
+                if !reply.speaks_vault() {
+                    return Err(self.not_vault().reading(path));
+                }
                 let read = wire::read_kv(reply.status, &reply.body, keys).map_err(|e| {
                     self.fail(FailureKind::Response, format!("reading {path}: {e}"))
                 })?;
                 if let KvRead::Found { version, .. } = &read {
-                    tracing::debug!(provider = %self.labels.provider, path, engine = ?version, "Read remote secret");
+                    tracing::debug!(provider = %self.env.labels.provider, path, engine = ?version, "Read remote secret");
                 }
-                let values = self.values(path, read)?;
+                let values = self.values(path, read, &token)?;
                 // `auth/token/lookup-self` and the like answer with the
-                // token itself; a remote secret must not hand the provider's
-                // token to a pod.
-                if values.values().any(|v| *v == token) {
+                // token itself; a remote secret must not hand the
+                // provider's token, or what it logs in with, to a pod, in
+                // any encoding.
+                let credentials = [Some(&token), self.credentials.secret()];
+                let leaks = values.values().any(|value| {
+                    credentials
+                        .iter()
+                        .flatten()
+                        .any(|c| holds_credential(value.expose(), c.expose()))
+                });
+                if leaks {
                     return Err(self.fail(
                         FailureKind::Config,
                         format!(
@@ -408,11 +339,16 @@ impl Session {
                     self.credentials.policy_hint()
                 ),
             )),
-            _ => Err(self.refused(&reply, &[]).reading(path)),
+            _ => Err(self.refused(&reply).reading(path)),
         }
     }
 
-    fn values(&self, path: &str, read: KvRead) -> Result<BTreeMap<String, SecretValue>, Failure> {
+    fn values(
+        &self,
+        path: &str,
+        read: KvRead,
+        token: &SecretValue,
+    ) -> Result<BTreeMap<String, SecretValue>, Failure> {
         let version = |v: Option<u64>| v.map(|v| format!(" ({v})")).unwrap_or_default();
         match read {
             KvRead::Found {
@@ -431,7 +367,9 @@ impl Session {
                 let present = if available.is_empty() {
                     "it has no keys".to_owned()
                 } else {
-                    format!("keys: {}", available.join(", "))
+                    let credentials: Vec<&SecretValue> =
+                        std::iter::once(token).chain(self.credentials.secret()).collect();
+                    format!("keys: {}", server_names(&available, &credentials))
                 };
                 Err(self.fail(
                     FailureKind::MissingKey,
@@ -452,19 +390,16 @@ impl Session {
                     version(v)
                 ),
             )),
-            KvRead::Missing { reason } => Err(self.fail(
+            KvRead::Missing { why } => Err(self.fail(
                 FailureKind::NotFound,
-                format!(
-                    "no value at {path} ({})",
-                    reason.as_deref().unwrap_or("the path does not exist")
-                ),
+                format!("no value at {path} ({})", why.describe()),
             )),
         }
     }
 
     /// Checks that the provider can be reached and its credentials work:
     /// a fresh login (kept as the session's token), or for a fixed token a
-    /// lookup of that token.
+    /// lookup of that token. Either way only a Vault server gets that far.
     pub async fn check(&self) -> Result<String, Failure> {
         match &self.credentials {
             Credentials::Token { token, secret } => match self.lookup(token).await? {
@@ -480,8 +415,8 @@ impl Session {
                         info.policies,
                     );
                     Ok(format!(
-                        "the token in local secret {secret:?} is valid; {}",
-                        lease.describe()
+                        "reachable; the token in local secret {secret:?} is valid; {}",
+                        lease.describe(None)
                     ))
                 }
                 None => Err(self.fail(
@@ -494,9 +429,9 @@ impl Session {
             _ => {
                 let lease = self.log_in().await?;
                 let message = format!(
-                    "logged in with {} auth; {}",
+                    "reachable; logged in with {} auth; {}",
                     self.credentials.method(),
-                    lease.describe()
+                    lease.describe(self.credentials.secret())
                 );
                 *self.lease.lock().await = Some(lease);
                 Ok(message)
@@ -506,7 +441,7 @@ impl Session {
 
     /// The token to send: the cached one, renewed or replaced when its
     /// refresh time has come. Concurrent callers wait for one login.
-    async fn token(&self) -> Result<SecretValue, Failure> {
+    pub(super) async fn token(&self) -> Result<SecretValue, Failure> {
         let mut slot = self.lease.lock().await;
         let now = Instant::now();
         if let Some(lease) = slot.as_mut() {
@@ -524,7 +459,7 @@ impl Session {
                         return Ok(lease.token.clone());
                     }
                     Err(failure) => {
-                        tracing::warn!(provider = %self.labels.provider, reason = %failure.message, "Token renewal failed");
+                        tracing::warn!(provider = %self.env.labels.provider, reason = %failure.message, "Token renewal failed");
                         if !self.credentials.can_log_in() {
                             lease.refresh = Refresh::Never;
                             lease.refresh_at = None;
@@ -599,28 +534,20 @@ impl Session {
             Credentials::Kubernetes {
                 role,
                 mount,
-                jwt_path,
+                token_file,
             } => {
-                let jwt =
-                    Zeroizing::new(tokio::fs::read_to_string(jwt_path).await.map_err(|e| {
-                        self.fail(
-                            FailureKind::Credential,
-                            format!("cannot read the service account token at {jwt_path}: {e}"),
-                        )
-                    })?);
-                let jwt = jwt.trim();
-                if jwt.is_empty() {
-                    return Err(self.fail(
-                        FailureKind::Credential,
-                        format!("the service account token at {jwt_path} is empty"),
-                    ));
-                }
-                let body = serde_json::to_vec(&KubernetesLogin { role, jwt })
+                let jwt = read_token_file(
+                    token_file,
+                    "service account token",
+                    "--service-account-token-file",
+                )
+                .await
+                .map_err(|message| self.fail(FailureKind::Credential, message))?;
+                let body = serde_json::to_vec(&KubernetesLogin { role, jwt: &jwt })
                     .expect("a login body serializes");
                 self.log_in_at(
                     mount,
                     body,
-                    &[jwt],
                     &format!(
                         "check that kubernetes auth role {role:?} exists at auth/{mount} and binds this service account"
                     ),
@@ -641,7 +568,6 @@ impl Session {
                 self.log_in_at(
                     mount,
                     body,
-                    &[secret_id.expose()],
                     &format!(
                         "check role_id, and the secret id in local secret {secret:?} (it may have expired or used up its uses)"
                     ),
@@ -651,13 +577,7 @@ impl Session {
         }
     }
 
-    async fn log_in_at(
-        &self,
-        mount: &str,
-        body: Vec<u8>,
-        credentials: &[&str],
-        hint: &str,
-    ) -> Result<Lease, Failure> {
+    async fn log_in_at(&self, mount: &str, body: Vec<u8>, hint: &str) -> Result<Lease, Failure> {
         let body = Zeroizing::new(body);
         let method = self.credentials.method();
         let reply = self
@@ -672,6 +592,9 @@ impl Session {
                 message: format!("logging in with {method} auth: {}", f.message),
                 ..f
             })?;
+        if !reply.speaks_vault() {
+            return Err(self.not_vault());
+        }
         match reply.status {
             200 => {
                 let auth = wire::read_auth(&reply.body).map_err(|e| {
@@ -680,14 +603,18 @@ impl Session {
                         format!("logging in with {method} auth: {e}"),
                     )
                 })?;
-                self.metrics.logins.get_or_create(&self.labels).inc();
+                self.env
+                    .metrics
+                    .logins
+                    .get_or_create(&self.env.labels)
+                    .inc();
                 let refresh = if auth.renewable {
                     Refresh::Renew
                 } else {
                     Refresh::LogIn
                 };
                 tracing::info!(
-                    provider = %self.labels.provider,
+                    provider = %self.env.labels.provider,
                     method,
                     ttl_s = auth.lease_duration,
                     renewable = auth.renewable,
@@ -703,13 +630,12 @@ impl Session {
             400..=403 => Err(self.fail(
                 FailureKind::Login,
                 format!(
-                    "{method} login at auth/{mount} was refused (HTTP {}{}); {hint}",
-                    reply.status,
-                    reply.detail(credentials)
+                    "{method} login at auth/{mount} was refused (HTTP {}); {hint}",
+                    reply.status
                 ),
             )),
             _ => {
-                let failure = self.refused(&reply, credentials);
+                let failure = self.refused(&reply);
                 Err(Failure {
                     message: format!("logging in with {method} auth: {}", failure.message),
                     ..failure
@@ -732,14 +658,10 @@ impl Session {
             return Err(if (400..500).contains(&reply.status) {
                 self.fail(
                     FailureKind::Renewal,
-                    format!(
-                        "renewing the token was refused (HTTP {}{})",
-                        reply.status,
-                        reply.detail(&[])
-                    ),
+                    format!("renewing the token was refused (HTTP {})", reply.status),
                 )
             } else {
-                self.refused(&reply, &[])
+                self.refused(&reply)
             });
         }
         let auth = wire::read_auth(&reply.body)
@@ -752,7 +674,11 @@ impl Session {
                 "the token reached its max TTL and cannot be renewed further".to_owned(),
             ));
         }
-        self.metrics.renewals.get_or_create(&self.labels).inc();
+        self.env
+            .metrics
+            .renewals
+            .get_or_create(&self.env.labels)
+            .inc();
         // Shorter than first granted: the max TTL caps it, and renewing
         // again would buy ever less. Log in afresh at the next refresh
         // instead (a fixed token is then used until it expires).
@@ -762,7 +688,7 @@ impl Session {
             (true, true) => Refresh::LogIn,
             (true, false) => Refresh::Never,
         };
-        tracing::debug!(provider = %self.labels.provider, ttl_s = auth.lease_duration, capped, "Renewed provider token");
+        tracing::debug!(provider = %self.env.labels.provider, ttl_s = auth.lease_duration, capped, "Renewed provider token");
         let granted = lease.granted;
         let policies = std::mem::take(&mut lease.policies);
         let obtained = lease.obtained;
@@ -779,13 +705,16 @@ impl Session {
         let reply = self
             .call(Method::GET, "auth/token/lookup-self", Some(token), None)
             .await?;
+        if !reply.speaks_vault() {
+            return Err(self.not_vault());
+        }
         match reply.status {
             200 => wire::read_token_info(&reply.body).map(Some).map_err(|e| {
                 self.fail(FailureKind::Response, format!("looking up the token: {e}"))
             }),
             403 => Ok(None),
             _ => {
-                let failure = self.refused(&reply, &[]);
+                let failure = self.refused(&reply);
                 Err(Failure {
                     message: format!("looking up the token: {}", failure.message),
                     ..failure
@@ -794,20 +723,19 @@ impl Session {
         }
     }
 
-    /// A failure for an answer with an error status.
-    fn refused(&self, reply: &Reply, credentials: &[&str]) -> Failure {
+    /// A failure for an answer with an error status, in the product's own
+    /// words: the status and what it means, never the server's text.
+    fn refused(&self, reply: &Reply) -> Failure {
         let status = reply.status;
-        let detail = reply.detail(credentials);
+        let redirect = (300..400).contains(&status);
+        if (redirect && !reply.redirects_to_vault()) || (!redirect && !reply.speaks_vault()) {
+            return self.not_vault();
+        }
         match status {
             300..=399 => self.fail(
                 FailureKind::Redirect,
                 format!(
-                    "the server redirected the request (HTTP {status}{}); set the provider's address to the server that answers, as redirects are not followed",
-                    reply
-                        .location
-                        .as_deref()
-                        .map(|l| format!(" to {l}"))
-                        .unwrap_or_default()
+                    "the server redirected the request (HTTP {status}); set the provider's address to the server that answers, as redirects are not followed"
                 ),
             ),
             // 403 texts differ between versions; the status says enough.
@@ -815,25 +743,22 @@ impl Session {
                 FailureKind::PermissionDenied,
                 "permission denied (HTTP 403)".to_owned(),
             ),
-            404 => self.fail(
-                FailureKind::NotFound,
-                format!("not found (HTTP 404{detail})"),
-            ),
+            404 => self.fail(FailureKind::NotFound, "not found (HTTP 404)".to_owned()),
             429 => self.fail(
                 FailureKind::Unavailable,
-                format!("the server is limiting requests (HTTP 429{detail}); retry shortly"),
+                "the server is limiting requests (HTTP 429); retry shortly".to_owned(),
             ),
-            503 if detail.to_ascii_lowercase().contains("sealed") => self.fail(
+            503 if wire::says(&reply.body, "sealed") => self.fail(
                 FailureKind::Sealed,
                 "server is sealed; unseal it, then retry".to_owned(),
             ),
             503 => self.fail(
                 FailureKind::Unavailable,
-                format!("server is unavailable (HTTP 503{detail})"),
+                "server is unavailable (HTTP 503)".to_owned(),
             ),
             _ => self.fail(
                 FailureKind::Server,
-                format!("the server answered HTTP {status}{detail}"),
+                format!("the server answered HTTP {status}"),
             ),
         }
     }
@@ -865,61 +790,9 @@ impl Session {
         if let Some(body) = body {
             request = request.header(CONTENT_TYPE, "application/json").body(body);
         }
-        let _turn = self
-            .turns
-            .acquire()
+        self.env
+            .send(request, &self.address, &format!("{method} {path}"))
             .await
-            .expect("the semaphore is never closed");
-        self.metrics.requests.get_or_create(&self.labels).inc();
-        let started = Instant::now();
-        let result = self.exchange(request).await;
-        let elapsed = started.elapsed();
-        self.metrics
-            .duration
-            .get_or_create(&self.labels)
-            .observe(elapsed.as_secs_f64());
-        tracing::debug!(
-            provider = %self.labels.provider,
-            %method,
-            path,
-            status = result.as_ref().map_or(0, |r| r.status),
-            elapsed_ms = elapsed.as_secs_f64() * 1e3,
-            "Provider request"
-        );
-        result
-    }
-
-    async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<Reply, Failure> {
-        let transport = |error: reqwest::Error| {
-            let (kind, message) = net::describe(&error, &self.address, self.timeout);
-            self.fail(kind.into(), message)
-        };
-        let mut response = request.send().await.map_err(transport)?;
-        let status = response.status().as_u16();
-        let location = response
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let expected = response
-            .content_length()
-            .unwrap_or(0)
-            .min(MAX_RESPONSE as u64);
-        let mut body = Zeroizing::new(Vec::with_capacity(expected as usize));
-        while let Some(chunk) = response.chunk().await.map_err(transport)? {
-            if body.len() + chunk.len() > MAX_RESPONSE {
-                return Err(self.fail(
-                    FailureKind::Response,
-                    format!("the answer is larger than {} KiB", MAX_RESPONSE / 1024),
-                ));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Reply {
-            status,
-            body,
-            location,
-        })
     }
 }
 
@@ -942,7 +815,7 @@ mod tests {
         assert!(!lease.due(lease.obtained + Duration::from_secs(19)));
         assert!(lease.due(lease.obtained + Duration::from_secs(20)));
         assert!(lease.expired(lease.obtained + Duration::from_secs(30)));
-        assert!(lease.describe().contains("renewable; policies: reader"));
+        assert!(lease.describe(None).contains("renewable; policies: reader"));
     }
 
     #[test]
@@ -958,20 +831,6 @@ mod tests {
         assert!(lease.refresh_at.is_none() && lease.expires_at.is_none());
         let later = Instant::now() + Duration::from_secs(86_400 * 365);
         assert!(!lease.due(later) && !lease.expired(later));
-        assert_eq!(lease.describe(), "the token does not expire");
-    }
-
-    #[test]
-    fn server_texts_never_carry_a_credential() {
-        let reply = Reply {
-            status: 400,
-            body: Zeroizing::new(br#"{"errors":["invalid secret id 35db0db2-4b63"]}"#.to_vec()),
-            location: None,
-        };
-        assert_eq!(
-            reply.detail(&["35db0db2-4b63"]),
-            ": invalid secret id <redacted>"
-        );
-        assert_eq!(reply.detail(&[""]), ": invalid secret id 35db0db2-4b63");
+        assert_eq!(lease.describe(None), "the token does not expire");
     }
 }
