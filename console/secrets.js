@@ -21,7 +21,9 @@ import {
   linkButton,
   select,
   showOnly,
+  replace,
 } from './dom.js';
+import { providerLabel, remoteKey, takesWholeValues } from './providers.js';
 
 const NAME_HINT = 'Lower-case letters, digits and “-”, at most 63 characters. Pods name it in secrets.agyn.io/env.';
 
@@ -34,7 +36,7 @@ function providerCell(ctx, secret, providersById) {
     provider
       ? h('a', { href: ctx.link('providers', slug(provider)), text: provider.name })
       : h('span', { text: secret.provider_id }),
-    h('span', { class: 'path' }, code(secret.remote_path), h('span', { class: 'muted', text: ' key ' }), code(secret.remote_key)),
+    h('span', { class: 'path' }, code(secret.remote_path), remoteKey(secret)),
   );
 }
 
@@ -85,25 +87,57 @@ function valueInput() {
 }
 
 function providerOptions(providers) {
-  return [['', providers.length ? 'Choose a provider' : 'No providers yet'], ...providers.map((p) => [p.id, `${p.name} (${p.address})`])];
+  return [['', providers.length ? 'Choose a provider' : 'No providers yet'], ...providers.map((p) => [p.id, providerLabel(p)])];
 }
 
-/** The provider, remote path and remote key controls, filled from `secret`. */
+/**
+ * The provider, remote path and remote key controls, filled from `secret`.
+ * What the path and key mean follows the chosen provider's kind: an AWS
+ * Secrets Manager secret may leave the key empty to be taken whole.
+ */
 function remoteFields(ctx, providers, secret = {}) {
   const provider = select(providerOptions(providers), secret.provider_id || '', { name: 'provider_id' });
-  const path = h('input', { type: 'text', name: 'remote_path', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'none', placeholder: 'kv/data/prod/stripe-api-key', value: secret.remote_path || null });
-  const key = h('input', { type: 'text', name: 'remote_key', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'none', placeholder: 'value', value: secret.remote_key || null });
+  const path = h('input', { type: 'text', name: 'remote_path', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'none', value: secret.remote_path || null });
+  const key = h('input', { type: 'text', name: 'remote_key', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'none', value: secret.remote_key || null });
   const noProviders = providers.length
     ? null
     : h('p', { class: 'hint' }, 'This organization has no providers. ', ctx.canWrite ? h('a', { href: ctx.link('providers', 'new'), text: 'Add a provider' }) : null);
+  const pathField = field({ label: 'Remote path', control: path, field: 'remote_path', hint: ' ' });
+  const keyField = field({ label: 'Remote key', control: key, field: 'remote_key', hint: ' ' });
+  const pathHint = pathField.querySelector('.hint');
+  const keyHint = keyField.querySelector('.hint');
+  const keyLabel = keyField.querySelector('label');
+  const chosen = () => providers.find((p) => p.id === provider.value);
+  const describe = () => {
+    const whole = takesWholeValues(chosen());
+    if (whole) {
+      path.placeholder = 'prod/db';
+      replace(pathHint, 'The secret’s name or ARN in AWS Secrets Manager, e.g. ', code('prod/db'), '.');
+      keyLabel.textContent = 'Remote key (optional)';
+      key.placeholder = 'password';
+      replace(keyHint, 'A key of the secret’s JSON value. Leave empty to take a plain-string secret whole.');
+    } else {
+      path.placeholder = 'kv/data/prod/stripe-api-key';
+      replace(pathHint, 'The Vault API path: KV v2 ', code('kv/data/prod/name'), ', KV v1 ', code('secret/prod/name'), '.');
+      keyLabel.textContent = 'Remote key';
+      key.placeholder = 'value';
+      replace(keyHint, 'The key inside the secret’s data, e.g. value or password.');
+    }
+  };
+  provider.addEventListener('change', () => {
+    // A refusal of the key was about the provider chosen before.
+    clearErrors(keyField);
+    describe();
+  });
+  describe();
   return {
     provider,
     path,
     key,
     nodes: [
       field({ label: 'Provider', control: provider, field: 'provider_id', extra: noProviders }),
-      field({ label: 'Remote path', control: path, field: 'remote_path', hint: h('span', {}, 'The Vault API path: KV v2 ', code('kv/data/prod/name'), ', KV v1 ', code('secret/prod/name'), '.') }),
-      field({ label: 'Remote key', control: key, field: 'remote_key', hint: 'The key inside the secret’s data, e.g. value or password.' }),
+      pathField,
+      keyField,
     ],
   };
 }
@@ -122,7 +156,7 @@ export async function create(ctx) {
   const storage = h('fieldset', { class: 'field choices' },
     h('legend', { text: 'Storage' }),
     h('label', { class: 'choice', for: 'storage-local' }, local, h('span', {}, h('strong', { text: 'Local' }), h('span', { class: 'hint', text: 'The value is kept here, encrypted at rest.' }))),
-    h('label', { class: 'choice', for: 'storage-remote' }, remote, h('span', {}, h('strong', { text: 'Remote' }), h('span', { class: 'hint', text: 'The value stays in Vault or OpenBao and is read at every pod start.' }))),
+    h('label', { class: 'choice', for: 'storage-remote' }, remote, h('span', {}, h('strong', { text: 'Remote' }), h('span', { class: 'hint', text: 'The value stays in its provider (Vault, OpenBao or AWS Secrets Manager) and is read at every pod start.' }))),
   );
   const toggle = () => showOnly(groups, remote.checked ? 'remote' : 'local');
   local.addEventListener('change', toggle);
@@ -150,7 +184,9 @@ export async function create(ctx) {
         storage: 'remote',
         provider_id: remoteControls.provider.value || undefined,
         remote_path: remoteControls.path.value.trim(),
-        remote_key: remoteControls.key.value.trim(),
+        // Left out when empty: the whole value of an AWS secret; the API
+        // says so next to the field when the provider needs a key.
+        remote_key: remoteControls.key.value.trim() || undefined,
       });
     }
     try {
@@ -235,7 +271,8 @@ function repointForm(ctx, secret, providers) {
       const updated = await api.updateSecret(ctx.org, secret.id, {
         provider_id: controls.provider.value || undefined,
         remote_path: controls.path.value.trim(),
-        remote_key: controls.key.value.trim(),
+        // null clears the key: the whole value is read.
+        remote_key: controls.key.value.trim() || null,
       });
       ctx.go(location.pathname, { replace: true, flash: `Secret repointed: “${updated.name}” is now version ${updated.version}.` });
     } catch (error) {

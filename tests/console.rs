@@ -457,6 +457,7 @@ fn tail(text: &str, lines: usize) -> String {
 }
 
 const LOCAL_VALUE: &str = "sk_live_console_9f3c2a71b5e4";
+const AWS_SECRET_ACCESS_KEY: &str = "wJalrXUtnFEMI/K7MDENG/console-6a1f";
 const FIRST_DB_PASSWORD: &str = "db-password-first-4d1e7a";
 const ROTATED_DB_PASSWORD: &str = "db-password-rotated-8b2c9f";
 
@@ -468,6 +469,7 @@ async fn drive(server: &Server, browser: &Browser) {
             &[
                 ("vault-token", "s.dev-root-token-3c7e"),
                 ("db-password", FIRST_DB_PASSWORD),
+                ("aws-secret-key", AWS_SECRET_ACCESS_KEY),
             ],
         )
         .await;
@@ -798,6 +800,15 @@ async fn drive(server: &Server, browser: &Browser) {
         .await;
     browser.choose("Method", "kubernetes").await;
     browser.fill("Role", "agyn-secrets").await;
+    // The token file is the server's flag, not a provider setting.
+    let token_path_field = browser
+        .run(
+            "return [...document.querySelectorAll('main label')].some((l) => /token path|jwt/i.test(l.textContent)) \
+             || !!document.querySelector('[name=jwt_path]');",
+            json!([]),
+        )
+        .await;
+    assert_eq!(token_path_field, false);
     browser.shoot("provider-new").await;
     browser.click("Save").await;
     // Kubernetes auth is for platform admins only: the page shows the API's refusal.
@@ -821,6 +832,166 @@ async fn drive(server: &Server, browser: &Browser) {
             .status,
         404
     );
+
+    // An AWS Secrets Manager provider: the kind brings its own fields and
+    // methods, and a refusal shows next to the field it names.
+    browser.click("Cancel").await;
+    browser.wait_heading("Providers").await;
+    browser.click("New provider").await;
+    browser.wait_heading("New provider").await;
+    browser.fill("Name", "aws-prod").await;
+    browser.choose("Kind", "aws-secrets-manager").await;
+    let shown = browser
+        .run(
+            "const visible = (label) => !byLabel(label).disabled && !byLabel(label).closest('[hidden]'); \
+             return [visible('Address'), visible('Region'), visible('Endpoint'), visible('STS endpoint'), \
+                     [...byLabel('Method').options].map((o) => o.value)];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        shown,
+        json!([false, true, true, true, ["static", "web-identity"]])
+    );
+    browser.fill("Region", "eu-west-1").await;
+    browser
+        .fill("Endpoint", "https://secretsmanager.eu-west-1.amazonaws.com")
+        .await;
+    browser.choose("Method", "static").await;
+    browser.fill("Access key ID", "not-a-key").await;
+    browser
+        .choose("Secret access key secret", "aws-secret-key")
+        .await;
+    browser.click("Save").await;
+    let error = browser
+        .wait(
+            "the access key id error",
+            "byLabel('Access key ID').getAttribute('aria-invalid') === 'true' && \
+             document.getElementById(byLabel('Access key ID').id + '-error')?.textContent",
+        )
+        .await;
+    assert!(
+        error.as_str().unwrap().starts_with("auth.access_key_id:"),
+        "{error}"
+    );
+    browser.shoot("provider-new-aws-error").await;
+    browser.fill("Access key ID", "AKIAIOSFODNN7EXAMPLE").await;
+    browser.shoot("provider-new-aws").await;
+    browser.click("Save").await;
+    browser.wait_heading("aws-prod").await;
+    let aws = owner_api
+        .get("/v1/organizations/acme/providers/aws-prod")
+        .await
+        .expect(200);
+    assert_eq!(aws["kind"], "aws-secrets-manager");
+    assert_eq!(aws["region"], "eu-west-1");
+    assert_eq!(
+        aws["endpoint"],
+        "https://secretsmanager.eu-west-1.amazonaws.com"
+    );
+    assert_eq!(
+        aws["auth"],
+        json!({"method": "static", "access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_access_key_secret": "aws-secret-key"})
+    );
+    let aws_id = aws["id"].as_str().unwrap().to_owned();
+    // Emptying an optional setting removes it. The notice of the create
+    // goes first, so that the one waited for is the update's.
+    browser.fill("Endpoint", "").await;
+    browser
+        .run(
+            "document.querySelector('main .notice-ok')?.remove();",
+            json!([]),
+        )
+        .await;
+    browser.click("Save changes").await;
+    browser
+        .wait(
+            "the saved notice",
+            "document.querySelector('main .notice-ok')?.textContent.includes('aws-prod')",
+        )
+        .await;
+    let aws = owner_api
+        .get("/v1/organizations/acme/providers/aws-prod")
+        .await
+        .expect(200);
+    assert!(aws.get("endpoint").is_none(), "{aws}");
+    assert_eq!(aws["region"], "eu-west-1");
+    browser.shoot("provider-aws").await;
+    assert!(!browser.page_dump().await.contains(AWS_SECRET_ACCESS_KEY));
+    browser.click("← Providers").await;
+    browser.wait_heading("Providers").await;
+    let listed = browser.main_text().await;
+    for expected in [
+        "aws-prod",
+        "AWS Secrets Manager",
+        "eu-west-1",
+        "AKIAIOSFODNN7EXAMPLE",
+    ] {
+        assert!(listed.contains(expected), "{expected} not in:\n{listed}");
+    }
+    browser.shoot("providers-both").await;
+
+    // A remote secret without a key: refused for a Vault provider, next to
+    // the key; taken whole from AWS Secrets Manager.
+    browser.click("Secrets").await;
+    browser.wait_heading("Secrets").await;
+    browser.click("New secret").await;
+    browser.wait_heading("New secret").await;
+    browser.click_css("#storage-remote").await;
+    browser.fill("Name", "database-url").await;
+    browser.choose("Provider", &provider_id).await;
+    browser
+        .fill("Remote path", "kv/data/prod/database-url")
+        .await;
+    browser.click("Save").await;
+    let error = browser
+        .wait(
+            "the remote key error",
+            "byLabel('Remote key').getAttribute('aria-invalid') === 'true' && \
+             document.getElementById(byLabel('Remote key').id + '-error')?.textContent",
+        )
+        .await;
+    assert!(
+        error.as_str().unwrap().starts_with("remote_key:"),
+        "{error}"
+    );
+    browser.choose("Provider", &aws_id).await;
+    let described = browser
+        .run(
+            "const key = byLabel('Remote key'); return [key.labels[0].textContent, \
+             document.getElementById(key.id + '-hint').textContent];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(described[0], "Remote key (optional)");
+    let cleared = browser
+        .run(
+            "return byLabel('Remote key').getAttribute('aria-invalid') === null \
+             && !document.querySelector('main .field-error');",
+            json!([]),
+        )
+        .await;
+    assert_eq!(cleared, true, "the refusal for the Vault provider stays");
+    assert!(
+        described[1]
+            .as_str()
+            .unwrap()
+            .contains("Leave empty to take a plain-string secret whole"),
+        "{described}"
+    );
+    browser.fill("Remote path", "prod/database-url").await;
+    browser.shoot("secret-new-aws").await;
+    browser.click("Save").await;
+    browser.wait_heading("database-url").await;
+    let whole = owner_api
+        .get("/v1/organizations/acme/secrets/database-url")
+        .await
+        .expect(200);
+    assert_eq!(whole["provider_id"], json!(aws_id));
+    assert_eq!(whole["remote_path"], "prod/database-url");
+    assert_eq!(whole["remote_key"], Value::Null);
+    assert!(browser.main_text().await.contains("whole value"));
+    browser.shoot("secret-aws").await;
 
     // Image pull secrets: list, new, delete.
     browser.click("Image pull secrets").await;
@@ -916,6 +1087,7 @@ async fn drive(server: &Server, browser: &Browser) {
         ("/organizations/acme/secrets/stripe-remote", "stripe-remote"),
         ("/organizations/acme/providers", "Providers"),
         ("/organizations/acme/providers/vault-dev", "vault-dev"),
+        ("/organizations/acme/providers/aws-prod", "aws-prod"),
         (
             "/organizations/acme/image-pull-secrets",
             "Image pull secrets",

@@ -1,5 +1,6 @@
-# One organization, a Vault provider, a local and a remote secret, registry
-# credentials, and the namespace whose pods may use them.
+# One organization, a Vault and an AWS Secrets Manager provider, local and
+# remote secrets, registry credentials, and the namespace whose pods may use
+# them.
 
 resource "agyn_organization" "acme" {
   name = "acme"
@@ -12,6 +13,7 @@ resource "agyn_secret" "vault_token" {
   value           = var.vault_token
 }
 
+# No kind: "vault" (HashiCorp Vault or OpenBao) is the default.
 resource "agyn_secret_provider" "vault_prod" {
   organization_id = agyn_organization.acme.id
   name            = "vault-prod"
@@ -25,7 +27,8 @@ resource "agyn_secret_provider" "vault_prod" {
   }
 }
 
-# Inside a cluster, the platform can log in with its service account instead.
+# Inside a cluster, the platform can log in with its service account instead
+# (a platform admin token is needed to configure this).
 resource "agyn_secret_provider" "vault_cluster" {
   organization_id = agyn_organization.acme.id
   name            = "vault-cluster"
@@ -34,9 +37,40 @@ resource "agyn_secret_provider" "vault_cluster" {
   auth {
     method = "kubernetes"
     role   = "agyn-secrets"
-    # mount    = "kubernetes"                                            (default)
-    # jwt_path = "/var/run/secrets/kubernetes.io/serviceaccount/token"  (default)
+    # mount = "kubernetes"   (default)
+    # The token file is not set here: the agyn-secrets server reads the one its
+    # --service-account-token-file flag names (default
+    # /var/run/secrets/kubernetes.io/serviceaccount/token).
   }
+}
+
+# AWS Secrets Manager, with an access key whose secret is a local secret.
+resource "agyn_secret" "aws_secret_access_key" {
+  organization_id = agyn_organization.acme.id
+  name            = "aws-secret-access-key"
+  value           = var.aws_secret_access_key
+}
+
+resource "agyn_secret_provider" "aws_prod" {
+  organization_id = agyn_organization.acme.id
+  name            = "aws-prod"
+  kind            = "aws-secrets-manager"
+  region          = var.aws_region
+  # endpoint     = "https://vpce-0a1b2c3d-4e5f6a7b.secretsmanager.eu-west-1.vpce.amazonaws.com"
+  # sts_endpoint = "https://sts.eu-west-1.amazonaws.com"
+
+  auth {
+    method                   = "static"
+    access_key_id            = var.aws_access_key_id
+    secret_access_key_secret = agyn_secret.aws_secret_access_key.name
+  }
+
+  # On EKS, a platform admin can let the server assume a role with its own
+  # web identity token (IRSA) instead of a stored key:
+  #   auth {
+  #     method   = "web-identity"
+  #     role_arn = "arn:aws:iam::123456789012:role/agyn-secrets"
+  #   }
 }
 
 # A local secret: the value is encrypted at rest by agyn-secrets.
@@ -54,6 +88,23 @@ resource "agyn_secret" "stripe_api_key_remote" {
   provider_id     = agyn_secret_provider.vault_prod.id
   remote_path     = "kv/data/prod/stripe-api-key"
   remote_key      = "value"
+}
+
+# A plain-string AWS secret, taken whole: no remote_key.
+resource "agyn_secret" "database_url" {
+  organization_id = agyn_organization.acme.id
+  name            = "database-url"
+  provider_id     = agyn_secret_provider.aws_prod.id
+  remote_path     = "prod/database-url"
+}
+
+# One key of a JSON AWS secret, e.g. {"username": "app", "password": "…"}.
+resource "agyn_secret" "db_password" {
+  organization_id = agyn_organization.acme.id
+  name            = "db-password"
+  provider_id     = agyn_secret_provider.aws_prod.id
+  remote_path     = "prod/db"
+  remote_key      = "password"
 }
 
 resource "agyn_secret" "ghcr_token" {

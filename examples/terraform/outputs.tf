@@ -10,3 +10,7 @@ output "stripe_api_key_version" {
 output "vault_prod_id" {
   value = agyn_secret_provider.vault_prod.id
 }
+
+output "aws_prod_id" {
+  value = agyn_secret_provider.aws_prod.id
+}

@@ -21,3 +21,20 @@ variable "vault_address" {
   type        = string
   default     = "https://vault.example.com:8200"
 }
+
+variable "aws_region" {
+  description = "The AWS region of the Secrets Manager secrets."
+  type        = string
+  default     = "eu-west-1"
+}
+
+variable "aws_access_key_id" {
+  description = "The access key id agyn-secrets signs its Secrets Manager requests with."
+  type        = string
+}
+
+variable "aws_secret_access_key" {
+  description = "The secret access key of that access key."
+  type        = string
+  sensitive   = true
+}

@@ -91,7 +91,7 @@ impl Error {
 }
 
 /// `auth.role` → the attribute path `auth.role`.
-fn attribute_path(field: &str) -> AttributePath {
+pub fn attribute_path(field: &str) -> AttributePath {
     let mut steps = field.split('.');
     let mut path = AttributePath::new(steps.next().unwrap_or(field).to_owned());
     for step in steps {

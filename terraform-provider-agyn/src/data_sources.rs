@@ -58,11 +58,17 @@ impl DataSource for SecretDataSource {
                 ),
                 (
                     "remote_path",
-                    string(Computed, "Remote secrets: the Vault API path."),
+                    string(
+                        Computed,
+                        "Remote secrets: the Vault API path, or the AWS Secrets Manager secret's name or ARN.",
+                    ),
                 ),
                 (
                     "remote_key",
-                    string(Computed, "Remote secrets: the key at that path."),
+                    string(
+                        Computed,
+                        "Remote secrets: the key at that path; null for an AWS Secrets Manager secret taken whole.",
+                    ),
                 ),
                 (
                     "version",

@@ -29,12 +29,22 @@ pub trait Report {
         self.fail(summary, detail, AttributePath::root());
     }
 
+    /// A warning about one attribute.
+    fn warn(
+        &mut self,
+        summary: impl Into<Cow<'static, str>>,
+        detail: impl Into<Cow<'static, str>>,
+        attribute: AttributePath,
+    );
+
     /// A warning about the resource as a whole.
     fn warn_root(
         &mut self,
         summary: impl Into<Cow<'static, str>>,
         detail: impl Into<Cow<'static, str>>,
-    );
+    ) {
+        self.warn(summary, detail, AttributePath::root());
+    }
 }
 
 impl Report for Diagnostics {
@@ -51,15 +61,16 @@ impl Report for Diagnostics {
         });
     }
 
-    fn warn_root(
+    fn warn(
         &mut self,
         summary: impl Into<Cow<'static, str>>,
         detail: impl Into<Cow<'static, str>>,
+        attribute: AttributePath,
     ) {
         self.add_warning(Diagnostic {
             summary: summary.into(),
             detail: detail.into(),
-            attribute: AttributePath::root(),
+            attribute,
         });
     }
 }

@@ -1,6 +1,6 @@
 //! Terraform provider for agyn-secrets.
 //!
-//! It manages the companion API's objects (organizations, Vault providers,
+//! It manages the companion API's objects (organizations, secret providers,
 //! secrets, image pull secrets and namespace bindings) over its JSON API
 //! under `/v1`, and speaks Terraform plugin protocol 6 through the
 //! `tf-provider` crate. The API never returns a secret's value, so the

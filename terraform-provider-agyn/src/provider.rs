@@ -53,7 +53,7 @@ impl Provider for AgynProvider {
 
     fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
         Some(schema(block(
-            "Manages organizations, Vault providers, secrets, image pull secrets and namespace bindings of an [agyn-secrets](https://github.com/agyn) API.",
+            "Manages organizations, secret providers (Vault or OpenBao, AWS Secrets Manager), secrets, image pull secrets and namespace bindings of an [agyn-secrets](https://github.com/agyn) API.",
             vec![
                 (
                     "endpoint",

@@ -42,6 +42,15 @@ pub fn sensitive(attribute: Attribute) -> Attribute {
     }
 }
 
+/// Marks an attribute deprecated: still accepted, so that older
+/// configurations parse, but documented as going away.
+pub fn deprecated(attribute: Attribute) -> Attribute {
+    Attribute {
+        deprecated: true,
+        ..attribute
+    }
+}
+
 pub fn block(description: &str, attributes: Vec<(&str, Attribute)>) -> Block {
     Block {
         version: 1,

@@ -447,3 +447,374 @@ async fn terraform_reads_lists_to_the_end() {
     );
     drop(server);
 }
+
+/// The `terraform` and `provider` blocks every configuration below shares.
+const HEADER: &str = r#"
+terraform {
+  required_providers {
+    agyn = {
+      source = "agyn/agyn"
+    }
+  }
+}
+
+variable "endpoint" {
+  type = string
+}
+
+provider "agyn" {
+  endpoint = var.endpoint
+}
+
+resource "agyn_organization" "acme" {
+  name = "acme"
+}
+"#;
+
+/// An AWS Secrets Manager provider with static keys, a remote secret taken
+/// whole (no `remote_key`) and one that takes a key of a JSON secret.
+/// `#SETTINGS#` is where the provider's region and endpoint go.
+const AWS_TF: &str = r#"
+resource "agyn_secret" "aws_secret_key" {
+  organization_id = agyn_organization.acme.id
+  name            = "aws-secret-key"
+  value           = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+}
+
+resource "agyn_secret_provider" "aws_prod" {
+  organization_id = agyn_organization.acme.id
+  name            = "aws-prod"
+  kind            = "aws-secrets-manager"
+  #SETTINGS#
+
+  auth {
+    method                   = "static"
+    access_key_id            = "AKIAIOSFODNN7EXAMPLE"
+    secret_access_key_secret = agyn_secret.aws_secret_key.name
+  }
+}
+
+resource "agyn_secret" "db_url" {
+  organization_id = agyn_organization.acme.id
+  name            = "db-url"
+  provider_id     = agyn_secret_provider.aws_prod.id
+  remote_path     = "prod/db-url"
+}
+
+resource "agyn_secret" "db_password" {
+  organization_id = agyn_organization.acme.id
+  name            = "db-password"
+  provider_id     = agyn_secret_provider.aws_prod.id
+  remote_path     = "prod/db"
+  remote_key      = "password"
+}
+"#;
+
+fn aws_tf(settings: &str) -> String {
+    format!("{HEADER}{}", AWS_TF.replace("#SETTINGS#", settings))
+}
+
+/// An AWS Secrets Manager provider through its life: create, change a
+/// setting in place, clear one, import, destroy; and a remote secret
+/// without `remote_key`, which reads back as null and plans no change.
+/// Creating a provider does not contact AWS, so none is needed here.
+#[tokio::test(flavor = "multi_thread")]
+async fn terraform_manages_aws_secrets_manager_providers() {
+    let tmp = tempfile::tempdir().unwrap();
+    if common::on_path("terraform").is_none() {
+        skip("terraform is not on PATH; the Terraform acceptance test was not run");
+        return;
+    }
+    let server = Server::start(tmp.path()).await;
+    let api = server.api();
+    let tf = Terraform::new(
+        tmp.path(),
+        &[
+            ("AGYN_TOKEN", server.admin_token.as_str()),
+            ("TF_VAR_endpoint", server.api.as_str()),
+        ],
+    )
+    .expect("terraform is on PATH");
+    let providers = "/v1/organizations/acme/providers";
+    let secrets = "/v1/organizations/acme/secrets";
+    let static_auth = json!({
+        "method": "static",
+        "access_key_id": "AKIAIOSFODNN7EXAMPLE",
+        "secret_access_key_secret": "aws-secret-key",
+    });
+
+    // 1. Create.
+    tf.write("main.tf", &aws_tf(r#"region = "eu-west-1""#));
+    tf.ok(&["apply", "-auto-approve", "-no-color"]);
+    let created = api.get(&format!("{providers}/aws-prod")).await;
+    assert_eq!(created["kind"], "aws-secrets-manager");
+    assert_eq!(created["region"], "eu-west-1");
+    assert_eq!(created["auth"], static_auth);
+    for absent in ["endpoint", "sts_endpoint", "ca_pem", "address"] {
+        assert!(created.get(absent).is_none(), "{absent} in {created}");
+    }
+    let whole = api.get(&format!("{secrets}/db-url")).await;
+    assert_eq!(whole["provider_id"], created["id"]);
+    assert_eq!(whole["remote_path"], "prod/db-url");
+    assert_eq!(whole["remote_key"], Value::Null);
+    let keyed = api.get(&format!("{secrets}/db-password")).await;
+    assert_eq!(keyed["remote_key"], "password");
+    tf.assert_no_changes();
+
+    // 2. Change the region and add an endpoint: in place, the same id. The
+    //    API drops the trailing '/', and the state keeps it as written.
+    tf.write(
+        "main.tf",
+        &aws_tf(
+            r#"region = "eu-central-1"
+  endpoint = "https://secretsmanager.eu-central-1.amazonaws.com/""#,
+        ),
+    );
+    let output = tf.ok(&["apply", "-auto-approve", "-no-color"]);
+    assert!(
+        output.contains("0 added, 1 changed, 0 destroyed"),
+        "{output}"
+    );
+    let updated = api.get(&format!("{providers}/aws-prod")).await;
+    assert_eq!(updated["id"], created["id"]);
+    assert_eq!(updated["region"], "eu-central-1");
+    assert_eq!(
+        updated["endpoint"],
+        "https://secretsmanager.eu-central-1.amazonaws.com"
+    );
+    assert_eq!(api.get(&format!("{secrets}/db-url")).await["version"], 1);
+    tf.assert_no_changes();
+
+    // 3. Leaving the endpoint out again removes it.
+    tf.write("main.tf", &aws_tf(r#"region = "eu-central-1""#));
+    tf.ok(&["apply", "-auto-approve", "-no-color"]);
+    let cleared = api.get(&format!("{providers}/aws-prod")).await;
+    assert!(cleared.get("endpoint").is_none(), "{cleared}");
+    assert_eq!(cleared["region"], "eu-central-1");
+    tf.assert_no_changes();
+
+    // 4. Import the provider and the secret without a key by bare id: the
+    //    configuration matches, so nothing changes.
+    tf.ok(&[
+        "state",
+        "rm",
+        "-no-color",
+        "agyn_secret_provider.aws_prod",
+        "agyn_secret.db_url",
+    ]);
+    for (address, id) in [
+        ("agyn_secret_provider.aws_prod", &created["id"]),
+        ("agyn_secret.db_url", &whole["id"]),
+    ] {
+        let output = tf.ok(&["import", "-no-color", address, id.as_str().unwrap()]);
+        assert!(output.contains("Import successful"), "{output}");
+    }
+    tf.assert_no_changes();
+
+    // 5. Destroy.
+    tf.ok(&["destroy", "-auto-approve", "-no-color"]);
+    assert_eq!(api.get(providers).await["items"], json!([]));
+    assert_eq!(api.get(secrets).await["items"], json!([]));
+    drop(server);
+}
+
+/// A Vault provider with Kubernetes auth that still sets `jwt_path` to the
+/// old default, as configurations written before the server flag did.
+const JWT_PATH_TF: &str = r##"
+resource "agyn_secret_provider" "vault_cluster" {
+  organization_id = agyn_organization.acme.id
+  name            = "vault-cluster"
+  address         = "https://vault.example.com:8200"
+
+  auth {
+    method   = "kubernetes"
+    role     = "agyn-secrets"
+    jwt_path = "#JWT_PATH#"
+  }
+}
+"##;
+
+/// Settings that do not fit the provider's kind or auth method fail the
+/// plan, naming the attribute, before anything reaches the API; `jwt_path`
+/// at its old default only warns and is never sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn terraform_checks_provider_settings_at_plan_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    if common::on_path("terraform").is_none() {
+        skip("terraform is not on PATH; the Terraform acceptance test was not run");
+        return;
+    }
+    let server = Server::start(tmp.path()).await;
+    let api = server.api();
+    let tf = Terraform::new(
+        tmp.path(),
+        &[
+            ("AGYN_TOKEN", server.admin_token.as_str()),
+            ("TF_VAR_endpoint", server.api.as_str()),
+        ],
+    )
+    .expect("terraform is on PATH");
+    let refused = [
+        (
+            r#"
+resource "agyn_secret_provider" "bad" {
+  organization_id = agyn_organization.acme.id
+  name            = "bad"
+  kind            = "aws-secrets-manager"
+  region          = "eu-west-1"
+
+  auth {
+    method       = "token"
+    token_secret = "vault-token"
+  }
+}
+"#,
+            &[
+                "method \"token\" does not apply to kind \"aws-secrets-manager\", whose methods are static or web-identity",
+            ][..],
+            "method       = \"token\"",
+        ),
+        (
+            r#"
+resource "agyn_secret_provider" "bad" {
+  organization_id = agyn_organization.acme.id
+  name            = "bad"
+  address         = "https://vault.example.com"
+  region          = "eu-west-1"
+
+  auth {
+    method       = "token"
+    token_secret = "vault-token"
+  }
+}
+"#,
+            &[
+                "region does not apply to kind \"vault\"; it is a setting of kind \"aws-secrets-manager\"",
+            ],
+            "region          = \"eu-west-1\"",
+        ),
+        (
+            r#"
+resource "agyn_secret_provider" "bad" {
+  organization_id = agyn_organization.acme.id
+  name            = "bad"
+  kind            = "aws-secrets-manager"
+  region          = "eu-west-1"
+
+  auth {
+    method        = "static"
+    access_key_id = "AKIAIOSFODNN7EXAMPLE"
+    role_arn      = "arn:aws:iam::123456789012:role/agyn"
+  }
+}
+"#,
+            &[
+                "secret_access_key_secret is required for method \"static\"",
+                "role_arn does not apply to method \"static\"",
+            ],
+            "role_arn      = \"arn:aws:iam::123456789012:role/agyn\"",
+        ),
+        (
+            &JWT_PATH_TF.replace("#JWT_PATH#", "/var/run/secrets/tokens/vault"),
+            &[
+                "jwt_path can no longer be set to \"/var/run/secrets/tokens/vault\": start the agyn-secrets server with --service-account-token-file \"/var/run/secrets/tokens/vault\" instead",
+            ],
+            "jwt_path = \"/var/run/secrets/tokens/vault\"",
+        ),
+    ];
+    for (resource, messages, line) in refused {
+        tf.write("main.tf", &format!("{HEADER}{resource}"));
+        let run = tf.run(&["plan", "-no-color"]);
+        assert_eq!(run.code, Some(1), "the plan passed:\n{}", run.output);
+        for message in messages {
+            assert!(
+                run.output.contains(&format!("Error: {message}")),
+                "{}",
+                run.output
+            );
+        }
+        // The error points at the attribute's line in the configuration.
+        assert!(run.output.contains(line), "{}", run.output);
+    }
+    // Nothing reached the API: not even the organization was created.
+    assert_eq!(api.status("/v1/organizations/acme").await, 404);
+
+    // The old default of jwt_path: a warning, the provider is created, and
+    // the API never sees the path.
+    let jwt_path_tf = format!(
+        "{HEADER}{}",
+        JWT_PATH_TF.replace(
+            "#JWT_PATH#",
+            "/var/run/secrets/kubernetes.io/serviceaccount/token"
+        )
+    );
+    tf.write("main.tf", &jwt_path_tf);
+    let output = tf.ok(&["apply", "-auto-approve", "-no-color"]);
+    assert!(
+        output.contains("Warning: jwt_path is deprecated and ignored"),
+        "{output}"
+    );
+    assert!(output.contains("--service-account-token-file"), "{output}");
+    let provider = api
+        .get("/v1/organizations/acme/providers/vault-cluster")
+        .await;
+    assert_eq!(
+        provider["auth"],
+        json!({"method": "kubernetes", "role": "agyn-secrets", "mount": "kubernetes"})
+    );
+    tf.assert_no_changes();
+
+    // Taking jwt_path out of the configuration drops it from the state,
+    // with a warning, and sends nothing.
+    tf.write("main.tf", &jwt_path_tf.replace("    jwt_path = ", "    # "));
+    let output = tf.ok(&["apply", "-auto-approve", "-no-color"]);
+    assert!(
+        output.contains("Warning: jwt_path is no longer a provider setting"),
+        "{output}"
+    );
+    let after = api
+        .get("/v1/organizations/acme/providers/vault-cluster")
+        .await;
+    assert_eq!(after["updated_at"], provider["updated_at"]);
+    tf.assert_no_changes();
+
+    // A remote secret of a Vault provider needs remote_key: the plan says
+    // so, naming the provider, when the provider exists.
+    let with_secret = format!(
+        "{}{}",
+        jwt_path_tf.replace("    jwt_path = ", "    # "),
+        r#"
+resource "agyn_secret" "db" {
+  organization_id = agyn_organization.acme.id
+  name            = "db"
+  provider_id     = agyn_secret_provider.vault_cluster.id
+  remote_path     = "kv/data/prod/db"
+}
+"#
+    );
+    tf.write("main.tf", &with_secret);
+    let run = tf.run(&["plan", "-no-color"]);
+    assert_eq!(run.code, Some(1), "the plan passed:\n{}", run.output);
+    assert!(
+        run.output
+            .contains("remote_key is required for a secret read from a Vault provider"),
+        "{}",
+        run.output
+    );
+    assert!(run.output.contains("\"vault-cluster\""), "{}", run.output);
+    // By name, too; the state keeps the name, so no change is planned. A
+    // name is no reference, so the order comes from depends_on.
+    tf.write(
+        "main.tf",
+        &with_secret.replace(
+            "provider_id     = agyn_secret_provider.vault_cluster.id\n  remote_path     = \"kv/data/prod/db\"",
+            "provider_id     = \"vault-cluster\"\n  remote_path     = \"kv/data/prod/db\"\n  remote_key      = \"password\"\n  depends_on      = [agyn_secret_provider.vault_cluster]",
+        ),
+    );
+    tf.ok(&["apply", "-auto-approve", "-no-color"]);
+    let secret = api.get("/v1/organizations/acme/secrets/db").await;
+    assert_eq!(secret["provider_id"], provider["id"]);
+    tf.assert_no_changes();
+    tf.ok(&["destroy", "-auto-approve", "-no-color"]);
+    drop(server);
+}

@@ -1,5 +1,6 @@
 //! `agyn_secret`: a local secret (its value kept encrypted by the API) or a
-//! remote one (a reference to a value in Vault or OpenBao).
+//! remote one (a reference to a value in a secret provider: Vault or
+//! OpenBao, or AWS Secrets Manager).
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -8,6 +9,7 @@ use tf_provider::schema::Schema;
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
+use super::secret_provider::VAULT;
 use super::{
     Scoped, answered, changed, check_name, import_scoped, organization_moved, read_scoped,
     scoped_path,
@@ -26,6 +28,19 @@ pub const REMOTE: &str = "remote";
 
 /// The attributes that make a secret remote.
 const REMOTE_FIELDS: [&str; 3] = ["provider_id", "remote_path", "remote_key"];
+
+/// The remote attributes every remote secret needs; `remote_key` depends on
+/// the provider's kind (required for Vault, optional for AWS Secrets
+/// Manager, where leaving it out takes a plain-string secret whole).
+const REMOTE_REQUIRED: [&str; 2] = ["provider_id", "remote_path"];
+
+/// A provider as a remote secret needs to know it.
+#[derive(Debug, Clone, Deserialize)]
+struct ProviderRef {
+    id: String,
+    name: String,
+    kind: String,
+}
 
 /// A secret's metadata as the API returns it: never a value.
 #[derive(Debug, Clone, Deserialize)]
@@ -98,10 +113,10 @@ impl SecretState {
             )),
             (false, true) => problems.push((
                 "value",
-                "set value for a local secret, or provider_id, remote_path and remote_key for a remote one".to_owned(),
+                "set value for a local secret, or provider_id and remote_path (and remote_key, where the provider needs one) for a remote one".to_owned(),
             )),
             (false, false) => {
-                for field in REMOTE_FIELDS {
+                for field in REMOTE_REQUIRED {
                     if !given(self.remote_field(field)) {
                         problems.push((field, format!("{field} is required for a remote secret")));
                     }
@@ -202,6 +217,125 @@ impl SecretResource {
             Ok(references)
         }
     }
+
+    /// Whether the reference changes, rather than only the spelling of its
+    /// provider (its name for its id, or the other way round): the API
+    /// counts the version up at every repointing.
+    async fn remote_changed(
+        &self,
+        diags: &mut Diagnostics,
+        prior: &SecretState,
+        planned: &SecretState,
+    ) -> Option<bool> {
+        if ["remote_path", "remote_key"]
+            .iter()
+            .any(|f| changed(prior.remote_field(f), planned.remote_field(f)))
+        {
+            return Some(true);
+        }
+        if !changed(&prior.provider_id, &planned.provider_id) {
+            return Some(false);
+        }
+        let client = self.0.client(diags)?;
+        Some(
+            !same_provider(
+                &client,
+                &planned.organization_id,
+                &prior.provider_id,
+                &planned.provider_id,
+            )
+            .await,
+        )
+    }
+
+    /// Fails the plan of a remote secret without `remote_key` whose provider
+    /// is known to need one, rather than leaving it to the API at apply.
+    async fn check_remote_key(&self, diags: &mut Diagnostics, planned: &SecretState) -> Option<()> {
+        if planned.storage != known(REMOTE) || !planned.remote_key.is_null() {
+            return Some(());
+        }
+        let (Some(org), Some(provider_id)) =
+            (text(&planned.organization_id), text(&planned.provider_id))
+        else {
+            return Some(());
+        };
+        let client = self.0.client(diags)?;
+        if let Some(provider) = find_provider(&client, org, provider_id).await
+            && provider.kind == VAULT
+        {
+            diags.fail(
+                "remote_key is required for a secret read from a Vault provider",
+                format!(
+                    "Provider {:?} is a Vault provider: set remote_key to the key of the value map at remote_path, e.g. \"value\". Only AWS Secrets Manager secrets may leave it out.",
+                    provider.name
+                ),
+                AttributePath::new("remote_key"),
+            );
+        }
+        Some(())
+    }
+}
+
+/// The provider `id_or_name` of an organization; `None` when it cannot be
+/// found (yet): the API judges at apply.
+async fn find_provider(
+    client: &Client,
+    organization: &str,
+    id_or_name: &str,
+) -> Option<ProviderRef> {
+    client
+        .find::<ProviderRef>(&scoped_path(organization, "providers", Some(id_or_name)))
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Whether two spellings (id or name) name the same provider.
+async fn same_provider(
+    client: &Client,
+    organization: &Value<String>,
+    a: &Value<String>,
+    b: &Value<String>,
+) -> bool {
+    let (Some(organization), Some(a), Some(b)) = (text(organization), text(a), text(b)) else {
+        return false;
+    };
+    if a == b {
+        return true;
+    }
+    match (
+        find_provider(client, organization, a).await,
+        find_provider(client, organization, b).await,
+    ) {
+        (Some(x), Some(y)) => x.id == y.id,
+        _ => false,
+    }
+}
+
+/// The state for an answer, which names the provider by id, keeping
+/// `provider_id` as the configuration spells it when that is the same
+/// provider by name: otherwise every plan would show a change.
+async fn keep_provider_spelling(
+    shared: &Shared,
+    diags: &mut Diagnostics,
+    configured: &Value<String>,
+    mut state: SecretState,
+) -> SecretState {
+    if configured.is_value()
+        && state.provider_id.is_value()
+        && *configured != state.provider_id
+        && let Some(client) = shared.client(diags)
+        && same_provider(
+            &client,
+            &state.organization_id,
+            configured,
+            &state.provider_id,
+        )
+        .await
+    {
+        state.provider_id = configured.clone();
+    }
+    state
 }
 
 #[async_trait]
@@ -212,7 +346,7 @@ impl Resource for SecretResource {
 
     fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
         Some(schema(block(
-            "A secret of an organization. Give `value` for a local secret (encrypted at rest by the API), or `provider_id`, `remote_path` and `remote_key` for a remote one (read from Vault or OpenBao at every workload start). The API never returns a value: a change of `value` is found by comparing the configuration with the state, and applying it rotates the secret (`version` + 1).",
+            "A secret of an organization. Give `value` for a local secret (encrypted at rest by the API), or `provider_id`, `remote_path` and, where the provider needs it, `remote_key` for a remote one (read from its provider at every workload start). The API never returns a value: a change of `value` is found by comparing the configuration with the state, and applying it rotates the secret (`version` + 1).",
             vec![
                 ("id", string(Computed, "The secret's id.")),
                 (
@@ -240,21 +374,21 @@ impl Resource for SecretResource {
                     "provider_id",
                     string(
                         Optional,
-                        "Remote secret: id of the `agyn_secret_provider` to read from.",
+                        "Remote secret: the `agyn_secret_provider` to read from, by id (`agyn_secret_provider.x.id`, which also orders the creation) or by name.",
                     ),
                 ),
                 (
                     "remote_path",
                     string(
                         Optional,
-                        "Remote secret: the Vault API path, e.g. `kv/data/prod/stripe-api-key` (KV v2) or `secret/prod/db` (KV v1).",
+                        "Remote secret: where the value is. Vault: the API path, e.g. `kv/data/prod/stripe-api-key` (KV v2) or `secret/prod/db` (KV v1). AWS Secrets Manager: the secret's name or ARN, e.g. `prod/db`.",
                     ),
                 ),
                 (
                     "remote_key",
                     string(
                         Optional,
-                        "Remote secret: the key in the value map at `remote_path`, e.g. `value`.",
+                        "Remote secret: the key to take. Vault (required): the key in the value map at `remote_path`, e.g. `value`. AWS Secrets Manager (optional): a key of the secret's JSON value; leave it out to take a plain-string secret whole.",
                     ),
                 ),
                 (
@@ -310,7 +444,9 @@ impl Resource for SecretResource {
         _meta: ValueEmpty,
     ) -> Option<(SecretState, ValueEmpty)> {
         let version = state.version;
-        let mut new = read_scoped(&self.0, diags, state).await?;
+        let provider_id = state.provider_id.clone();
+        let new = read_scoped(&self.0, diags, state).await?;
+        let mut new = keep_provider_spelling(&self.0, diags, &provider_id, new).await;
         let rotated_elsewhere = version.is_value() && new.version != version;
         // The value cannot be read back. When the version moved without
         // Terraform, the stored value is no longer known to be current:
@@ -323,7 +459,7 @@ impl Resource for SecretResource {
 
     async fn plan_create<'a>(
         &self,
-        _diags: &mut Diagnostics,
+        diags: &mut Diagnostics,
         proposed: SecretState,
         config: SecretState,
         _meta: ValueEmpty,
@@ -337,6 +473,7 @@ impl Resource for SecretResource {
             updated_at: Value::Unknown,
             ..proposed
         };
+        self.check_remote_key(diags, &planned).await?;
         Some((planned, ValueEmpty::default()))
     }
 
@@ -354,6 +491,7 @@ impl Resource for SecretResource {
             force_delete: force_delete_or_default(&config.force_delete),
             ..proposed
         };
+        self.check_remote_key(diags, &planned).await?;
         let mut replace = Vec::new();
         if organization_moved(
             &self.0,
@@ -379,9 +517,7 @@ impl Resource for SecretResource {
             return Some((planned, private_state, replace));
         }
         let content_changed = changed(&prior.value, &planned.value)
-            || REMOTE_FIELDS
-                .iter()
-                .any(|f| changed(prior.remote_field(f), planned.remote_field(f)));
+            || self.remote_changed(diags, &prior, &planned).await?;
         if content_changed {
             planned.version = Value::Unknown;
             planned.updated_at = Value::Unknown;
@@ -435,18 +571,25 @@ impl Resource for SecretResource {
                 "storage": LOCAL,
                 "value": text(&planned.value)?,
             }),
-            _ => json!({
-                "name": name,
-                "storage": REMOTE,
-                "provider_id": text(&planned.provider_id)?,
-                "remote_path": text(&planned.remote_path)?,
-                "remote_key": text(&planned.remote_key)?,
-            }),
+            _ => {
+                let mut body = json!({
+                    "name": name,
+                    "storage": REMOTE,
+                    "provider_id": text(&planned.provider_id)?,
+                    "remote_path": text(&planned.remote_path)?,
+                });
+                if let Some(key) = text(&planned.remote_key) {
+                    body["remote_key"] = json!(key);
+                }
+                body
+            }
         };
         let answer = client
             .post(&scoped_path(org, SecretState::COLLECTION, None), &body)
             .await;
-        answered(diags, &planned, answer, "creating").map(|state| (state, private_state))
+        let state = answered(diags, &planned, answer, "creating")?;
+        let state = keep_provider_spelling(&self.0, diags, &planned.provider_id, state).await;
+        Some((state, private_state))
     }
 
     async fn update<'a>(
@@ -464,14 +607,12 @@ impl Resource for SecretResource {
             } else {
                 None
             }
-        } else if REMOTE_FIELDS
-            .iter()
-            .any(|f| changed(prior.remote_field(f), planned.remote_field(f)))
-        {
+        } else if self.remote_changed(diags, &prior, &planned).await? {
+            // A null remote_key clears the key: the whole value is read.
             Some(json!({
                 "provider_id": text(&planned.provider_id)?,
                 "remote_path": text(&planned.remote_path)?,
-                "remote_key": text(&planned.remote_key)?,
+                "remote_key": text(&planned.remote_key),
             }))
         } else {
             None
@@ -483,7 +624,9 @@ impl Resource for SecretResource {
         };
         let client = self.0.client(diags)?;
         let answer = client.patch(&prior.path()?, &body).await;
-        answered(diags, &planned, answer, "updating").map(|state| (state, private_state))
+        let state = answered(diags, &planned, answer, "updating")?;
+        let state = keep_provider_spelling(&self.0, diags, &planned.provider_id, state).await;
+        Some((state, private_state))
     }
 
     async fn destroy<'a>(
@@ -552,7 +695,9 @@ mod tests {
     #[case::remote(config(false, true, true, true), Some(REMOTE), vec![])]
     #[case::both(config(true, true, true, true), None, vec!["value"])]
     #[case::neither(config(false, false, false, false), None, vec!["value"])]
-    #[case::partial_remote(config(false, true, false, false), Some(REMOTE), vec!["remote_path", "remote_key"])]
+    #[case::remote_without_key(config(false, true, true, false), Some(REMOTE), vec![])]
+    #[case::partial_remote(config(false, true, false, false), Some(REMOTE), vec!["remote_path"])]
+    #[case::key_alone(config(false, false, false, true), Some(REMOTE), vec!["provider_id", "remote_path"])]
     fn storage_follows_the_configuration(
         #[case] config: SecretState,
         #[case] storage: Option<&str>,
@@ -613,5 +758,21 @@ mod tests {
         let remote = planned.with_view(view(REMOTE));
         assert_eq!(remote.value, Value::Null);
         assert_eq!(remote.remote_key, known("value"));
+    }
+
+    #[test]
+    fn a_remote_secret_without_key_reads_back_as_null() {
+        let planned = SecretState {
+            organization_id: known("acme"),
+            provider_id: known("p1"),
+            remote_path: known("prod/db"),
+            ..SecretState::default()
+        };
+        let answer = SecretView {
+            remote_key: None,
+            ..view(REMOTE)
+        };
+        // Null in the configuration and null in the state: no change to plan.
+        assert_eq!(planned.with_view(answer).remote_key, Value::Null);
     }
 }
