@@ -58,6 +58,11 @@ FULL_VALUES: dict[str, Any] = {
     "tls": {"certManager": {"enabled": True}},
     "webhook": {"clientCA": {"enabled": True}},
     "rbac": {"namespaces": ["team-a", "team-b"]},
+    "providers": {
+        "denyCIDRs": ["10.96.0.0/12", "fd00::/8"],
+        "allowCIDRs": ["10.20.0.0/16"],
+        "webIdentity": {"enabled": True},
+    },
     "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
     "networkPolicy": {
         "enabled": True,
@@ -141,6 +146,9 @@ KNOWN_ENV = {
     "AGYN_KUBECONFIG",
     "AGYN_ADMISSION_TIMEOUT",
     "AGYN_PROVIDER_TIMEOUT",
+    "AGYN_PROVIDER_DENY_CIDRS",
+    "AGYN_PROVIDER_ALLOW_CIDRS",
+    "AGYN_WEB_IDENTITY_TOKEN_FILE",
     "AGYN_LOG_FORMAT",
     "AGYN_WEBHOOK_THREADS",
     "AGYN_WEBHOOK_CLIENT_CA",
@@ -742,6 +750,9 @@ BAD_VALUES = [
     ({"networkPolicy": {"webhookFrom": [{}]}}, "webhookFrom"),
     ({"networkPolicy": {"webhookFrom": [{"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}}]}}, "webhookFrom"),
     ({"networkPolicy": {"apiFrom": [{"namespaceSelector": {"matchLabel": {}}}]}}, "apiFrom"),
+    ({"providers": {"denyCIDRs": ["10.0.0.0"]}}, "denyCIDRs"),
+    ({"providers": {"allowCIDRs": "10.0.0.0/8"}}, "allowCIDRs"),
+    ({"providers": {"webIdentity": {"tokenFile": "/etc/shadow"}}}, "additional properties"),
 ]
 
 
@@ -871,6 +882,37 @@ def test_full_render(full_render):
     assert FULL_VALUES["networkPolicy"]["apiFrom"][0] in api_rules[0]["from"]
     egress_ports = {(p["port"], p.get("protocol", "TCP")) for rule in np["egress"] for p in rule["ports"]}
     assert {(53, "UDP"), (53, "TCP"), (443, "TCP"), (6443, "TCP"), (5432, "TCP"), (8200, "TCP")} <= egress_ports
+
+
+def test_provider_ranges_and_web_identity(default_render, full_render):
+    def container(r):
+        return r.one("Deployment")["spec"]["template"]["spec"]["containers"][0]
+
+    env = {e["name"]: e.get("value") for e in container(full_render)["env"]}
+    assert env["AGYN_PROVIDER_DENY_CIDRS"] == "10.96.0.0/12,fd00::/8"
+    assert env["AGYN_PROVIDER_ALLOW_CIDRS"] == "10.20.0.0/16"
+    token_file = env["AGYN_WEB_IDENTITY_TOKEN_FILE"]
+    mounts = {m["name"]: m for m in container(full_render)["volumeMounts"]}
+    mount = mounts["web-identity-token"]
+    assert mount["readOnly"] is True
+    assert token_file == mount["mountPath"] + "/token"
+    volumes = {v["name"]: v for v in full_render.one("Deployment")["spec"]["template"]["spec"]["volumes"]}
+    (source,) = volumes["web-identity-token"]["projected"]["sources"]
+    assert source["serviceAccountToken"] == {
+        "path": "token",
+        "audience": "sts.amazonaws.com",
+        "expirationSeconds": 3600,
+    }
+
+    # By default: no ranges beyond the built-in ones, and the token path the
+    # EKS pod identity webhook uses.
+    default_env = {e["name"] for e in container(default_render)["env"]}
+    assert not default_env & {
+        "AGYN_PROVIDER_DENY_CIDRS",
+        "AGYN_PROVIDER_ALLOW_CIDRS",
+        "AGYN_WEB_IDENTITY_TOKEN_FILE",
+    }
+    assert "web-identity-token" not in {m["name"] for m in container(default_render)["volumeMounts"]}
 
 
 def test_render_with_given_certificate(chart):
