@@ -61,7 +61,7 @@ fn pure(c: &mut Criterion) {
                         source: EnvSource::Value(v.as_str()),
                     })
             };
-            let patch = build_patch(pod, &plan, value, &[], &stamp);
+            let patch = build_patch(pod, &plan, value, &[], &stamp, None);
             allow(&request.uid, &patch)
         })
     });

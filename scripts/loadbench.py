@@ -230,6 +230,7 @@ def main():
         env = dict(os.environ, RUST_LOG=os.environ.get("LOADBENCH_RUST_LOG", "info"))
         server = subprocess.Popen([binary, "serve", "--dev", "--data-dir", work / "data",
                                    "--api-addr", f"127.0.0.1:{api_port}", "--webhook-addr", f"127.0.0.1:{hook_port}",
+                                   "--exec-addr", "127.0.0.1:0",
                                    "--log-format", "json"],
                                   stdout=open(work / "server.out", "w"), stderr=open(work / "server.log", "w"), env=env)
         procs.append(server)

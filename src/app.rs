@@ -36,6 +36,32 @@ pub struct Settings {
     pub provider_net: NetPolicy,
     /// The token files of Kubernetes and web identity logins.
     pub token_files: TokenFiles,
+    /// What pods with delivery `exec` are given.
+    pub exec: ExecSettings,
+}
+
+/// Delivery `exec`: where pods reach the exec listener, and with what.
+#[derive(Debug, Clone)]
+pub struct ExecSettings {
+    /// Whether delivery `exec` is offered at all (`--exec-enabled`).
+    pub enabled: bool,
+    /// The exec listener's base URL as pods reach it.
+    pub url: String,
+    /// The CA pods trust for it; without one, `exec` delivery is refused.
+    pub ca_pem: Option<String>,
+    /// The image of the init container that installs the wrapper.
+    pub image: String,
+}
+
+impl Default for ExecSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            url: "https://agyn-secrets.agyn-secrets.svc:8444".into(),
+            ca_pem: None,
+            image: concat!("ghcr.io/agyn/agyn-secrets:", env!("CARGO_PKG_VERSION")).into(),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -52,6 +78,7 @@ impl Default for Settings {
             shutdown_delay: Duration::from_secs(5),
             provider_net: NetPolicy::default(),
             token_files: TokenFiles::default(),
+            exec: ExecSettings::default(),
         }
     }
 }

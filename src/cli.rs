@@ -1,12 +1,14 @@
 //! What each command does, after `main` has parsed the command line.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 
 use crate::admission::Delivery;
-use crate::app::{App, Settings};
+use crate::app::{App, ExecSettings, Settings};
 use crate::cluster::Cluster;
 use crate::config::{
     CertsCommand, Cli, Command, DatabaseArgs, KeyringArgs, KeysCommand, ServeArgs, ServerArgs,
@@ -18,8 +20,11 @@ use crate::server::{self, AbortOnDrop, Roles};
 use crate::store::{Role, Store};
 use crate::{certs, telemetry};
 
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+/// Runs the parsed command. Only `exec` ends with a code other than success
+/// without an error: its failures are written by the wrapper itself.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let done = match cli.command {
+        Command::Exec { command } => return Ok(exec(command)),
         Command::Serve(args) => serve(args).await,
         Command::Webhook(args) => {
             let _log = telemetry::init(args.log.log_format);
@@ -98,7 +103,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", token.expose());
             Ok(())
         }
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
+}
+
+/// `agyn-secrets exec -- COMMAND`: the wrapper of delivery `exec`, the same
+/// code as the static binary that pods run. Returns only when COMMAND could
+/// not be started, after the wrapper has written why.
+fn exec(command: Vec<OsString>) -> ExitCode {
+    let mut args = Vec::with_capacity(command.len() + 1);
+    args.push(OsString::from("--"));
+    args.extend(command);
+    agyn_secrets_exec::exec_main(args)
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -141,6 +157,7 @@ async fn start(args: ServerArgs, roles: Roles, dev: bool) -> anyhow::Result<()> 
         } else {
             Duration::from_secs(5)
         }),
+        exec: exec_settings(&args)?,
     };
     if roles != Roles::Api {
         log_delivery(&settings);
@@ -155,6 +172,46 @@ async fn start(args: ServerArgs, roles: Roles, dev: bool) -> anyhow::Result<()> 
     let _cache_listener = store.enable_cache().map(AbortOnDrop);
     let app = App::new(store, keys, settings, cluster);
     server::run(app, &args, roles).await
+}
+
+/// What pods with delivery `exec` are given. The CA is `--exec-ca`, or
+/// `ca.crt` beside the serving certificate; without either, `exec`
+/// delivery is refused with a message that says so.
+fn exec_settings(args: &ServerArgs) -> anyhow::Result<ExecSettings> {
+    let defaults = ExecSettings::default();
+    let url = args.exec_url.clone().unwrap_or(defaults.url);
+    let parsed = reqwest::Url::parse(&url)
+        .ok()
+        .filter(|u| u.scheme() == "https" && u.host().is_some() && matches!(u.path(), "" | "/"));
+    if parsed.is_none() {
+        bail!(
+            "--exec-url {url:?} must be an https:// base URL such as https://agyn-secrets.agyn-secrets.svc:8444"
+        );
+    }
+    let beside_cert = args
+        .tls
+        .tls_cert
+        .as_deref()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("ca.crt"))
+        .filter(|path| path.exists());
+    let ca_pem = match args.exec_ca.as_ref().or(beside_cert.as_ref()) {
+        None => None,
+        Some(path) => {
+            let pem = std::fs::read_to_string(path)
+                .with_context(|| format!("read the exec CA {}", path.display()))?;
+            if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                bail!("the exec CA {} holds no PEM certificate", path.display());
+            }
+            Some(pem)
+        }
+    };
+    Ok(ExecSettings {
+        enabled: args.exec_enabled,
+        url: url.trim_end_matches('/').to_owned(),
+        ca_pem,
+        image: args.exec_image.clone(),
+    })
 }
 
 /// Says at start who may get values in the webhook's answer.

@@ -37,6 +37,22 @@ pub enum Command {
     /// Create API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Inside a container with delivery `exec`: fetch its values from the
+    /// exec listener and run COMMAND with them in its environment.
+    ///
+    /// Settings come from AGYN_EXEC_URL, AGYN_EXEC_CA (or AGYN_EXEC_CA_FILE),
+    /// AGYN_EXEC_CONTAINER, AGYN_EXEC_TOKEN_FILE and AGYN_EXEC_TIMEOUT, which
+    /// the webhook sets; COMMAND replaces this process.
+    Exec {
+        /// The command and its arguments, after `--`.
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "COMMAND"
+        )]
+        command: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -75,8 +91,9 @@ pub struct ServerArgs {
 
     /// How values reach a pod's containers when its
     /// `secrets.agyn.io/delivery` annotation does not say: `secret` (a
-    /// Kubernetes Secret the env refers to) or `env` (inline, for an
-    /// authenticated caller only). `serve --dev` defaults to `env`.
+    /// Kubernetes Secret the env refers to), `exec` (a wrapper fetches them
+    /// when the container starts) or `env` (inline, for an authenticated
+    /// caller only). `serve --dev` defaults to `env`.
     #[arg(long, env = "AGYN_DEFAULT_DELIVERY", value_parser = delivery_parser())]
     pub default_delivery: Option<Delivery>,
 
@@ -98,6 +115,35 @@ pub struct ServerArgs {
     /// or one per CPU when a CPU quota (a container's CPU limit) bounds it.
     #[arg(long, env = "AGYN_WEBHOOK_THREADS")]
     pub webhook_threads: Option<NonZeroUsize>,
+
+    /// Whether delivery `exec` is offered: with `false` there is no exec
+    /// listener, and pods that ask for `exec` are denied saying so.
+    #[arg(long, env = "AGYN_EXEC_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub exec_enabled: bool,
+
+    /// Address of the exec listener (HTTPS, the webhook's certificate, no
+    /// client certificate): where the wrapper of delivery `exec` fetches a
+    /// container's values with its pod's token. `0.0.0.0:8444`, or
+    /// `127.0.0.1:8444` under `--dev`.
+    #[arg(long, env = "AGYN_EXEC_ADDR")]
+    pub exec_addr: Option<SocketAddr>,
+
+    /// The exec listener's base URL as pods reach it; its host must be a
+    /// name of the serving certificate. `https://agyn-secrets.agyn-secrets.svc:8444`,
+    /// or `https://localhost:8444` under `--dev`.
+    #[arg(long, env = "AGYN_EXEC_URL")]
+    pub exec_url: Option<String>,
+
+    /// PEM of the CA that signed the serving certificate, given to pods so
+    /// that the wrapper trusts only it; `ca.crt` beside `--tls-cert` when
+    /// absent.
+    #[arg(long, env = "AGYN_EXEC_CA_FILE")]
+    pub exec_ca: Option<PathBuf>,
+
+    /// The image of the init container that installs the wrapper; it must
+    /// hold `/usr/local/bin/agyn-secrets-exec`.
+    #[arg(long, env = "AGYN_EXEC_IMAGE", default_value = concat!("ghcr.io/agyn/agyn-secrets:", env!("CARGO_PKG_VERSION")))]
+    pub exec_image: String,
 
     /// Address of the companion API (HTTP).
     #[arg(long, env = "AGYN_API_ADDR", default_value = "0.0.0.0:8080")]

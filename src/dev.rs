@@ -40,6 +40,13 @@ pub async fn prepare(data_dir: &Path, server: &mut ServerArgs) -> anyhow::Result
         server.tls.tls_cert = Some(cert);
         server.tls.tls_key = Some(key);
     }
+    // The exec listener, for pods on this machine only.
+    server
+        .exec_addr
+        .get_or_insert(std::net::SocketAddr::from(([127, 0, 0, 1], 8444)));
+    server
+        .exec_url
+        .get_or_insert_with(|| "https://localhost:8444".to_owned());
 
     let url = server
         .database

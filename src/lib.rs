@@ -14,6 +14,7 @@ pub mod console;
 pub mod crypto;
 mod decimal;
 pub mod dev;
+pub mod exec;
 pub mod metrics;
 pub mod resolve;
 pub mod server;

@@ -13,7 +13,7 @@ async fn main() -> std::process::ExitCode {
     agyn_secrets::tls::provider();
     let cli = agyn_secrets::config::Cli::parse();
     match agyn_secrets::cli::run(cli).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
             std::process::ExitCode::FAILURE

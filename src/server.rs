@@ -94,7 +94,16 @@ pub async fn run(app: Arc<App>, args: &ServerArgs, roles: Roles) -> anyhow::Resu
         let listener = TcpListener::bind(args.webhook_addr)
             .await
             .with_context(|| format!("bind the webhook to {}", args.webhook_addr))?;
-        Some((listener, cert, client_ca))
+        let exec = if app.settings.exec.enabled {
+            let exec_addr = args.exec_addr.unwrap_or(DEFAULT_EXEC_ADDR);
+            let listener = TcpListener::bind(exec_addr)
+                .await
+                .with_context(|| format!("bind the exec listener to {exec_addr}"))?;
+            Some(listener)
+        } else {
+            None
+        };
+        Some((listener, exec, cert, client_ca))
     } else {
         None
     };
@@ -110,7 +119,19 @@ pub async fn run(app: Arc<App>, args: &ServerArgs, roles: Roles) -> anyhow::Resu
 
     let shutdown = Shutdown::default();
     let mut tasks = tokio::task::JoinSet::new();
-    if let Some((listener, cert, client_ca)) = webhook {
+    if let Some((listener, exec, cert, client_ca)) = webhook {
+        // The exec listener: the same certificate, no client certificate
+        // asked for (its callers are pods, which prove who they are with
+        // their tokens), and its own threads.
+        if let Some(exec) = exec {
+            let router = crate::exec::router(app.clone());
+            tracing::info!(addr = %exec.local_addr()?, "Exec listener listening (TLS)");
+            let config = tls::server_config(cert.clone(), None);
+            let exec_shutdown = shutdown.clone();
+            tasks.spawn(async move {
+                serve_tls(exec, config, router, EXEC_THREADS, exec_shutdown).await
+            });
+        }
         let watchers = [
             Some(AbortOnDrop(tls::spawn_watcher(cert.clone(), RELOAD_EVERY))),
             client_ca
@@ -191,6 +212,13 @@ pub async fn serve_tls(
     shutdown.drained().await;
     Ok(())
 }
+
+/// Where the exec listener listens unless told.
+const DEFAULT_EXEC_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 8444);
+/// Connection threads of the exec listener: its calls come once per
+/// container start, not once per admission.
+const EXEC_THREADS: NonZeroUsize = NonZeroUsize::new(1).unwrap();
 
 /// Connection threads per CPU when no CPU quota bounds the process: a
 /// thread that other work on the machine preempts holds its connections

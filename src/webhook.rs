@@ -24,8 +24,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use tracing::{Instrument, field};
 
 use crate::admission::{
-    self, Delivery, Denial, EnvSource, Injection, Patch, Plan, Pod, build_patch, parse_delivery,
-    parse_env, parse_pull_secrets, plan_env,
+    self, Delivery, Denial, EnvSource, ExecSetup, Injection, Patch, Plan, Pod, build_patch,
+    parse_delivery, parse_env, parse_pull_secrets, plan_env, quote,
 };
 use crate::api::ApiError;
 use crate::app::App;
@@ -57,7 +57,7 @@ pub struct Webhook {
     results: [Meters; 4],
     answered: Counter,
     /// Admissions that resolved values, by delivery.
-    deliveries: [Counter; 2],
+    deliveries: [Counter; 3],
 }
 
 /// How an admission ended, as counted in metrics.
@@ -116,7 +116,7 @@ pub fn router(app: Arc<App>) -> Router {
         .http_requests
         .get_or_create(&http_labels(200))
         .clone();
-    let deliveries = [Delivery::Env, Delivery::Secret].map(|delivery| {
+    let deliveries = [Delivery::Env, Delivery::Secret, Delivery::Exec].map(|delivery| {
         metrics
             .resolutions
             .get_or_create(&DeliveryLabels {
@@ -459,7 +459,19 @@ impl Webhook {
             .iter()
             .map(|s| (s.secret.name.as_str(), s.secret.version))
             .collect();
-        let patch = build_patch(pod, &plan, value, &pulls, &stamp);
+        let exec = self
+            .app
+            .settings
+            .exec
+            .ca_pem
+            .as_deref()
+            .map(|ca_pem| ExecSetup {
+                url: &self.app.settings.exec.url,
+                ca_pem,
+                image: &self.app.settings.exec.image,
+            });
+        let exec = exec.as_ref().filter(|_| delivery == Delivery::Exec);
+        let patch = build_patch(pod, &plan, value, &pulls, &stamp, exec);
         self.trace(&admission, &resolved, secret_name.as_deref());
 
         if !request.dry_run() {
@@ -483,6 +495,21 @@ impl Webhook {
         let limit = self.app.settings.max_injected_bytes;
         let value = |name: &str| resolved.get(name).map_or(0, |s| s.value.expose().len());
         let (size, whereto) = match delivery {
+            // The largest answer of the exec listener: one container's.
+            Delivery::Exec => {
+                let size = plan
+                    .containers
+                    .iter()
+                    .map(|c| {
+                        c.vars
+                            .iter()
+                            .map(|(var, secret)| var.len() + value(secret) + ENV_ENTRY_OVERHEAD)
+                            .sum::<usize>()
+                    })
+                    .max()
+                    .unwrap_or(0);
+                (size, "for one container")
+            }
             Delivery::Env => {
                 let size: usize = plan
                     .containers
@@ -505,6 +532,7 @@ impl Webhook {
             return Ok(());
         }
         let fix = match delivery {
+            Delivery::Exec => "ask for fewer or smaller secrets in that container".to_owned(),
             Delivery::Env => format!(
                 "{} variables in {} containers; ask for fewer, or use delivery \"secret\", which holds each value once",
                 plan.var_count(),
@@ -607,6 +635,9 @@ impl Webhook {
             None => settings.default_delivery,
         };
         let trusted = caller.is_some() || settings.env_without_client_auth;
+        if delivery == Delivery::Exec && !plan.containers.is_empty() {
+            self.check_exec(pod, plan)?;
+        }
         if delivery == Delivery::Env && !plan.containers.is_empty() && !trusted {
             return Err(Outcome::deny(
                 "delivery \"env\" puts the values in the webhook's answer, so the webhook needs to know its caller: \
@@ -616,6 +647,38 @@ impl Webhook {
             ));
         }
         Ok(delivery)
+    }
+
+    /// Refuses delivery `exec` for a pod it cannot work for, before
+    /// anything is looked up: a container without a `command` to wrap, or
+    /// a server that has no CA to give the wrapper.
+    fn check_exec(&self, pod: &Pod<'_>, plan: &Plan<'_>) -> Result<(), Outcome> {
+        let missing = admission::exec::unwrappable(pod.spec.as_ref().ok(), plan);
+        if !missing.is_empty() {
+            let names: Vec<String> = missing.iter().map(|n| quote(n)).collect();
+            let (noun, verb) = if names.len() == 1 {
+                ("container", "has")
+            } else {
+                ("containers", "have")
+            };
+            return Err(Outcome::deny(format!(
+                "delivery \"exec\" wraps each container's command, and {noun} {} {verb} no command in the pod spec; \
+                 set `command` to the image's entrypoint (docker inspect shows it as Entrypoint), or use delivery \"secret\"",
+                names.join(", ")
+            )));
+        }
+        if !self.app.settings.exec.enabled {
+            return Err(Outcome::deny(
+                "delivery \"exec\" is turned off on this server (--exec-enabled=false); use delivery \"secret\"",
+            ));
+        }
+        if self.app.settings.exec.ca_pem.is_none() {
+            return Err(Outcome::deny(
+                "delivery \"exec\" is not set up on this server: it has no CA to give pods for its exec listener; \
+                 start it with --exec-ca (the CA of its serving certificate), or use delivery \"secret\"",
+            ));
+        }
+        Ok(())
     }
 
     /// The organization `namespace` is bound to.
@@ -900,7 +963,7 @@ impl Problems {
             ClusterError::NotManaged { .. } | ClusterError::Forbidden { .. } => {
                 self.forbidden(error.to_string())
             }
-            ClusterError::Conflict { .. } | ClusterError::Api { .. } => {
+            ClusterError::Conflict { .. } | ClusterError::Api { .. } | ClusterError::Call { .. } => {
                 self.unavailable(error.to_string())
             }
         }

@@ -807,6 +807,7 @@ async fn start_up_refuses_a_broken_key_ring_naming_the_file() {
         .args(["serve", "--dev", "--data-dir"])
         .arg(dir.path())
         .args(["--api-addr", "127.0.0.1:0", "--webhook-addr", "127.0.0.1:0"])
+        .args(["--exec-addr", "127.0.0.1:0"])
         .output()
         .unwrap();
     assert!(!output.status.success());

@@ -404,6 +404,8 @@ impl DiskServer {
             .arg(format!("127.0.0.1:{api_port}"))
             .arg("--webhook-addr")
             .arg(format!("127.0.0.1:{}", common::free_port()))
+            .arg("--exec-addr")
+            .arg("127.0.0.1:0")
             .env(
                 "RUST_LOG",
                 std::env::var("AGYN_TEST_SERVER_LOG").unwrap_or_else(|_| "trace".into()),

@@ -517,13 +517,13 @@ proptest! {
             .map(|n| (n.to_owned(), injections[n].version))
             .collect();
         let value = |n: &str| injections.get(n).copied();
-        let ops = ops_of(&build_patch(&view, &plan, value, &pulls, &stamp_of(&stamp)));
+        let ops = ops_of(&build_patch(&view, &plan, value, &pulls, &stamp_of(&stamp), None));
         let patched = apply(&pod, &ops);
         prop_assert!(patched.is_ok(), "patch {:?} does not apply to {}: {:?}", ops, pod, patched);
         let patched = patched.unwrap();
         let patched_text = patched.to_string();
         let patched_view = Pod::parse(&patched_text).unwrap();
-        let again = ops_of(&build_patch(&patched_view, &plan, value, &pulls, &stamp_of(&stamp)));
+        let again = ops_of(&build_patch(&patched_view, &plan, value, &pulls, &stamp_of(&stamp), None));
         prop_assert!(again.is_empty(), "second pass: {:?}", again);
         // Planning again on the patched pod gives the same plan.
         let replanned = plan_env(&patched_view, &entries);

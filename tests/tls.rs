@@ -97,7 +97,8 @@ async fn a_bad_certificate_stops_start_up_before_binding() {
         .arg(&cert)
         .arg("--tls-key")
         .arg(&key)
-        .args(["--api-addr", "127.0.0.1:0", "--webhook-addr"])
+        .args(["--api-addr", "127.0.0.1:0", "--exec-addr", "127.0.0.1:0"])
+        .arg("--webhook-addr")
         .arg(format!("127.0.0.1:{port}"))
         .output()
         .unwrap();

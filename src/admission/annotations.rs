@@ -114,6 +114,9 @@ pub enum Delivery {
     /// In a Kubernetes Secret in the pod's namespace, which each variable
     /// refers to: the answer carries no value.
     Secret,
+    /// Only in the container's process memory: a wrapper fetches the values
+    /// when the container starts and execs the container's command.
+    Exec,
 }
 
 impl Delivery {
@@ -121,6 +124,7 @@ impl Delivery {
         match self {
             Delivery::Env => "env",
             Delivery::Secret => "secret",
+            Delivery::Exec => "exec",
         }
     }
 }
@@ -138,12 +142,9 @@ impl std::str::FromStr for Delivery {
         match text {
             "env" => Ok(Delivery::Env),
             "secret" => Ok(Delivery::Secret),
-            "exec" => Err(
-                "delivery \"exec\" is not supported by this version of agyn-secrets; use \"secret\""
-                    .to_owned(),
-            ),
+            "exec" => Ok(Delivery::Exec),
             other => Err(format!(
-                "{} is not a delivery; write \"secret\" or \"env\"",
+                "{} is not a delivery; write \"secret\", \"exec\" or \"env\"",
                 quote(other)
             )),
         }
@@ -245,8 +246,11 @@ mod tests {
     #[rstest]
     #[case::secret("secret", Ok(Delivery::Secret))]
     #[case::env(" env ", Ok(Delivery::Env))]
-    #[case::exec("exec", Err("delivery \"exec\" is not supported"))]
-    #[case::unknown("Env", Err("\"Env\" is not a delivery; write \"secret\" or \"env\""))]
+    #[case::exec("exec", Ok(Delivery::Exec))]
+    #[case::unknown(
+        "Env",
+        Err("\"Env\" is not a delivery; write \"secret\", \"exec\" or \"env\"")
+    )]
     fn deliveries(#[case] text: &str, #[case] expected: Result<Delivery, &str>) {
         match (parse_delivery(text), expected) {
             (Ok(got), Ok(want)) => assert_eq!(got, want),

@@ -1,6 +1,7 @@
 //! AdmissionReview in, JSONPatch out. Pure code: no I/O, no values logged.
 
 mod annotations;
+pub mod exec;
 mod patch;
 mod pod;
 mod review;
@@ -8,6 +9,7 @@ mod review;
 pub use annotations::{
     Delivery, EnvEntry, ParseError, parse_delivery, parse_env, parse_pull_secrets, quote,
 };
+pub use exec::ExecSetup;
 pub use patch::{
     ContainerList, ContainerPlan, Injection, Patch, PatchError, Plan, build_patch, plan_env,
 };

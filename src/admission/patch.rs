@@ -7,7 +7,8 @@
 //! written straight to JSON text: it is only ever sent, never inspected.
 
 use super::annotations::{EnvEntry, quote};
-use super::pod::{Container, EnvSource, Pod};
+use super::exec::ExecSetup;
+use super::pod::{Container, EnvSource, EnvVar, Pod};
 
 /// Where a container is listed in the pod spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +136,10 @@ pub fn plan_env<'a>(pod: &'a Pod<'_>, entries: &[EnvEntry<'a>]) -> Result<Plan<'
             .name
             .as_deref()
             .ok_or_else(|| PatchError::Malformed("a container has no name".into()))?;
+        // The init container that delivery `exec` adds is the product's own.
+        if list == ContainerList::Init && name == super::exec::INSTALLER {
+            continue;
+        }
         all.push((list, index, name));
     }
     for entry in entries {
@@ -194,7 +199,7 @@ pub struct Injection<'a> {
 /// An RFC 6902 patch as JSON text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Patch {
-    json: Vec<u8>,
+    pub(super) json: Vec<u8>,
     ops: usize,
 }
 
@@ -227,7 +232,7 @@ impl Patch {
 
     /// Starts an operation; the caller writes the rest of the path, then
     /// calls [`Patch::value`], writes the value and calls [`Patch::end`].
-    fn begin(&mut self, op: &str, path: &str) {
+    pub(super) fn begin(&mut self, op: &str, path: &str) {
         if self.ops > 0 {
             self.json.push(b',');
         }
@@ -238,32 +243,38 @@ impl Patch {
         self.json.extend_from_slice(path.as_bytes());
     }
 
-    fn value(&mut self) {
+    pub(super) fn value(&mut self) {
         self.json.extend_from_slice(b"\",\"value\":");
     }
 
-    fn end(&mut self) {
+    pub(super) fn end(&mut self) {
         self.json.push(b'}');
     }
 
-    fn container_path(&mut self, container: &ContainerPlan<'_>) {
+    pub(super) fn container_path(&mut self, container: &ContainerPlan<'_>) {
+        self.container_field(container, "env");
+    }
+
+    /// Writes `/<list>/<index>/<field>` after a `/spec` path start.
+    pub(super) fn container_field(&mut self, container: &ContainerPlan<'_>, field: &str) {
         self.json.push(b'/');
         self.json
             .extend_from_slice(container.list.field().as_bytes());
         self.json.push(b'/');
         self.index(container.index);
-        self.json.extend_from_slice(b"/env");
+        self.json.push(b'/');
+        self.json.extend_from_slice(field.as_bytes());
     }
 
-    fn index(&mut self, index: usize) {
+    pub(super) fn index(&mut self, index: usize) {
         crate::decimal::push_decimal(&mut self.json, index as u64);
     }
 
-    fn string(&mut self, text: &str) {
+    pub(super) fn string(&mut self, text: &str) {
         serde_json::to_writer(&mut self.json, text).expect("writing to a Vec cannot fail");
     }
 
-    fn env_var(&mut self, name: &str, source: &EnvSource<'_>) {
+    pub(super) fn env_var(&mut self, name: &str, source: &EnvSource<'_>) {
         self.json.extend_from_slice(b"{\"name\":");
         self.string(name);
         match source {
@@ -283,55 +294,29 @@ impl Patch {
         self.json.push(b'}');
     }
 
-    fn finish(mut self) -> Self {
-        self.json.push(b']');
-        self
-    }
-}
-
-/// JSON pointer of the injected stamp's annotation (`/` escaped as `~1`).
-const INJECTED_POINTER: &str = "/metadata/annotations/secrets.agyn.io~1injected";
-
-/// Builds the patch: env entries, image pull secrets and the injected stamp.
-/// `values` gives every secret the plan names; `stamp` lists `(name, version)`
-/// of everything injected, sorted by name.
-pub fn build_patch<'v>(
-    pod: &Pod<'_>,
-    plan: &Plan<'_>,
-    values: impl Fn(&str) -> Option<Injection<'v>>,
-    pull_secrets: &[&str],
-    stamp: &[(&str, i64)],
-) -> Patch {
-    // Room for every variable's operation and value, so that the buffer is
-    // not grown while it is written.
-    let mut patch = Patch::with_capacity(256 + 192 * plan.var_count());
-    let spec = pod.spec.as_ref().ok();
-    for container in &plan.containers {
-        let current = spec
-            .and_then(|s| match container.list {
-                ContainerList::Init => s.init_containers.as_deref(),
-                ContainerList::Regular => s.containers.as_deref(),
-            })
-            .and_then(|list| list.get(container.index))
-            .and_then(|c| c.env.as_deref());
-        let desired = container
-            .vars
-            .iter()
-            .filter_map(|(var, secret)| values(secret).map(|v| (*var, v.source)));
+    /// Sets each `(name, source)` in a container's env: an entry that is
+    /// already exactly right stays, every other entry of that name is
+    /// replaced, a missing one is added.
+    pub(super) fn env<'s>(
+        &mut self,
+        container: &ContainerPlan<'_>,
+        current: Option<&[EnvVar<'_>]>,
+        desired: impl Iterator<Item = (&'s str, EnvSource<'s>)>,
+    ) {
         match current {
             None => {
-                patch.begin("add", "/spec");
-                patch.container_path(container);
-                patch.value();
-                patch.json.push(b'[');
+                self.begin("add", "/spec");
+                self.container_path(container);
+                self.value();
+                self.json.push(b'[');
                 for (i, (var, source)) in desired.enumerate() {
                     if i > 0 {
-                        patch.json.push(b',');
+                        self.json.push(b',');
                     }
-                    patch.env_var(var, &source);
+                    self.env_var(var, &source);
                 }
-                patch.json.push(b']');
-                patch.end();
+                self.json.push(b']');
+                self.end();
             }
             Some(env) => {
                 for (var, source) in desired {
@@ -344,24 +329,73 @@ pub fn build_patch<'v>(
                         }
                         found = true;
                         if !existing.is(var, &source) {
-                            patch.begin("replace", "/spec");
-                            patch.container_path(container);
-                            patch.json.push(b'/');
-                            patch.index(i);
-                            patch.value();
-                            patch.env_var(var, &source);
-                            patch.end();
+                            self.begin("replace", "/spec");
+                            self.container_path(container);
+                            self.json.push(b'/');
+                            self.index(i);
+                            self.value();
+                            self.env_var(var, &source);
+                            self.end();
                         }
                     }
                     if !found {
-                        patch.begin("add", "/spec");
-                        patch.container_path(container);
-                        patch.json.extend_from_slice(b"/-");
-                        patch.value();
-                        patch.env_var(var, &source);
-                        patch.end();
+                        self.begin("add", "/spec");
+                        self.container_path(container);
+                        self.json.extend_from_slice(b"/-");
+                        self.value();
+                        self.env_var(var, &source);
+                        self.end();
                     }
                 }
+            }
+        }
+    }
+
+    /// Writes any JSON value.
+    pub(super) fn json_value(&mut self, value: &impl serde::Serialize) {
+        serde_json::to_writer(&mut self.json, value).expect("writing to a Vec cannot fail");
+    }
+
+    fn finish(mut self) -> Self {
+        self.json.push(b']');
+        self
+    }
+}
+
+/// JSON pointer of the injected stamp's annotation (`/` escaped as `~1`).
+const INJECTED_POINTER: &str = "/metadata/annotations/secrets.agyn.io~1injected";
+
+/// Builds the patch: env entries (or, for delivery `exec`, the wrapper and
+/// its settings), image pull secrets and the injected stamp. `values` gives
+/// every secret the plan names; `stamp` lists `(name, version)` of
+/// everything injected, sorted by name.
+pub fn build_patch<'v>(
+    pod: &Pod<'_>,
+    plan: &Plan<'_>,
+    values: impl Fn(&str) -> Option<Injection<'v>>,
+    pull_secrets: &[&str],
+    stamp: &[(&str, i64)],
+    exec: Option<&ExecSetup<'_>>,
+) -> Patch {
+    // Room for every variable's operation and value, so that the buffer is
+    // not grown while it is written.
+    let mut patch = Patch::with_capacity(256 + 192 * plan.var_count());
+    let spec = pod.spec.as_ref().ok();
+    for container in &plan.containers {
+        let current = spec
+            .and_then(|s| match container.list {
+                ContainerList::Init => s.init_containers.as_deref(),
+                ContainerList::Regular => s.containers.as_deref(),
+            })
+            .and_then(|list| list.get(container.index));
+        match exec {
+            Some(setup) => super::exec::wrap(&mut patch, container, current, setup),
+            None => {
+                let desired = container
+                    .vars
+                    .iter()
+                    .filter_map(|(var, secret)| values(secret).map(|v| (*var, v.source)));
+                patch.env(container, current.and_then(|c| c.env.as_deref()), desired);
             }
         }
     }
@@ -435,6 +469,13 @@ pub fn build_patch<'v>(
             patch.end();
         }
     }
+    if let Some(setup) = exec
+        && !plan.containers.is_empty()
+    {
+        // Last: it inserts the installer at the head of the init
+        // containers, which shifts the indices the operations above use.
+        super::exec::pod_setup(&mut patch, spec, setup);
+    }
     patch.finish()
 }
 
@@ -482,7 +523,14 @@ mod tests {
             .into_iter()
             .map(|n| (n, values[n].version))
             .collect();
-        build_patch(&view, &plan, |n| values.get(n).copied(), pulls, &stamp)
+        build_patch(
+            &view,
+            &plan,
+            |n| values.get(n).copied(),
+            pulls,
+            &stamp,
+            None,
+        )
     }
 
     #[test]

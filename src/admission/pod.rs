@@ -38,6 +38,9 @@ impl std::ops::Deref for Str<'_> {
 pub struct Meta<'a> {
     #[serde(borrow)]
     pub name: Option<Str<'a>>,
+    /// Set on pods the API server has stored, not on those it admits.
+    #[serde(borrow)]
+    pub uid: Option<Str<'a>>,
     #[serde(borrow)]
     pub generate_name: Option<Str<'a>>,
     #[serde(borrow)]
@@ -116,14 +119,31 @@ pub struct Spec<'a> {
     pub containers: Option<Vec<Container<'a>>>,
     #[serde(borrow)]
     pub image_pull_secrets: Option<Vec<NameReference<'a>>>,
+    /// Only the names: delivery `exec` adds two volumes.
+    #[serde(borrow)]
+    pub volumes: Option<Vec<NameReference<'a>>>,
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Container<'a> {
     #[serde(borrow)]
     pub name: Option<Str<'a>>,
     #[serde(borrow)]
     pub env: Option<Vec<EnvVar<'a>>>,
+    /// Read for delivery `exec`, which wraps it.
+    #[serde(borrow)]
+    pub command: Option<Vec<Str<'a>>>,
+    #[serde(borrow)]
+    pub volume_mounts: Option<Vec<VolumeMount<'a>>>,
+}
+
+/// Where a container mounts a volume; the rest of the mount is skipped.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeMount<'a> {
+    #[serde(borrow)]
+    pub mount_path: Option<Str<'a>>,
 }
 
 #[derive(Debug, Deserialize)]

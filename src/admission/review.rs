@@ -260,7 +260,7 @@ mod tests {
             version: 1,
             source: crate::admission::EnvSource::Value("v"),
         };
-        let patch = crate::admission::build_patch(&pod, &plan, |_| Some(value), &[], &[]);
+        let patch = crate::admission::build_patch(&pod, &plan, |_| Some(value), &[], &[], None);
         let allowed = parse(allow("a\"bc", &patch));
         assert_eq!(allowed["apiVersion"], "admission.k8s.io/v1");
         assert_eq!(allowed["kind"], "AdmissionReview");
@@ -280,7 +280,7 @@ mod tests {
                 version: 1,
                 source: crate::admission::EnvSource::Value(&value),
             };
-            let patch = crate::admission::build_patch(&pod, &plan, |_| Some(value), &[], &[]);
+            let patch = crate::admission::build_patch(&pod, &plan, |_| Some(value), &[], &[], None);
             let allowed = parse(allow("abc", &patch));
             let ops = STANDARD
                 .decode(allowed["response"]["patch"].as_str().unwrap())

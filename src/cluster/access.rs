@@ -13,15 +13,17 @@ use serde::Serialize;
 use super::Cluster;
 
 /// The (verb, resource) pairs the product needs in every bound namespace:
-/// Secrets it writes and cleans up, and pods it lists to see which Secrets
-/// are still in use.
-pub const WORKLOAD_RULES: [(&str, &str); 6] = [
+/// Secrets it writes and cleans up, pods it lists to see which Secrets
+/// are still in use, and the pod it reads when the pod's wrapper asks for
+/// its values (delivery `exec`).
+pub const WORKLOAD_RULES: [(&str, &str); 7] = [
     ("get", "secrets"),
     ("list", "secrets"),
     ("create", "secrets"),
     ("update", "secrets"),
     ("delete", "secrets"),
     ("list", "pods"),
+    ("get", "pods"),
 ];
 
 /// The product's access to one namespace.

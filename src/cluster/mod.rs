@@ -9,6 +9,7 @@
 mod access;
 mod env;
 mod managed;
+mod pods;
 mod pull;
 
 use std::path::Path;
@@ -20,6 +21,7 @@ use tokio::sync::OnceCell;
 pub use access::{Access, WORKLOAD_RULES};
 pub use env::{ENV_PREFIX, EnvSecret, env_secret_name};
 pub use managed::{CleanUp, LAST_USED_ANNOTATION, MANAGED_BY, MANAGED_BY_LABEL};
+pub use pods::{BoundPod, TokenRefused};
 pub use pull::{Credentials, PULL_PREFIX, SOURCE_ANNOTATION, VERSION_ANNOTATION, docker_config};
 
 #[derive(Debug, thiserror::Error)]
@@ -30,14 +32,17 @@ pub enum ClusterError {
         "Secret {namespace}/{name} already exists and is not managed by agyn-secrets; remove or rename that Secret"
     )]
     NotManaged { namespace: String, name: String },
-    #[error("agyn-secrets may not {verb} Secrets in namespace {namespace:?}: {fix}")]
+    /// `what` is e.g. `read Secrets` or `get pods`.
+    #[error("agyn-secrets may not {what} in namespace {namespace:?}: {fix}")]
     Forbidden {
-        verb: &'static str,
+        what: String,
         namespace: String,
         fix: String,
     },
     #[error("Secret {namespace}/{name} kept changing while it was written; retry")]
     Conflict { namespace: String, name: String },
+    #[error("the Kubernetes API failed to {what}: {message}")]
+    Call { what: String, message: String },
     #[error("the Kubernetes API failed to {verb} Secret {namespace}/{name}: {message}")]
     Api {
         verb: &'static str,
@@ -132,7 +137,10 @@ impl Cluster {
         let (namespace, name) = (namespace.to_owned(), name.to_owned());
         match error {
             kube::Error::Api(status) if status.code == 403 => ClusterError::Forbidden {
-                verb,
+                what: match verb.strip_suffix(" in") {
+                    Some(on_pods) => on_pods.to_owned(),
+                    None => format!("{verb} Secrets"),
+                },
                 fix: self.binding_fix(&namespace).await,
                 namespace,
             },

@@ -1,7 +1,8 @@
 //! A loopback stand-in for the few Kubernetes API calls the product makes:
 //! Secrets (get, create, replace, delete, list by label, also as metadata
-//! only) and Pods (list) in a namespace, SelfSubjectAccessReviews and
-//! SelfSubjectReviews. It answers with the real API server's status codes
+//! only) and Pods (list, get) in a namespace, SelfSubjectAccessReviews,
+//! SelfSubjectReviews and TokenReviews (of tokens it issued itself, bound
+//! to a pod, as the kubelet's projected tokens are). It answers with the real API server's status codes
 //! and bodies: 201 on create, 200 on read and replace, 403, 404 and 409 as
 //! `Status` objects, and a `resourceVersion` on every object. Like RBAC with
 //! a RoleBinding per namespace, `rbac` can limit the namespaces where the
@@ -39,6 +40,19 @@ pub struct Cluster {
     /// The namespaces where Secrets and pods may be used (a RoleBinding in
     /// each); `None`: everywhere.
     pub rbac: Option<BTreeSet<String>>,
+    /// Service account tokens this API server issued: token → who.
+    pub tokens: BTreeMap<String, IssuedToken>,
+}
+
+/// A token as the API server would issue it for `kubectl create token
+/// <sa> --audience … --bound-object-kind Pod --bound-object-name …`.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub namespace: String,
+    pub service_account: String,
+    pub audiences: Vec<String>,
+    /// The pod the token is bound to, name and uid.
+    pub pod: Option<(String, String)>,
 }
 
 impl Cluster {
@@ -74,6 +88,36 @@ impl Cluster {
         pod["metadata"]["namespace"] = json!(namespace);
         self.stamp(&mut pod);
         self.pods.insert((namespace.into(), name), pod);
+    }
+
+    /// Issues a token for `service_account` in `namespace`, valid for
+    /// `audiences` and bound to `pod` (name, uid) when given.
+    pub fn issue_token(
+        &mut self,
+        namespace: &str,
+        service_account: &str,
+        audiences: &[&str],
+        pod: Option<(&str, &str)>,
+    ) -> String {
+        let token = format!("eyJhbGciOiJSUzI1NiJ9.{}.sig", uuid::Uuid::new_v4().simple());
+        self.tokens.insert(
+            token.clone(),
+            IssuedToken {
+                namespace: namespace.into(),
+                service_account: service_account.into(),
+                audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
+                pod: pod.map(|(n, u)| (n.to_owned(), u.to_owned())),
+            },
+        );
+        token
+    }
+
+    /// The uid of pod `namespace/name`.
+    pub fn pod_uid(&self, namespace: &str, name: &str) -> String {
+        self.pods[&(namespace.to_owned(), name.to_owned())]["metadata"]["uid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     /// Adds a Secret as another tool would have made it.
@@ -346,6 +390,73 @@ async fn list_pods(State(s): State<Shared>, Path(ns): Path<String>) -> Response 
     .into_response()
 }
 
+async fn get_pod(State(s): State<Shared>, Path((ns, name)): Path<(String, String)>) -> Response {
+    let mut c = s.lock().unwrap();
+    c.requests.push(format!("GET pod {ns}/{name}"));
+    if let Some(r) = refused(&c, "get", "pods", &ns) {
+        return r;
+    }
+    match c.pods.get(&(ns.clone(), name.clone())) {
+        Some(pod) => Json(pod.clone()).into_response(),
+        None => {
+            let body = json!({
+                "kind": "Status", "apiVersion": "v1", "metadata": {},
+                "status": "Failure", "message": format!("pods \"{name}\" not found"),
+                "reason": "NotFound", "details": {"name": name, "kind": "pods"}, "code": 404
+            });
+            (StatusCode::NOT_FOUND, Json(body)).into_response()
+        }
+    }
+}
+
+/// `TokenReview`: authenticated for a token this stand-in issued, when the
+/// review's audiences meet the token's; the user's extra fields name the
+/// pod a bound token belongs to, as the API server's do.
+async fn token_review(State(s): State<Shared>, Json(mut review): Json<Value>) -> Response {
+    let mut c = s.lock().unwrap();
+    c.requests.push("TOKENREVIEW".into());
+    let token = review["spec"]["token"].as_str().unwrap_or_default();
+    let wanted: Vec<String> = review["spec"]["audiences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str().map(str::to_owned))
+        .collect();
+    review["status"] = match c.tokens.get(token) {
+        Some(issued) => {
+            let audiences: Vec<&String> = issued
+                .audiences
+                .iter()
+                .filter(|a| wanted.is_empty() || wanted.contains(a))
+                .collect();
+            if audiences.is_empty() {
+                json!({"authenticated": false, "error": "[invalid bearer token, token audiences are invalid for the target audiences]"})
+            } else {
+                let mut extra =
+                    json!({"authentication.kubernetes.io/credential-id": ["JTI=0d6c5d1b"]});
+                if let Some((name, uid)) = &issued.pod {
+                    extra["authentication.kubernetes.io/pod-name"] = json!([name]);
+                    extra["authentication.kubernetes.io/pod-uid"] = json!([uid]);
+                }
+                json!({
+                    "authenticated": true,
+                    "user": {
+                        "username": format!("system:serviceaccount:{}:{}", issued.namespace, issued.service_account),
+                        "uid": "9c1d5b7e-2f3a-4c8d-b6e1-7a0f2d4c9e31",
+                        "groups": ["system:serviceaccounts", format!("system:serviceaccounts:{}", issued.namespace), "system:authenticated"],
+                        "extra": extra,
+                    },
+                    "audiences": audiences,
+                })
+            }
+        }
+        None => {
+            json!({"user": {}, "error": "[invalid bearer token, square/go-jose: error in cryptographic primitive]"})
+        }
+    };
+    (StatusCode::CREATED, Json(review)).into_response()
+}
+
 /// `SelfSubjectAccessReview`: allowed for Secrets and pods where `rbac`
 /// allows them.
 async fn access_review(State(s): State<Shared>, Json(mut review): Json<Value>) -> Response {
@@ -390,6 +501,11 @@ impl FakeApi {
                 get(get_secret).put(replace_secret).delete(delete_secret),
             )
             .route("/api/v1/namespaces/{ns}/pods", get(list_pods))
+            .route("/api/v1/namespaces/{ns}/pods/{name}", get(get_pod))
+            .route(
+                "/apis/authentication.k8s.io/v1/tokenreviews",
+                post(token_review),
+            )
             .route(
                 "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
                 post(access_review),

@@ -37,6 +37,14 @@ pub fn skip(reason: &str) {
     eprintln!("************************************************************\n");
 }
 
+/// Whether this process runs as root (chroot needs it).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.status.success() && out.stdout.trim_ascii() == b"0")
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -124,6 +132,8 @@ pub struct Server {
     pub log_path: PathBuf,
     api_port: u16,
     webhook_port: u16,
+    /// The exec listener's port (delivery `exec`).
+    pub exec_port: u16,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -170,6 +180,7 @@ impl Server {
                 .collect(),
             api_port: free_port(),
             webhook_port: free_port(),
+            exec_port: free_port(),
             child: None,
             _tmp: Some(tmp),
         };
@@ -273,6 +284,8 @@ impl Server {
             .arg(format!("127.0.0.1:{}", self.api_port))
             .arg("--webhook-addr")
             .arg(format!("127.0.0.1:{}", self.webhook_port))
+            .arg("--exec-addr")
+            .arg(format!("127.0.0.1:{}", self.exec_port))
             .args(&self.extra_args)
             .env(
                 "RUST_LOG",

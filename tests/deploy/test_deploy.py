@@ -11,9 +11,9 @@ Runs offline and without a cluster:
   mode (`kubernetes_validate`); custom resources (cert-manager, Prometheus
   Operator) against schemas of the fields this project uses;
 - the product's contract (webhook configuration, pod security, probes, RBAC
-  bound per namespace, caller authentication, deliveries) is asserted on both
-  the chart and the manifests, and kind-config.yaml is checked against what
-  kind.sh generates.
+  bound per namespace, caller authentication, deliveries, the exec listener
+  and its CA in every TLS mode) is asserted on both the chart and the
+  manifests, and kind-config.yaml is checked against what kind.sh generates.
 
 When `helm_python` or `kubernetes_validate` is missing, the checks that need
 it are skipped with a banner at the end of the run; AGYN_TEST_REQUIRE_ALL=1
@@ -118,13 +118,26 @@ CLIENT_CA_CERT_MANAGER_EXISTING_VALUES: dict[str, Any] = {
 }
 # A NetworkPolicy whose webhook port stays open to any source.
 OPEN_WEBHOOK_POLICY_VALUES: dict[str, Any] = {"networkPolicy": {"enabled": True}}
+# Delivery exec turned off, and moved to another port, image and peers.
+EXEC_DISABLED_VALUES: dict[str, Any] = {
+    "exec": {"enabled": False},
+    "tls": {"existingSecret": "agyn-secrets-tls", "caBundle": FAKE_CA_BUNDLE},
+    "networkPolicy": {"enabled": True},
+}
+WORKLOAD_PEERS = [{"namespaceSelector": {"matchLabels": {"agyn.io/workloads": "true"}}}]
+EXEC_CUSTOM_VALUES: dict[str, Any] = {
+    "exec": {"port": 9444, "image": {"repository": "registry.example:5000/agyn/exec", "tag": "0.1.0-exec"}},
+    "tls": {"certManager": {"enabled": True}},
+    "networkPolicy": {"enabled": True, "execFrom": WORKLOAD_PEERS},
+}
 
-# Kinds installed by both the chart and the manifests. No ClusterRoleBinding:
-# the product gets Secret access only through RoleBindings in workload
-# namespaces.
+# Kinds installed by both the chart and the manifests. The one
+# ClusterRoleBinding grants TokenReviews only: the product gets Secret access
+# only through RoleBindings in workload namespaces.
 CORE_KINDS = {
     "ServiceAccount",
     "ClusterRole",
+    "ClusterRoleBinding",
     "Service",
     "Deployment",
     "PodDisruptionBudget",
@@ -133,7 +146,15 @@ CORE_KINDS = {
 # The manifests also create the Namespace (Helm: --create-namespace).
 MANIFEST_ONLY_KINDS = {"Namespace"}
 # Kinds the chart adds only when the matching values are enabled.
-CHART_OPTIONAL_KINDS = {"Certificate", "Issuer", "ServiceMonitor", "NetworkPolicy", "Secret", "RoleBinding"}
+CHART_OPTIONAL_KINDS = {
+    "Certificate",
+    "Issuer",
+    "ServiceMonitor",
+    "NetworkPolicy",
+    "Secret",
+    "RoleBinding",
+    "ConfigMap",
+}
 
 # Every environment variable the binary reads (its flags' env names).
 KNOWN_ENV = {
@@ -159,14 +180,22 @@ KNOWN_ENV = {
     "AGYN_MAX_INJECTED_BYTES",
     "AGYN_SHUTDOWN_DELAY",
     "AGYN_AUTH_FAILURES_PER_MINUTE",
+    "AGYN_EXEC_ADDR",
+    "AGYN_EXEC_URL",
+    "AGYN_EXEC_CA_FILE",
+    "AGYN_EXEC_IMAGE",
+    "AGYN_EXEC_ENABLED",
 }
 
 # What the workload ClusterRole grants, in each namespace bound to it.
 WORKLOAD_RULES = {
     ("", "secrets"): {"get", "list", "create", "update", "delete"},
-    ("", "pods"): {"list"},
+    ("", "pods"): {"get", "list"},
 }
 WORKLOAD_ROLE = "agyn-secrets-workload"
+# The only cluster-wide grant: checking the tokens of delivery exec.
+TOKENREVIEW_RULES = {("authentication.k8s.io", "tokenreviews"): {"create"}}
+TOKENREVIEW_ROLE = "agyn-secrets-tokenreview"
 ROLEBINDING_COMMAND = (
     "kubectl create rolebinding agyn-secrets -n <namespace> "
     "--clusterrole=agyn-secrets-workload --serviceaccount=agyn-secrets:agyn-secrets"
@@ -178,6 +207,14 @@ CLUSTER_SCOPED_KINDS = {"Namespace", "ClusterRole", "ClusterRoleBinding", "Mutat
 # --apiserver-config-dir default, and the control-plane mount in kind).
 APISERVER_CONFIG_DIR = "/etc/kubernetes/agyn-secrets"
 CLIENT_CA_MOUNT = "/etc/agyn-secrets/client-ca"
+TLS_MOUNT = "/etc/agyn-secrets/tls"
+SERVING_CA_MOUNT = "/etc/agyn-secrets/serving-ca"
+
+# Delivery exec: the listener workload pods call, and what pods are given.
+EXEC_PORT = 8444
+EXEC_URL = f"https://{RELEASE}.{NAMESPACE}.svc:{EXEC_PORT}"
+EXEC_ENV = {"AGYN_EXEC_ADDR", "AGYN_EXEC_URL", "AGYN_EXEC_CA_FILE", "AGYN_EXEC_IMAGE"}
+EVERY_POD = {"namespaceSelector": {}}
 
 
 # --------------------------------------------------------------------------
@@ -633,6 +670,12 @@ def probe_port(container: dict, port: Any) -> int:
     raise AssertionError(f"probe port {port!r} is not a named container port")
 
 
+def cluster_role(objs: Rendered, name: str) -> dict:
+    found = [o for o in objs.of_kind("ClusterRole") if o["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one ClusterRole {name}, found {len(found)}"
+    return found[0]
+
+
 def labels_match(selector: dict, labels: dict) -> bool:
     assert set(selector) <= {"matchLabels"}, f"unexpected selector form {selector}"
     return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
@@ -668,6 +711,8 @@ LINT_VALUES = {
     "client-ca-existing": CLIENT_CA_EXISTING_VALUES,
     "client-ca-pem": CLIENT_CA_PEM_VALUES,
     "client-ca-cert-manager": CLIENT_CA_CERT_MANAGER_VALUES,
+    "exec-disabled": EXEC_DISABLED_VALUES,
+    "exec-custom": EXEC_CUSTOM_VALUES,
 }
 
 
@@ -708,6 +753,8 @@ def test_values_schema_is_draft7_and_closed(jsonschema_mod):
     assert "pullSecretGrace" not in values
     assert values["rbac"] == {"namespaces": []}
     assert values["networkPolicy"]["webhookFrom"] == []
+    assert values["networkPolicy"]["execFrom"] == [EVERY_POD]
+    assert values["exec"] == {"enabled": True, "image": {"repository": "", "tag": ""}, "port": EXEC_PORT}
     assert values["admissionTimeout"] == "5s"
     assert duration_seconds(values["admissionTimeout"]) < values["webhook"]["timeoutSeconds"]
     assert values["database"]["urlSecret"] == {"name": "agyn-secrets-database", "key": "url"}
@@ -753,6 +800,17 @@ BAD_VALUES = [
     ({"providers": {"denyCIDRs": ["10.0.0.0"]}}, "denyCIDRs"),
     ({"providers": {"allowCIDRs": "10.0.0.0/8"}}, "allowCIDRs"),
     ({"providers": {"webIdentity": {"tokenFile": "/etc/shadow"}}}, "additional properties"),
+    ({"exec": {"enabled": "yes"}}, "enabled"),
+    ({"exec": {"port": 0}}, "port"),
+    ({"exec": {"port": 443}}, "port"),
+    ({"exec": {"port": 70000}}, "port"),
+    ({"exec": {"port": "8444"}}, "port"),
+    ({"exec": {"image": {"repository": "ghcr.io/agyn/agyn-secrets:0.1.0"}}}, "repository"),
+    ({"exec": {"image": {"tag": "has space"}}}, "tag"),
+    ({"exec": {"image": {"pullPolicy": "Always"}}}, "additional properties"),
+    ({"exec": {"url": "https://elsewhere:8444"}}, "additional properties"),
+    ({"networkPolicy": {"execFrom": []}}, "execFrom"),
+    ({"networkPolicy": {"execFrom": [{"namespaceSelector": {"matchLabel": {}}}]}}, "execFrom"),
 ]
 
 
@@ -786,6 +844,10 @@ BAD_COMBINATIONS = [
     ({"networkPolicy": {"webhookFrom": [CONTROL_PLANE_PEER]}}, "networkPolicy.webhookFrom takes effect only"),
     ({"rbac": {"namespaces": ["team-a", NAMESPACE]}}, "is not a workload namespace"),
     ({"rbac": {"namespaces": ["kube-system"]}}, "is not a workload namespace"),
+    ({"exec": {"port": 8443}}, "exec.port 8443 is taken"),
+    ({"exec": {"port": 8080}}, "exec.port 8080 is taken"),
+    ({"webhook": {"defaultDelivery": "exec"}, "exec": {"enabled": False}},
+     "webhook.defaultDelivery=exec needs exec.enabled=true"),
 ]
 
 
@@ -798,8 +860,9 @@ def test_chart_refuses_broken_combinations(helm, chart, values, needle):
 
 def test_default_render(default_render):
     r = default_render
+    # Two ClusterRoles: the workload role and the TokenReview role.
     assert Counter(o["kind"] for o in r.objects) == Counter(
-        {kind: 1 for kind in CORE_KINDS}
+        {kind: 1 for kind in CORE_KINDS} | {"ClusterRole": 2}
     ), Counter(o["kind"] for o in r.objects)
     assert r.one("Deployment")["spec"]["replicas"] == 2
     mwc = r.one("MutatingWebhookConfiguration")
@@ -816,6 +879,10 @@ def test_default_render(default_render):
     assert "AGYN_WEBHOOK_CLIENT_CA" not in env
     assert "client-ca" not in {v["name"] for v in r.one("Deployment")["spec"]["template"]["spec"]["volumes"]}
     assert r.of_kind("RoleBinding") == []
+    # Exec is on, but no CA is known: the process looks beside the certificate.
+    assert env["AGYN_EXEC_URL"]["value"] == EXEC_URL
+    assert "AGYN_EXEC_CA_FILE" not in env
+    assert r.of_kind("ConfigMap") == []
 
 
 def deployment_env(r: Rendered) -> dict[str, dict]:
@@ -825,6 +892,7 @@ def deployment_env(r: Rendered) -> dict[str, dict]:
 def test_full_render(full_render):
     r = full_render
     assert r.kinds() == CORE_KINDS | {"Certificate", "Issuer", "ServiceMonitor", "NetworkPolicy", "RoleBinding"}
+    assert r.of_kind("ConfigMap") == [], "cert-manager writes the CA into the TLS Secret"
     assert r.one("Deployment")["spec"]["replicas"] == 3
 
     certs = {c["metadata"]["name"]: c for c in r.of_kind("Certificate")}
@@ -880,6 +948,9 @@ def test_full_render(full_render):
     assert len(api_rules) == 1
     assert {"podSelector": {}} in api_rules[0]["from"]
     assert FULL_VALUES["networkPolicy"]["apiFrom"][0] in api_rules[0]["from"]
+    exec_rules = [rule for rule in np["ingress"] if {"port": EXEC_PORT, "protocol": "TCP"} in rule["ports"]]
+    assert exec_rules == [{"ports": [{"port": EXEC_PORT, "protocol": "TCP"}], "from": [EVERY_POD]}]
+    assert len(np["ingress"]) == 3, "8443, 8080 and 8444, each with its own peers"
     egress_ports = {(p["port"], p.get("protocol", "TCP")) for rule in np["egress"] for p in rule["ports"]}
     assert {(53, "UDP"), (53, "TCP"), (443, "TCP"), (6443, "TCP"), (5432, "TCP"), (8200, "TCP")} <= egress_ports
 
@@ -917,8 +988,9 @@ def test_provider_ranges_and_web_identity(default_render, full_render):
 
 def test_render_with_given_certificate(chart):
     r = render(chart, GIVEN_CERT_VALUES)
-    assert r.kinds() == CORE_KINDS | {"Secret"}
+    assert r.kinds() == CORE_KINDS | {"Secret", "ConfigMap"}
     secret = r.one("Secret")
+    assert set(secret["data"]) == {"tls.crt", "tls.key"}
     assert secret["type"] == "kubernetes.io/tls"
     assert base64.b64decode(secret["data"]["tls.crt"]).decode() == GIVEN_CERT_VALUES["tls"]["crt"]
     assert base64.b64decode(secret["data"]["tls.key"]).decode() == GIVEN_CERT_VALUES["tls"]["key"]
@@ -931,7 +1003,7 @@ def test_render_with_given_certificate(chart):
 
 def test_render_with_existing_secret_and_overrides(chart):
     r = render(chart, EXISTING_SECRET_VALUES)
-    assert r.kinds() == CORE_KINDS
+    assert r.kinds() == CORE_KINDS | {"ConfigMap"}
     dep = r.one("Deployment")
     volumes = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
     assert volumes["tls"]["secret"]["secretName"] == "my-webhook-tls"
@@ -1108,13 +1180,202 @@ def test_values_explain_open_webhook_port():
 
 
 # --------------------------------------------------------------------------
+# Delivery exec: listener, CA, image, network policy, permissions
+
+
+def exec_ca_volume(r: Rendered) -> tuple[str, dict]:
+    """(key, volume) holding AGYN_EXEC_CA_FILE: the file name and the whole
+    Secret or ConfigMap volume mounted read-only at its directory."""
+    pod = r.one("Deployment")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    ca_file = Path(env_map(container)["AGYN_EXEC_CA_FILE"]["value"])
+    mounts = [m for m in container["volumeMounts"] if m["mountPath"] == str(ca_file.parent)]
+    assert len(mounts) == 1, (ca_file, container["volumeMounts"])
+    assert mounts[0]["readOnly"] is True and "subPath" not in mounts[0], "a subPath mount never sees an update"
+    volume = {v["name"]: v for v in pod["volumes"]}[mounts[0]["name"]]
+    source = volume.get("secret") or volume["configMap"]
+    assert "items" not in source, "the whole object, as a directory"
+    return ca_file.name, volume
+
+
+@pytest.mark.parametrize(
+    "values",
+    [FULL_VALUES, CLIENT_CA_CERT_MANAGER_VALUES, ISSUER_REF_VALUES, EXEC_CUSTOM_VALUES],
+    ids=["full", "client-ca-cert-manager", "issuerRef", "exec-custom"],
+)
+def test_exec_ca_from_cert_manager(chart, values):
+    """With cert-manager, the CA is ca.crt of the serving TLS Secret: the
+    issuer writes it there beside tls.crt, and the tls volume mounts it."""
+    r = render(chart, values)
+    key, volume = exec_ca_volume(r)
+    assert key == "ca.crt"
+    assert deployment_env(r)["AGYN_EXEC_CA_FILE"]["value"] == f"{TLS_MOUNT}/ca.crt"
+    serving = {c["metadata"]["name"]: c for c in r.of_kind("Certificate")}["agyn-secrets-tls"]
+    assert volume["secret"]["secretName"] == serving["spec"]["secretName"]
+    assert r.of_kind("ConfigMap") == []
+
+
+@pytest.mark.parametrize("values", [GIVEN_CERT_VALUES, EXISTING_SECRET_VALUES, CLIENT_CA_EXISTING_VALUES],
+                         ids=["given-cert", "existing-secret", "client-ca-existing"])
+def test_exec_ca_from_ca_bundle(chart, values):
+    """Without cert-manager, the CA is tls.caBundle, in a ConfigMap the chart
+    renders: the TLS Secret (the user's own, or made from tls.crt/tls.key)
+    need not carry it."""
+    r = render(chart, values)
+    key, volume = exec_ca_volume(r)
+    assert key == "ca.crt"
+    assert deployment_env(r)["AGYN_EXEC_CA_FILE"]["value"] == f"{SERVING_CA_MOUNT}/ca.crt"
+    config_map = r.one("ConfigMap")
+    assert config_map["metadata"]["name"] == "agyn-secrets-serving-ca"
+    assert config_map["metadata"]["namespace"] == NAMESPACE
+    assert volume["configMap"]["name"] == config_map["metadata"]["name"]
+    assert "data" not in config_map and set(config_map["binaryData"]) == {key}
+    # Exactly the bundle the API server trusts the webhook with.
+    assert config_map["binaryData"][key] == values["tls"]["caBundle"]
+    hook = r.one("MutatingWebhookConfiguration")["webhooks"][0]
+    assert config_map["binaryData"][key] == hook["clientConfig"]["caBundle"]
+    assert base64.b64decode(config_map["binaryData"][key]).startswith(b"-----BEGIN CERTIFICATE-----")
+
+
+def test_exec_ca_in_manifests(manifests):
+    """The manifests read ca.crt from Secret agyn-secrets-tls, and say that it
+    must hold it (cert-manager's CA issuer writes it; `kubectl create secret
+    tls` does not)."""
+    key, volume = exec_ca_volume(manifests)
+    assert key == "ca.crt"
+    assert volume["secret"]["secretName"] == "agyn-secrets-tls"
+    assert manifests.of_kind("ConfigMap") == []
+    text = (MANIFESTS_DIR / "kustomization.yaml").read_text()
+    assert "Secret agyn-secrets-tls" in text and "ca.crt" in text
+    deployment_text = (MANIFESTS_BASE_DIR / "deployment.yaml").read_text()
+    assert "ca.crt of Secret agyn-secrets-tls" in deployment_text
+    # The install instructions create the Secret with it.
+    docs = (ROOT / "docs" / "deployment.md").read_text()
+    install = docs[docs.index("## Install with kubectl"):docs.index("## Install with Helm")]
+    assert (
+        "create secret generic agyn-secrets-tls --type=kubernetes.io/tls \\\n"
+        "  --from-file=tls.crt=certs/tls.crt --from-file=tls.key=certs/tls.key \\\n"
+        "  --from-file=ca.crt=certs/ca.crt"
+    ) in install
+
+
+def test_exec_listener_port_image_and_peers(chart):
+    """exec.port moves the listener, the Service port, the URL and the
+    NetworkPolicy rule together; exec.image names the init container's image."""
+    r = render(chart, EXEC_CUSTOM_VALUES)
+    pod = r.one("Deployment")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = env_map(container)
+    assert env["AGYN_EXEC_ADDR"]["value"] == "0.0.0.0:9444"
+    assert env["AGYN_EXEC_URL"]["value"] == f"https://{RELEASE}.{NAMESPACE}.svc:9444"
+    assert env["AGYN_EXEC_IMAGE"]["value"] == "registry.example:5000/agyn/exec:0.1.0-exec"
+    assert container["image"] == IMAGE, "the server's own image is unchanged"
+    assert {p["name"]: p["containerPort"] for p in container["ports"]}["https-exec"] == 9444
+    service_ports = {p["name"]: (p["port"], p["targetPort"]) for p in r.one("Service")["spec"]["ports"]}
+    assert service_ports["https-exec"] == (9444, 9444)
+    rules = r.one("NetworkPolicy")["spec"]["ingress"]
+    exec_rules = [rule for rule in rules if {"port": 9444, "protocol": "TCP"} in rule["ports"]]
+    assert exec_rules == [{"ports": [{"port": 9444, "protocol": "TCP"}], "from": WORKLOAD_PEERS}]
+    assert not [rule for rule in rules if {"port": EXEC_PORT, "protocol": "TCP"} in rule["ports"]]
+    assert "https://agyn-secrets.agyn-secrets.svc:9444" in r.notes
+    assert "networkPolicy.execFrom" in r.notes
+
+
+@pytest.mark.parametrize("exec_image,expected", [
+    ({"repository": "mirror.example/agyn-secrets"}, f"mirror.example/agyn-secrets:{APP_VERSION}"),
+    ({"tag": "0.1.1"}, "ghcr.io/agyn/agyn-secrets:0.1.1"),
+    ({}, IMAGE),
+], ids=["repository", "tag", "default"])
+def test_exec_image_defaults_to_the_chart_image(chart, exec_image, expected):
+    r = render(chart, {"exec": {"image": exec_image}})
+    assert deployment_env(r)["AGYN_EXEC_IMAGE"]["value"] == expected
+    # A chart image override carries over when exec.image is empty.
+    r = render(chart, {"image": {"repository": "mirror.example/agyn-secrets", "tag": "e2e"}})
+    assert deployment_env(r)["AGYN_EXEC_IMAGE"]["value"] == "mirror.example/agyn-secrets:e2e"
+
+
+def test_exec_port_open_to_every_pod_by_default(chart):
+    r = render(chart, OPEN_WEBHOOK_POLICY_VALUES)
+    rules = [rule for rule in r.one("NetworkPolicy")["spec"]["ingress"]
+             if {"port": EXEC_PORT, "protocol": "TCP"} in rule["ports"]]
+    # Every pod of every namespace, and nothing but the exec port: 8443 and
+    # 8080 keep their own peers.
+    assert rules == [{"ports": [{"port": EXEC_PORT, "protocol": "TCP"}], "from": [EVERY_POD]}]
+    assert "from" not in webhook_ingress(r)
+
+
+def test_exec_disabled(chart):
+    """exec.enabled=false: no listener settings, port, Service port, CA
+    ConfigMap, NetworkPolicy rule or TokenReview grant, and pods list only."""
+    r = render(chart, EXEC_DISABLED_VALUES)
+    pod = r.one("Deployment")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert not set(env_map(container)) & EXEC_ENV
+    assert env_map(container)["AGYN_EXEC_ENABLED"]["value"] == "false"
+    assert {p["name"] for p in container["ports"]} == {"https-webhook", "http-api"}
+    assert {p["name"] for p in r.one("Service")["spec"]["ports"]} == {"https-webhook", "http-api"}
+    assert r.of_kind("ConfigMap") == []
+    assert SERVING_CA_MOUNT not in {m["mountPath"] for m in container["volumeMounts"]}
+    assert "serving-ca" not in {v["name"] for v in pod["volumes"]}
+    ingress_ports = {p["port"] for rule in r.one("NetworkPolicy")["spec"]["ingress"] for p in rule["ports"]}
+    assert ingress_ports == {8443, 8080}
+    assert r.of_kind("ClusterRoleBinding") == []
+    (role,) = r.of_kind("ClusterRole")
+    assert rules_of(role) == {**WORKLOAD_RULES, ("", "pods"): {"list"}}
+    assert "Delivery exec" not in r.notes
+
+
+def test_exec_as_the_default_delivery(chart):
+    r = render(chart, {"webhook": {"defaultDelivery": "exec"}})
+    assert deployment_env(r)["AGYN_DEFAULT_DELIVERY"]["value"] == "exec"
+    notes = " ".join(r.notes.split())
+    assert "Delivery: by default (exec) each container fetches its values when it starts" in notes
+    assert "the values go into the pod spec" not in notes
+
+
+def test_notes_explain_exec_delivery(default_render):
+    notes = " ".join(default_render.notes.split())
+    assert "Delivery exec (annotation secrets.agyn.io/delivery: exec" in notes
+    assert f"fetches its values when it starts from {EXEC_URL}" in notes
+    assert f"must reach port {EXEC_PORT} of the Service." in notes
+
+
+def test_chart_and_manifests_agree_on_exec(manifests, client_auth_manifests, chart):
+    """The manifests install what the chart does for a release named
+    agyn-secrets whose TLS Secret holds ca.crt (cert-manager): the same exec
+    settings, ports, Service port and permissions."""
+    chart_objs = render(chart, {"tls": {"certManager": {"enabled": True}}})
+
+    def exec_env(objs):
+        env = env_map(objs.one("Deployment")["spec"]["template"]["spec"]["containers"][0])
+        return {name: entry for name, entry in env.items() if name in EXEC_ENV}
+
+    def container_ports(objs):
+        return objs.one("Deployment")["spec"]["template"]["spec"]["containers"][0]["ports"]
+
+    def service_ports(objs):
+        return objs.one("Service")["spec"]["ports"]
+
+    def permissions(objs):
+        roles = {r["metadata"]["name"]: rules_of(r) for r in objs.of_kind("ClusterRole")}
+        bindings = [(b["metadata"]["name"], b["roleRef"], b["subjects"]) for b in objs.of_kind("ClusterRoleBinding")]
+        return roles, bindings
+
+    for objs in (manifests, client_auth_manifests):
+        assert exec_env(objs) == exec_env(chart_objs)
+        assert set(exec_env(objs)) == EXEC_ENV
+        assert container_ports(objs) == container_ports(chart_objs)
+        assert service_ports(objs) == service_ports(chart_objs)
+        assert permissions(objs) == permissions(chart_objs)
+
+
+# --------------------------------------------------------------------------
 # RBAC bound per workload namespace
 
 
 def test_rolebindings_for_each_namespace(chart):
     r = render(chart, {"rbac": {"namespaces": ["team-a", "team-b"]}})
-    role = r.one("ClusterRole")
-    assert role["metadata"]["name"] == WORKLOAD_ROLE
+    cluster_role(r, WORKLOAD_ROLE)
     bindings = {b["metadata"]["namespace"]: b for b in r.of_kind("RoleBinding")}
     assert set(bindings) == {"team-a", "team-b"}
     for namespace, binding in bindings.items():
@@ -1122,7 +1383,8 @@ def test_rolebindings_for_each_namespace(chart):
         assert binding["metadata"]["name"] == "agyn-secrets", namespace
         assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": WORKLOAD_ROLE}
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "agyn-secrets", "namespace": NAMESPACE}]
-    assert "ClusterRoleBinding" not in r.kinds()
+    (cluster_binding,) = r.of_kind("ClusterRoleBinding")
+    assert cluster_binding["roleRef"]["name"] == TOKENREVIEW_ROLE, "the workload role is never bound cluster-wide"
     assert "may manage Secrets in: team-a, team-b" in r.notes
     assert deployment_env(r)["AGYN_WORKLOAD_ROLE"]["value"] == WORKLOAD_ROLE
 
@@ -1156,9 +1418,18 @@ def test_render_other_release_and_namespace(chart):
     certs = {c["metadata"]["name"]: c for c in r.of_kind("Certificate")}
     assert f"{fullname}.platform.svc" in certs[f"{fullname}-tls"]["spec"]["dnsNames"]
     assert certs[f"{fullname}-apiserver-client"]["spec"]["secretName"] == f"{fullname}-apiserver-client"
-    role = r.one("ClusterRole")
-    assert role["metadata"]["name"] == f"{fullname}-workload"
+    cluster_role(r, f"{fullname}-workload")
     assert deployment_env(r)["AGYN_WORKLOAD_ROLE"]["value"] == f"{fullname}-workload"
+    cluster_role(r, f"{fullname}-tokenreview")
+    (cluster_binding,) = r.of_kind("ClusterRoleBinding")
+    assert cluster_binding["metadata"]["name"] == f"{fullname}-tokenreview"
+    assert cluster_binding["roleRef"]["name"] == f"{fullname}-tokenreview"
+    assert cluster_binding["subjects"] == [{"kind": "ServiceAccount", "name": fullname, "namespace": "platform"}]
+    # Pods are given the Service's name in this namespace, which the serving
+    # certificate covers.
+    exec_url = deployment_env(r)["AGYN_EXEC_URL"]["value"]
+    assert exec_url == f"https://{fullname}.platform.svc:{EXEC_PORT}"
+    assert exec_url.split("//")[1].split(":")[0] in certs[f"{fullname}-tls"]["spec"]["dnsNames"]
     binding = r.one("RoleBinding")
     assert binding["metadata"] == {**binding["metadata"], "name": fullname, "namespace": "apps"}
     assert binding["roleRef"]["name"] == f"{fullname}-workload"
@@ -1204,6 +1475,8 @@ def all_object_sets(chart) -> dict[str, Rendered]:
         "chart client-ca cert-manager": render(chart, CLIENT_CA_CERT_MANAGER_VALUES),
         "chart client-ca issuerRef": render(chart, CLIENT_CA_ISSUER_REF_VALUES),
         "chart open webhook policy": render(chart, OPEN_WEBHOOK_POLICY_VALUES),
+        "chart exec disabled": render(chart, EXEC_DISABLED_VALUES),
+        "chart exec custom": render(chart, EXEC_CUSTOM_VALUES),
     }
     sets["manifests"] = ObjectSet(kustomize_build(MANIFESTS_DIR))
     sets["manifests client-auth"] = ObjectSet(kustomize_build(CLIENT_AUTH_DIR))
@@ -1214,19 +1487,21 @@ def all_object_sets(chart) -> dict[str, Rendered]:
 
 # Lower bounds, so that an empty render or a missing file cannot pass.
 MIN_OBJECTS = {
-    "chart default": 6,
-    "chart full": 15,
-    "chart given-cert": 7,
-    "chart existing-secret": 6,
-    "chart issuerRef": 7,
-    "chart client-ca existing": 7,
-    "chart client-ca pem": 7,
-    "chart client-ca cert-manager": 11,
-    "chart client-ca issuerRef": 8,
-    "chart open webhook policy": 7,
-    "manifests": 7,
-    "manifests client-auth": 7,
-    "e2e": 12,
+    "chart default": 8,
+    "chart full": 17,
+    "chart given-cert": 10,
+    "chart existing-secret": 9,
+    "chart issuerRef": 9,
+    "chart client-ca existing": 10,
+    "chart client-ca pem": 10,
+    "chart client-ca cert-manager": 13,
+    "chart client-ca issuerRef": 10,
+    "chart open webhook policy": 9,
+    "chart exec disabled": 7,
+    "chart exec custom": 13,
+    "manifests": 9,
+    "manifests client-auth": 9,
+    "e2e": 13,
 }
 
 
@@ -1250,8 +1525,9 @@ def test_every_object_validates(kv, jsonschema_mod, chart, version):
     assert how_counts["builtin"] + how_counts["crd"] == total
     assert total >= sum(MIN_OBJECTS.values()), total
     # full: 2 Issuers, 3 Certificates, 1 ServiceMonitor; issuerRef: 1 Certificate;
-    # client-ca cert-manager: 2 Issuers, 3 Certificates; client-ca issuerRef: 2 Certificates.
-    assert how_counts["crd"] >= 14, how_counts
+    # client-ca cert-manager: 2 Issuers, 3 Certificates; client-ca issuerRef: 2 Certificates;
+    # exec custom: 2 Issuers, 2 Certificates.
+    assert how_counts["crd"] >= 18, how_counts
 
 
 def test_validation_catches_mistakes(kv, jsonschema_mod, manifests):
@@ -1351,7 +1627,7 @@ def test_deployment(installed):
     assert not csc.get("privileged")
 
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-    assert ports == {"https-webhook": 8443, "http-api": 8080}
+    assert ports == {"https-webhook": 8443, "http-api": 8080, "https-exec": EXEC_PORT}
 
     for probe_name, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         probe = c[probe_name]["httpGet"]
@@ -1413,7 +1689,8 @@ def test_deployment(installed):
     # Values reach containers through managed Secrets unless configured otherwise.
     assert env["AGYN_DEFAULT_DELIVERY"]["value"] == "secret"
     # The messages about a missing RoleBinding name the installed ClusterRole.
-    assert env["AGYN_WORKLOAD_ROLE"]["value"] == objs.one("ClusterRole")["metadata"]["name"]
+    assert env["AGYN_WORKLOAD_ROLE"]["value"] == WORKLOAD_ROLE
+    cluster_role(objs, WORKLOAD_ROLE)
 
     # Caller authentication: the CA file lies in a whole Secret mounted read-only.
     if "AGYN_WEBHOOK_CLIENT_CA" in env:
@@ -1422,6 +1699,20 @@ def test_deployment(installed):
         mount = mounts[str(ca_file.parent)]
         assert mount["readOnly"] is True and "subPath" not in mount
         assert "items" not in volumes[mount["name"]]["secret"]
+
+    # Delivery exec: the listener, the URL pods are given (the Service's port
+    # for it), the image of the init container (this one), and the CA pods
+    # trust, in a whole volume mounted read-only.
+    assert env["AGYN_EXEC_ADDR"]["value"] == f"0.0.0.0:{EXEC_PORT}"
+    assert env["AGYN_EXEC_URL"]["value"] == EXEC_URL
+    assert env["AGYN_EXEC_IMAGE"]["value"] == c["image"]
+    if "AGYN_EXEC_CA_FILE" in env:
+        ca_file = Path(env["AGYN_EXEC_CA_FILE"]["value"])
+        assert ca_file.name == "ca.crt"
+        mount = mounts[str(ca_file.parent)]
+        assert mount["readOnly"] is True and "subPath" not in mount and "subPathExpr" not in mount
+        source = volumes[mount["name"]].get("secret") or volumes[mount["name"]]["configMap"]
+        assert "items" not in source, "the whole Secret or ConfigMap, as a directory"
 
 
 def test_service_and_pdb(installed):
@@ -1433,7 +1724,8 @@ def test_service_and_pdb(installed):
     assert svc["spec"].get("type", "ClusterIP") == "ClusterIP"
     assert labels_match({"matchLabels": svc["spec"]["selector"]}, pod_labels)
     ports = {p["name"]: (p["port"], p["targetPort"]) for p in svc["spec"]["ports"]}
-    assert ports == {"https-webhook": (443, 8443), "http-api": (8080, 8080)}
+    assert ports == {"https-webhook": (443, 8443), "http-api": (8080, 8080), "https-exec": (EXEC_PORT, EXEC_PORT)}
+    assert {p["name"]: p.get("appProtocol") for p in svc["spec"]["ports"]}["https-exec"] == "https"
 
     pdb = objs.one("PodDisruptionBudget")
     assert pdb["apiVersion"] == "policy/v1"
@@ -1453,18 +1745,31 @@ def rules_of(role: dict) -> dict[tuple[str, str], set[str]]:
 
 
 def test_rbac_is_least_privilege(installed):
-    """One ClusterRole, granted only by RoleBindings in workload namespaces:
-    nothing cluster-wide, so the product never has Secret access outside the
-    namespaces bound to it."""
+    """The workload ClusterRole is granted only by RoleBindings in workload
+    namespaces, so the product never has Secret access outside the namespaces
+    bound to it; the one thing it may do cluster-wide is create TokenReviews."""
     objs, _ = installed
     sa = objs.one("ServiceAccount")
     subject = {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": NAMESPACE}
 
-    workload_role = objs.one("ClusterRole")
-    assert workload_role["metadata"]["name"] == WORKLOAD_ROLE
-    assert rules_of(workload_role) == WORKLOAD_RULES
-    assert "ClusterRoleBinding" not in objs.kinds(), "no Secret access cluster-wide"
-    assert "Role" not in objs.kinds(), "the ClusterRole is the only role"
+    roles = {r["metadata"]["name"]: r for r in objs.of_kind("ClusterRole")}
+    assert set(roles) == {WORKLOAD_ROLE, TOKENREVIEW_ROLE}
+    assert rules_of(roles[WORKLOAD_ROLE]) == WORKLOAD_RULES
+    assert rules_of(roles[TOKENREVIEW_ROLE]) == TOKENREVIEW_RULES, "exactly create on tokenreviews"
+    assert "Role" not in objs.kinds(), "the ClusterRoles are the only roles"
+
+    # Cluster-wide: TokenReviews only (like system:auth-delegator, without
+    # SubjectAccessReviews), never Secrets or pods.
+    (cluster_binding,) = objs.of_kind("ClusterRoleBinding")
+    assert cluster_binding["metadata"]["name"] == TOKENREVIEW_ROLE
+    assert cluster_binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": TOKENREVIEW_ROLE,
+    }
+    assert cluster_binding["subjects"] == [subject]
+    cluster_wide = rules_of(roles[cluster_binding["roleRef"]["name"]])
+    assert not any(group == "" for group, _ in cluster_wide), "no core resources cluster-wide"
     for binding in objs.of_kind("RoleBinding"):
         assert binding["metadata"]["namespace"] not in (NAMESPACE, "kube-system")
         assert binding["roleRef"] == {
@@ -1477,7 +1782,8 @@ def test_rbac_is_least_privilege(installed):
 
 def test_chart_and_manifests_install_the_same_kinds(manifests, default_render, full_render):
     assert manifests.kinds() == CORE_KINDS | MANIFEST_ONLY_KINDS
-    assert "ClusterRoleBinding" not in default_render.kinds() | full_render.kinds()
+    for objs in (manifests, default_render, full_render):
+        assert [b["roleRef"]["name"] for b in objs.of_kind("ClusterRoleBinding")] == [TOKENREVIEW_ROLE]
     assert default_render.kinds() == CORE_KINDS
     assert default_render.kinds() <= full_render.kinds()
     assert full_render.kinds() - CORE_KINDS <= CHART_OPTIONAL_KINDS
@@ -1624,12 +1930,27 @@ def test_dockerfile():
     assert froms[0] == "rust:${RUST_VERSION}-bookworm AS builder"
     assert froms[1].startswith("gcr.io/distroless/cc-debian12:nonroot")
     assert "cargo build --release --locked --bin agyn-secrets" in text
+    # The exec wrapper, built statically by the script that prints its path
+    # last, with the same cache mounts as the server's build.
+    builder = text.split(froms[1], 1)[0]
+    runs = re.findall(r"^RUN (.*?)(?<!\\)$", builder, re.M | re.S)
+    exec_runs = [r for r in runs if "scripts/build-exec.sh --release" in r]
+    assert len(exec_runs) == 1, runs
+    for cache in ("/usr/local/cargo/registry", "/usr/local/cargo/git", "/src/target"):
+        assert f"--mount=type=cache,target={cache}" in exec_runs[0], cache
+    assert 'install -D -m 0555 "$(tail -n 1 /tmp/build-exec.out)" /out/agyn-secrets-exec' in exec_runs[0]
+    assert "| tail" not in exec_runs[0], "a pipe would hide a failed build"
     final = text.split(froms[1], 1)[1]
     assert re.search(r"^USER 65532(:65532)?$", final, re.M)
     assert re.search(r'^ENTRYPOINT \["/usr/local/bin/agyn-secrets"\]$', final, re.M)
     assert re.search(r'^CMD \["serve"\]$', final, re.M)
     copies = re.findall(r"^COPY .*$", final, re.M)
-    assert copies == ["COPY --from=builder /out/agyn-secrets /usr/local/bin/agyn-secrets"], copies
+    assert copies == [
+        "COPY --from=builder /out/agyn-secrets /usr/local/bin/agyn-secrets",
+        "COPY --from=builder /out/agyn-secrets-exec /usr/local/bin/agyn-secrets-exec",
+    ], copies
+    exposed = re.findall(r"^EXPOSE (.*)$", final, re.M)
+    assert len(exposed) == 1 and set(exposed[0].split()) == {"8443", str(EXEC_PORT), "8080"}, exposed
 
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
     assert {"target", ".git", ".venv", "certs", "data"} <= ignored
@@ -1663,6 +1984,8 @@ E2E_YAML = (
     "bad-pod.yaml",
     "no-rolebinding-pod.yaml",
     "plain-pod.yaml",
+    "exec-workload.yaml",
+    "exec-no-command-pod.yaml",
 )
 
 
@@ -1797,3 +2120,67 @@ def test_e2e_workload_asks_for_the_secrets():
     assert bad["metadata"]["annotations"]["secrets.agyn.io/env"] == "X=nope"
     plain = load_yaml_docs(E2E_DIR / "plain-pod.yaml")[0]
     assert "secrets.agyn.io/inject" not in (plain["metadata"].get("labels") or {})
+
+
+def test_e2e_exec_workload():
+    """The exec workload asks for a secret no other workload uses (so that no
+    managed Secret holds its value) and sets its command; the pod without a
+    command is the one that must be denied."""
+    (deployment,) = load_yaml_docs(E2E_DIR / "exec-workload.yaml")
+    assert deployment["kind"] == "Deployment"
+    assert deployment["metadata"]["namespace"] == "team-a"
+    template = deployment["spec"]["template"]
+    assert template["metadata"]["labels"]["secrets.agyn.io/inject"] == "true"
+    annotations = template["metadata"]["annotations"]
+    assert annotations == {"secrets.agyn.io/env": "EXEC_KEY=exec-only-key", "secrets.agyn.io/delivery": "exec"}
+    (container,) = template["spec"]["containers"]
+    assert container["name"] == "app"
+    assert container["command"] == ["/bin/sleep", "86400"]
+    assert "args" not in container and "env" not in container
+    for other in ("workload.yaml", "env-pod.yaml", "bad-pod.yaml", "no-rolebinding-pod.yaml"):
+        assert "exec-only-key" not in (E2E_DIR / other).read_text(), other
+
+    (pod,) = load_yaml_docs(E2E_DIR / "exec-no-command-pod.yaml")
+    assert pod["metadata"]["namespace"] == "team-a"
+    assert pod["metadata"]["labels"]["secrets.agyn.io/inject"] == "true"
+    assert pod["metadata"]["annotations"]["secrets.agyn.io/delivery"] == "exec"
+    assert all("command" not in c for c in pod["spec"]["containers"])
+
+
+def test_kind_script_proves_exec_delivery():
+    script = KIND_SCRIPT.read_text()
+    start = script.index('kubectl apply -f "$E2E/exec-workload.yaml"')
+    section = script[start:script.index('"$E2E/exec-no-command-pod.yaml"')]
+    for needle in (
+        'EXEC_VALUE="exec_$(openssl rand -hex 12)"',
+        '{name:"exec-only-key",storage:"local",value:$v}',
+    ):
+        assert needle in script[:start], needle
+    for needle in (
+        "rollout status deploy/exec-demo",
+        # The webhook's changes to the pod.
+        '"agyn-secrets-exec"',
+        '["/usr/local/bin/agyn-secrets-exec", "install", "/agyn-secrets"]',
+        '["/agyn-secrets/agyn-secrets", "exec", "--", "/bin/sleep", "86400"]',
+        '--arg url "https://$WEBHOOK_HOST:8444"',
+        "AGYN_EXEC_CONTAINER",
+        "AGYN_EXEC_CA",
+        '.audience == "agyn-secrets" and .expirationSeconds == 600',
+        # The command's process has the value; kubectl exec's does not.
+        "cat /proc/1/environ",
+        '[[ "$got" == "$EXEC_VALUE" ]]',
+        "-- printenv EXEC_KEY",
+        # The Kubernetes API stores it nowhere.
+        'get pod "$EXEC_POD" -o yaml',
+        "kubectl get secrets -A -o yaml",
+        '-e "$EXEC_VALUE" -e "$EXEC_VALUE_B64"',
+    ):
+        assert needle in section, needle
+    assert section.index("cat /proc/1/environ") < section.index("kubectl get secrets -A -o yaml")
+    # And the permissions it rests on.
+    for needle in (
+        "can-i create tokenreviews.authentication.k8s.io",
+        "can-i create subjectaccessreviews.authorization.k8s.io",
+        'answer="$(can_i get pods "$ns")"',
+    ):
+        assert needle in script[:start], needle

@@ -10,9 +10,14 @@
 #   Secret (the pod spec refers to it and holds no value);
 # - a pod asking for delivery env is admitted (the API server authenticated
 #   itself) and carries the value inline;
+# - a workload asking for delivery exec gets its value in its command's
+#   environment, fetched at start from the exec listener (port 8444), while
+#   the value is in no pod object, no Secret and no log; a pod asking for exec
+#   without a command is denied;
 # - a caller without a client certificate gets 401 from /mutate, and one with
 #   a certificate from another CA does not get through the TLS handshake;
-# - the product may touch Secrets only in the namespaces bound to it;
+# - the product may touch Secrets (and get pods) only in the namespaces bound
+#   to it, and may create TokenReviews, nothing more, cluster-wide;
 # - a rotated value reaches a restarted pod, a pod naming an unknown secret
 #   is denied, and an unlabelled pod is left alone.
 #
@@ -76,6 +81,7 @@ cleanup() {
     kubectl -n "$NS" logs -l app.kubernetes.io/name=agyn-secrets --tail=100 --prefix
     kubectl -n kube-system logs -l component=kube-apiserver --tail=40 --prefix
     kubectl -n "$TEAM_NS" get events --sort-by=.lastTimestamp | tail -n 30
+    kubectl -n "$TEAM_NS" logs -l app=exec-demo --all-containers --tail=40 --prefix
   fi
   if ((CLUSTER_CREATED)); then
     if [[ "$KEEP_CLUSTER" == 1 ]]; then
@@ -305,9 +311,22 @@ for verb in get list create update delete; do
   answer="$(can_i "$verb" secrets "$TEAM_NS")"
   [[ "$answer" == yes ]] || fail "the product's ServiceAccount may not $verb secrets in $TEAM_NS ($answer)"
 done
-answer="$(can_i list pods "$TEAM_NS")"
-[[ "$answer" == yes ]] || fail "the product's ServiceAccount may not list pods in $TEAM_NS ($answer)"
+for verb in get list; do
+  answer="$(can_i "$verb" pods "$TEAM_NS")"
+  [[ "$answer" == yes ]] || fail "the product's ServiceAccount may not $verb pods in $TEAM_NS ($answer)"
+done
+for ns in kube-system default "$NOBIND_NS"; do
+  answer="$(can_i get pods "$ns")"
+  [[ "$answer" == no ]] || fail "the product's ServiceAccount may get pods in $ns ($answer)"
+done
 log "secrets: yes in $TEAM_NS; no in kube-system, default, $NOBIND_NS and cluster-wide"
+# Delivery exec: TokenReviews are cluster-scoped; SubjectAccessReviews (the
+# rest of system:auth-delegator) are not granted.
+answer="$(kubectl auth can-i create tokenreviews.authentication.k8s.io --as="$SA_USER" 2>/dev/null || true)"
+[[ "$answer" == yes ]] || fail "the product's ServiceAccount may not create tokenreviews ($answer)"
+answer="$(kubectl auth can-i create subjectaccessreviews.authorization.k8s.io --as="$SA_USER" 2>/dev/null || true)"
+[[ "$answer" == no ]] || fail "the product's ServiceAccount may create subjectaccessreviews ($answer)"
+log "cluster-wide: create tokenreviews, and nothing else"
 
 # ---------------------------------------------------------------------------
 log "configuring organization $ORG"
@@ -315,10 +334,14 @@ STRIPE_VALUE_1="sk_test_$(openssl rand -hex 12)"
 STRIPE_VALUE_2="sk_test_$(openssl rand -hex 12)"
 DB_VALUE_1="db-$(openssl rand -hex 12)"
 DB_VALUE_2="db-$(openssl rand -hex 12)"
+# Used by the exec workload only, so that no managed Secret holds it.
+EXEC_VALUE="exec_$(openssl rand -hex 12)"
 
 body="$(jq -nc --arg n "$ORG" '{name:$n}')"
 api POST /v1/organizations "$body" >/dev/null
 body="$(jq -nc --arg v "$STRIPE_VALUE_1" '{name:"stripe-api-key",storage:"local",value:$v}')"
+api POST "/v1/organizations/$ORG/secrets" "$body" >/dev/null
+body="$(jq -nc --arg v "$EXEC_VALUE" '{name:"exec-only-key",storage:"local",value:$v}')"
 api POST "/v1/organizations/$ORG/secrets" "$body" >/dev/null
 
 bao kv put -mount=secret prod/db password="$DB_VALUE_1" >/dev/null
@@ -385,6 +408,71 @@ kubectl -n "$TEAM_NS" get pod env-delivery -o json |
   fail "pod env-delivery does not carry STRIPE_KEY inline"
 expect_env env-delivery STRIPE_KEY "$STRIPE_VALUE_1"
 kubectl -n "$TEAM_NS" delete pod env-delivery --wait=false >/dev/null
+
+# ---------------------------------------------------------------------------
+log "a workload asking for delivery exec gets its value at start, from the exec listener"
+kubectl apply -f "$E2E/exec-workload.yaml"
+kubectl -n "$TEAM_NS" rollout status deploy/exec-demo --timeout=180s
+EXEC_POD="$(running_pod "$TEAM_NS" app=exec-demo)"
+[[ -n "$EXEC_POD" ]] || fail "no running exec-demo pod"
+
+# What the webhook changed: an init container copies the wrapper from the
+# product's image, the command runs through the wrapper, a projected token
+# for audience agyn-secrets is mounted, and the env holds settings, no value.
+kubectl -n "$TEAM_NS" get pod "$EXEC_POD" -o json >"$WORK/exec-pod.json"
+jq -e --arg image "$IMAGE" '
+  [.spec.initContainers[]? | select(.name == "agyn-secrets-exec")][0] // {}
+  | .image == $image and .command == ["/usr/local/bin/agyn-secrets-exec", "install", "/agyn-secrets"]' \
+  "$WORK/exec-pod.json" >/dev/null ||
+  fail "pod $EXEC_POD has no init container agyn-secrets-exec installing the wrapper from $IMAGE"
+jq -e '[.spec.containers[] | select(.name == "app")][0].command == ["/agyn-secrets/agyn-secrets", "exec", "--", "/bin/sleep", "86400"]' \
+  "$WORK/exec-pod.json" >/dev/null ||
+  fail "pod $EXEC_POD: the command does not run through the wrapper: $(jq -c '[.spec.containers[] | {name, command}]' "$WORK/exec-pod.json")"
+jq -e --arg url "https://$WEBHOOK_HOST:8444" '
+  [.spec.containers[] | select(.name == "app")][0] as $c
+  | ([$c.env[]? | {(.name): .value}] | add // {}) as $env
+  | $env.AGYN_EXEC_URL == $url and $env.AGYN_EXEC_CONTAINER == "app" and ($env.AGYN_EXEC_CA // "") != ""
+    and ([$c.env[]?.name] | index("EXEC_KEY") == null)' \
+  "$WORK/exec-pod.json" >/dev/null ||
+  fail "pod $EXEC_POD: container app lacks AGYN_EXEC_URL ($WEBHOOK_HOST:8444), AGYN_EXEC_CA or AGYN_EXEC_CONTAINER, or has EXEC_KEY in its spec"
+jq -e '[.spec.volumes[]?.projected.sources[]?.serviceAccountToken // empty
+        | select(.audience == "agyn-secrets" and .expirationSeconds == 600)] | length == 1' \
+  "$WORK/exec-pod.json" >/dev/null ||
+  fail "pod $EXEC_POD has no projected service account token for audience agyn-secrets (600 s)"
+jq -e '.metadata.annotations["secrets.agyn.io/injected"] // "" | contains("exec-only-key@")' \
+  "$WORK/exec-pod.json" >/dev/null || fail "pod $EXEC_POD lacks the secrets.agyn.io/injected annotation"
+
+# The wrapper replaced itself with the command, so PID 1 of the container is
+# the command, with the value in its environment. A process that kubectl exec
+# starts gets the container's configured env instead, which holds no value.
+got="$(kubectl -n "$TEAM_NS" exec "$EXEC_POD" -c app -- cat /proc/1/environ | tr '\0' '\n' | sed -n 's/^EXEC_KEY=//p')" ||
+  fail "pod $EXEC_POD: could not read the command's environment"
+[[ "$got" == "$EXEC_VALUE" ]] || fail "pod $EXEC_POD: the command's environment does not hold the value of EXEC_KEY"
+if kubectl -n "$TEAM_NS" exec "$EXEC_POD" -c app -- printenv EXEC_KEY >/dev/null 2>&1; then
+  fail "pod $EXEC_POD: EXEC_KEY is in the container's configured environment"
+fi
+log "pod $EXEC_POD: the command has EXEC_KEY; the container's configured env has not"
+
+# Nowhere the Kubernetes API keeps it: not in the pod object, not in any
+# Secret of any namespace (as is or base64-encoded), not in the logs.
+EXEC_VALUE_B64="$(printf '%s' "$EXEC_VALUE" | base64 | tr -d '\n')"
+kubectl -n "$TEAM_NS" get pod "$EXEC_POD" -o yaml >"$WORK/exec-pod.yaml"
+kubectl get secrets -A -o yaml >"$WORK/all-secrets.yaml"
+kubectl -n "$TEAM_NS" logs "$EXEC_POD" --all-containers >"$WORK/exec-pod.log"
+kubectl -n "$NS" logs -l app.kubernetes.io/name=agyn-secrets --tail=-1 >"$WORK/product.log"
+for f in exec-pod.yaml all-secrets.yaml exec-pod.log product.log; do
+  if grep -qF -e "$EXEC_VALUE" -e "$EXEC_VALUE_B64" "$WORK/$f"; then
+    fail "the value of exec-only-key is in $f"
+  fi
+done
+log "the value of exec-only-key is in no pod object, no Secret and no log"
+
+log "a pod asking for delivery exec without a command is denied"
+if out="$(kubectl apply -f "$E2E/exec-no-command-pod.yaml" 2>&1)"; then
+  fail "pod exec-no-command was admitted: $out"
+fi
+grep -qi 'command' <<<"$out" || fail "the denial does not say that the command is missing: $out"
+log "denied with: $out"
 
 # ---------------------------------------------------------------------------
 log "a forged AdmissionReview without a client certificate earns nothing"
