@@ -22,6 +22,15 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin agyn-secrets \
     && install -D -m 0755 target/release/agyn-secrets /out/agyn-secrets
+# The exec wrapper, linked statically: the webhook's init container copies it
+# into workload containers, whose images may have no libc or another one.
+# The script prints the binary's path on its last line; its output goes to a
+# file first, so that a failed build fails this step (sh has no pipefail).
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/usr/local/cargo/git \
+    --mount=type=cache,target=/src/target \
+    scripts/build-exec.sh --release >/tmp/build-exec.out \
+    && install -D -m 0555 "$(tail -n 1 /tmp/build-exec.out)" /out/agyn-secrets-exec
 
 # Distroless: glibc, libgcc and the CA roots (/etc/ssl/certs), no shell, no
 # package manager.
@@ -33,9 +42,12 @@ LABEL org.opencontainers.image.title="agyn-secrets" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}"
 COPY --from=builder /out/agyn-secrets /usr/local/bin/agyn-secrets
+COPY --from=builder /out/agyn-secrets-exec /usr/local/bin/agyn-secrets-exec
 # 65532 is distroless' "nonroot"; numeric so that runAsNonRoot can verify it.
 USER 65532:65532
-# 8443: admission webhook (HTTPS); 8080: API, probes and /metrics (HTTP).
-EXPOSE 8443 8080
+# 8443: admission webhook (HTTPS); 8444: exec listener, where the wrapper in
+# workload pods fetches its values (HTTPS); 8080: API, probes and /metrics
+# (HTTP).
+EXPOSE 8443 8444 8080
 ENTRYPOINT ["/usr/local/bin/agyn-secrets"]
 CMD ["serve"]

@@ -60,6 +60,65 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/*
+Image of the init container of delivery exec: the chart's own image unless
+exec.image says otherwise.
+*/}}
+{{- define "agyn-secrets.execImage" -}}
+{{- $repository := default .Values.image.repository .Values.exec.image.repository }}
+{{- $tag := default (default .Chart.AppVersion .Values.image.tag) .Values.exec.image.tag }}
+{{- printf "%s:%s" $repository $tag }}
+{{- end }}
+
+{{/*
+The URL given to pods for the exec listener: the Service's name in the
+namespace, which the serving certificate covers in every TLS mode.
+*/}}
+{{- define "agyn-secrets.execURL" -}}
+{{- printf "https://%s.%s.svc:%d" (include "agyn-secrets.fullname" .) .Release.Namespace (.Values.exec.port | int) }}
+{{- end }}
+
+{{/*
+Where the CA of the serving certificate comes from, for the wrapper of
+delivery exec to trust: "certManager" (ca.crt that cert-manager's issuer
+writes into the serving TLS Secret), "caBundle" (tls.caBundle, in the
+ConfigMap <fullname>-serving-ca), or "" (exec off, or no CA known: the
+process then looks for ca.crt beside the certificate).
+*/}}
+{{- define "agyn-secrets.execCAMode" -}}
+{{- if .Values.exec.enabled }}
+{{- if .Values.tls.certManager.enabled }}
+{{- "certManager" }}
+{{- else if .Values.tls.caBundle }}
+{{- "caBundle" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "agyn-secrets.servingCAConfigMapName" -}}
+{{- printf "%s-serving-ca" (include "agyn-secrets.fullname" .) }}
+{{- end }}
+
+{{/*
+Path of the serving certificate's CA file inside the pod (AGYN_EXEC_CA_FILE).
+*/}}
+{{- define "agyn-secrets.execCAFile" -}}
+{{- $mode := include "agyn-secrets.execCAMode" . }}
+{{- if eq $mode "certManager" }}
+{{- "/etc/agyn-secrets/tls/ca.crt" }}
+{{- else if eq $mode "caBundle" }}
+{{- "/etc/agyn-secrets/serving-ca/ca.crt" }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name of the ClusterRole (and its ClusterRoleBinding) that lets the process
+create TokenReviews, to check the tokens of delivery exec.
+*/}}
+{{- define "agyn-secrets.tokenReviewRoleName" -}}
+{{- printf "%s-tokenreview" (include "agyn-secrets.fullname" .) }}
+{{- end }}
+
+{{/*
 Name of the Secret holding the webhook's serving certificate.
 */}}
 {{- define "agyn-secrets.tlsSecretName" -}}
@@ -176,6 +235,12 @@ Refuse value combinations that would install a broken webhook.
 {{- if or (eq . $.Release.Namespace) (eq . "kube-system") }}
 {{- fail (printf "rbac.namespaces: %q is not a workload namespace: the webhook never mutates pods in the release namespace or kube-system, so the product needs no Secret access there" .) }}
 {{- end }}
+{{- end }}
+{{- if and (eq .Values.webhook.defaultDelivery "exec") (not .Values.exec.enabled) }}
+{{- fail "webhook.defaultDelivery=exec needs exec.enabled=true: without the exec listener no pod could get its values. Keep defaultDelivery=secret, or enable exec" }}
+{{- end }}
+{{- if has (.Values.exec.port | int) (list 8443 8080) }}
+{{- fail (printf "exec.port %d is taken: 8443 is the webhook's port and 8080 the API's" (.Values.exec.port | int)) }}
 {{- end }}
 {{- if and .Values.networkPolicy.webhookFrom (not .Values.networkPolicy.enabled) }}
 {{- fail "networkPolicy.webhookFrom takes effect only with networkPolicy.enabled=true: set it, or leave webhookFrom empty" }}
