@@ -129,6 +129,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// Starts the listeners of `roles`. `dev` allows `env` delivery without a
 /// verified client certificate and makes it the default.
 async fn start(args: ServerArgs, roles: Roles, dev: bool) -> anyhow::Result<()> {
+    if args.default_delivery == Some(Delivery::Exec) && !args.exec_enabled {
+        bail!(
+            "--default-delivery exec needs the exec listener; drop --exec-enabled=false or choose another default"
+        );
+    }
     let keys = load_keys(&keyring_dir(&args.keyring)?)?;
     let store = connect(&args.database).await?;
     store.migrate().await.context("migrate the database")?;

@@ -284,11 +284,15 @@ fn parse_size(text: &str) -> Result<usize, String> {
 
 fn delivery_parser() -> impl clap::builder::TypedValueParser<Value = Delivery> {
     use clap::builder::TypedValueParser;
-    clap::builder::PossibleValuesParser::new([Delivery::Secret.as_str(), Delivery::Env.as_str()])
-        .map(|text| {
-            text.parse::<Delivery>()
-                .expect("one of the possible values")
-        })
+    clap::builder::PossibleValuesParser::new([
+        Delivery::Secret.as_str(),
+        Delivery::Exec.as_str(),
+        Delivery::Env.as_str(),
+    ])
+    .map(|text| {
+        text.parse::<Delivery>()
+            .expect("one of the possible values")
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -375,7 +379,33 @@ pub enum TokenCommand {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use clap::Parser;
+
+    use super::{Cli, Command, Delivery, parse_size};
+
+    #[test]
+    fn every_delivery_can_be_the_default() {
+        for delivery in [Delivery::Secret, Delivery::Exec, Delivery::Env] {
+            let cli = Cli::try_parse_from([
+                "agyn-secrets",
+                "webhook",
+                "--default-delivery",
+                delivery.as_str(),
+            ])
+            .unwrap();
+            let Command::Webhook(args) = cli.command else {
+                panic!("parsed as another command");
+            };
+            assert_eq!(args.default_delivery, Some(delivery));
+        }
+        let error = Cli::try_parse_from(["agyn-secrets", "webhook", "--default-delivery", "Env"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("[possible values: secret, exec, env]"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn sizes() {
