@@ -105,7 +105,7 @@ impl<'s> Client<'s> {
         }
         // The provider is named here rather than taken from the process default, so that
         // a program embedding this library with another provider installed still works.
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(crypto_provider());
         let mut tls = ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|error| Error::Ca(error.to_string()))?
@@ -325,10 +325,20 @@ pub(crate) fn describe_io(error: &io::Error) -> String {
     }
 }
 
+/// The crypto library this build was made with (see the features in Cargo.toml).
+fn crypto_provider() -> rustls::crypto::CryptoProvider {
+    #[cfg(feature = "aws-lc-rs")]
+    return rustls::crypto::aws_lc_rs::default_provider();
+    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+    return rustls::crypto::ring::default_provider();
+}
+
+#[cfg(not(any(feature = "ring", feature = "aws-lc-rs")))]
+compile_error!("agyn-secrets-exec needs one of the features `ring` or `aws-lc-rs`");
+
 /// Fills `buf` with random bytes from the operating system.
 pub(crate) fn random(buf: &mut [u8]) {
-    use ring::rand::{SecureRandom, SystemRandom};
-    if SystemRandom::new().fill(buf).is_err() {
+    if crypto_provider().secure_random.fill(buf).is_err() {
         // Only jitter and DNS ids come from here; the clock is a poor but usable stand-in
         // on a kernel without getrandom.
         let nanos = std::time::SystemTime::now()
