@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::admission::Delivery;
-use crate::api::AuthLimiter;
+use crate::auth_limit::AuthLimiter;
 use crate::cluster::Cluster;
 use crate::crypto::KeyRingHandle;
 use crate::metrics::Metrics;

@@ -9,7 +9,7 @@
 //! cannot collide with `/v1`, the health endpoints, `/metrics` or
 //! `/openapi.json`.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use axum::Router;
 use axum::extract::Path;
@@ -19,8 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sha2::{Digest, Sha256};
 
-use crate::api::ApiError;
-use crate::app::App;
+use crate::http::ApiError;
 
 /// The path under which the console's static files are served.
 pub const ASSET_PREFIX: &str = "/console";
@@ -103,8 +102,9 @@ static ETAGS: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
         .collect()
 });
 
-/// The console's routes, merged into the API router.
-pub fn routes() -> Router<Arc<App>> {
+/// The console's routes, served beside the API's. They need no state, so
+/// they fit any router's.
+pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(page))
         .route("/sign-in", get(page))

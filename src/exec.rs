@@ -26,9 +26,9 @@ use zeroize::Zeroizing;
 
 use crate::admission::exec::AUDIENCE;
 use crate::admission::{Delivery, Pod, parse_delivery, parse_env, plan_env};
-use crate::api::{ApiError, ApiResult, parse_json, read_limited};
 use crate::app::App;
 use crate::cluster::{BoundPod, ClusterError};
+use crate::http::{ApiError, ApiResult, healthz, parse_json, read_limited};
 
 /// Largest request body: a container's name.
 const MAX_BODY: usize = 4 << 10;
@@ -48,7 +48,7 @@ pub fn router(app: Arc<App>) -> Router {
     });
     Router::new()
         .route("/v1/exec/env", post(env))
-        .route("/healthz", get(crate::api::healthz))
+        .route("/healthz", get(healthz))
         .fallback(|| async { ApiError::NotFound("no such route on the exec listener".into()) })
         .with_state(state)
 }

@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod api;
 pub mod app;
+pub mod auth_limit;
 pub mod budget;
 pub mod certs;
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod crypto;
 mod decimal;
 pub mod dev;
 pub mod exec;
+pub mod http;
 pub mod metrics;
 pub mod resolve;
 pub mod server;

@@ -154,7 +154,7 @@ pub async fn run(app: Arc<App>, args: &ServerArgs, roles: Roles) -> anyhow::Resu
         });
     }
     if let Some(listener) = api {
-        let router = crate::api::router(app.clone());
+        let router = crate::api::router(app.clone(), crate::console::routes());
         tracing::info!(addr = %listener.local_addr()?, "API listening");
         let shutdown = shutdown.clone();
         tasks.spawn(async move { serve(listener, router, shutdown).await });

@@ -27,9 +27,9 @@ use crate::admission::{
     self, Delivery, Denial, EnvSource, ExecSetup, Injection, Patch, Plan, Pod, build_patch,
     parse_delivery, parse_env, parse_pull_secrets, plan_env, quote,
 };
-use crate::api::ApiError;
 use crate::app::App;
 use crate::cluster::{ClusterError, Credentials, EnvSecret};
+use crate::http::{ApiError, healthz, readiness};
 use crate::metrics::{DeliveryLabels, HttpLabels, KindLabels, ResultLabels};
 use crate::resolve::{ResolveError, Resolved};
 use crate::store::{ImagePullSecret, Organization, PodReference, StoreError};
@@ -136,13 +136,13 @@ pub fn router(app: Arc<App>) -> Router {
     });
     Router::new()
         .route("/mutate", post(mutate))
-        .route("/healthz", get(crate::api::healthz))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)
 }
 
 async fn readyz(State(hook): State<Arc<Webhook>>) -> impl IntoResponse {
-    crate::api::readiness(&hook.app).await
+    readiness(&hook.app).await
 }
 
 /// What an admission decided.

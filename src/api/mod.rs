@@ -1,9 +1,7 @@
 //! The companion API: JSON over HTTP under `/v1`, plus health, readiness,
 //! metrics and the OpenAPI document.
 
-mod error;
 mod extract;
-mod limit;
 mod namespaces;
 mod organizations;
 mod providers;
@@ -20,16 +18,15 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post, put};
 
-pub use error::{ApiError, ApiResult, is_unavailable};
-pub use extract::{MAX_BODY, parse_json, read_limited};
-pub use limit::AuthLimiter;
-pub use system::{healthz, readiness};
+pub use extract::MAX_BODY;
 
 use crate::app::App;
 use crate::metrics::HttpLabels;
 
-/// The API's routes.
-pub fn router(app: Arc<App>) -> Router {
+/// The API's routes, with `pages` (the web console) served beside them:
+/// under the same request counting, and with the API's 404 for any path
+/// neither knows.
+pub fn router(app: Arc<App>, pages: Router<Arc<App>>) -> Router {
     let v1 = Router::new()
         .route("/whoami", get(organizations::whoami))
         .route(
@@ -93,7 +90,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .nest("/v1", v1)
         .merge(system::routes())
-        .merge(crate::console::routes())
+        .merge(pages)
         .route_layer(middleware::from_fn_with_state(app.clone(), track))
         .fallback(system::not_found)
         .with_state(app)

@@ -8,11 +8,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::error::{ApiError, ApiResult};
 use super::extract::{Caller, JsonBody};
 use super::organizations::{Items, Page, check_name};
 use crate::app::App;
 use crate::cluster::Access;
+use crate::http::{ApiError, ApiResult};
 use crate::store::{NamespaceBinding, format_time};
 
 #[derive(Debug, Serialize)]

@@ -8,9 +8,9 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 
-use super::error::{ApiError, ApiResult};
 use super::extract::{Access, Caller, JsonBody, organization_for};
 use crate::app::App;
+use crate::http::{ApiError, ApiResult};
 use crate::store::{Organization, Role, Token, format_time};
 use crate::validate::{DNS_LABEL_RULE, is_dns_label};
 

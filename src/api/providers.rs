@@ -11,10 +11,10 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::error::{ApiError, ApiResult};
 use super::extract::{Access, Caller, JsonBody, organization_for};
 use super::organizations::{Items, Page, check_name};
 use crate::app::App;
+use crate::http::{ApiError, ApiResult};
 use crate::resolve::{Invalid, Kind, ResolveError, Validated, kind, kind_names};
 use crate::store::{NewProvider, Provider, ProviderChanges, Role, SecretContent, format_time};
 

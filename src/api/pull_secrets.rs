@@ -7,10 +7,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::error::{ApiError, ApiResult};
 use super::extract::{Access, Caller, JsonBody, organization_for};
 use super::organizations::{Items, Page, check_name};
 use crate::app::App;
+use crate::http::{ApiError, ApiResult};
 use crate::store::{ImagePullSecret, NewImagePullSecret, format_time};
 
 #[derive(Debug, Serialize)]

@@ -10,11 +10,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::error::{ApiError, ApiResult};
 use super::extract::{Access, Caller, JsonBody, organization_for};
 use super::organizations::{Items, Page, check_name};
 use crate::app::App;
 use crate::crypto::SecretValue;
+use crate::http::{ApiError, ApiResult};
 use crate::resolve::{Kind, kind};
 use crate::store::{
     NewSecret, Provider, Reference, RemoteChanges, RemoteRef, Secret, SecretContent, Storage,

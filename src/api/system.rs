@@ -1,20 +1,18 @@
 //! Health, readiness, metrics, the OpenAPI document and the audit log.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{Uri, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use super::error::{ApiError, ApiResult};
 use super::extract::{Access, Caller, organization_for};
 use super::organizations::{Items, Page};
 use crate::app::App;
+use crate::http::{ApiError, ApiResult, healthz, readiness};
 use crate::store::AuditEvent;
 
 const OPENAPI: &str = include_str!("openapi.json");
@@ -27,50 +25,9 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/openapi.json", get(openapi))
 }
 
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
-}
-
 /// Ready while the database answers within a second and a key ring is loaded.
 pub async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
     readiness(&app).await
-}
-
-/// The readiness answer, shared by the API and the webhook.
-pub async fn readiness(app: &App) -> (StatusCode, Json<serde_json::Value>) {
-    if app.draining.load(std::sync::atomic::Ordering::SeqCst) {
-        // Shutting down: Kubernetes stops sending traffic, in-flight
-        // requests finish.
-        let body = json!({ "status": "shutting down", "checks": {} });
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(body));
-    }
-    let database = match tokio::time::timeout(Duration::from_secs(1), app.store.ping()).await {
-        Ok(Ok(())) => json!({ "ok": true }),
-        Ok(Err(error)) => json!({ "ok": false, "error": error.to_string() }),
-        Err(_) => json!({ "ok": false, "error": "database did not answer within 1s" }),
-    };
-    let ring = app.keys.current();
-    let mut keyring = json!({ "ok": true, "primary": ring.primary_id() });
-    if let Some(error) = app.keys.reload_error() {
-        // The last good ring still serves; say why the directory is not reloading.
-        keyring["warning"] = json!(error);
-    }
-    app.metrics
-        .keyring_healthy
-        .set(i64::from(app.keys.reload_error().is_none()));
-    let ready = database["ok"] == json!(true);
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        status,
-        Json(json!({
-            "status": if ready { "ready" } else { "not ready" },
-            "checks": { "database": database, "keyring": keyring },
-        })),
-    )
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {

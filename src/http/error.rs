@@ -1,3 +1,6 @@
+//! The error answer shared by the listeners: its status, its JSON body, and
+//! how store and resolver errors map onto it.
+
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -6,7 +9,8 @@ use serde_json::json;
 use crate::resolve::ResolveError;
 use crate::store::{Reference, StoreError};
 
-/// Every error the API answers with. The body is
+/// Every error the API, the console and the exec listener answer with, and
+/// the webhook's answer to a body that is not an AdmissionReview. The body is
 /// `{"error":{"code":…,"message":…[,"field":…]}}`.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
