@@ -57,8 +57,8 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("floor listening on {}", listener.local_addr()?);
     // One connection thread per CPU, where the webhook runs two: the floor
     // is fastest so (on two cores under wrk, 97 000 to 113 000 requests/s
-    // against 84 000 to 91 000 with three or four threads; see
-    // docs/performance.md), and the webhook is measured against the fastest
+    // against 84 000 to 91 000 with three or four threads), and the webhook
+    // is measured against the fastest
     // floor its stack makes.
     let threads = agyn_secrets::server::cpus();
     agyn_secrets::server::serve_tls(

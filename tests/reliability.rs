@@ -148,7 +148,7 @@ async fn oversized_headers_are_refused_on_both_ports() {
         }
     }
 
-    // HTTP/2, as the API server speaks it.
+    // HTTP/2, which clients other than the API server may speak.
     let h2 = common::http_builder()
         .use_rustls_tls()
         .add_root_certificate(reqwest::Certificate::from_pem(&server.ca_pem()).unwrap())

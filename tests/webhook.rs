@@ -292,8 +292,8 @@ async fn rotation_reaches_the_next_pod() {
 #[tokio::test]
 async fn bad_requests_are_refused_with_a_reason() {
     let server = seeded().await;
-    // HTTP/2, as the API server speaks it: an early 413 arrives while the
-    // body is still being sent.
+    // Over HTTP/2 (which other clients may speak; the API server sends
+    // HTTP/1.1): an early 413 arrives while the body is still being sent.
     let client = common::http_builder()
         .use_rustls_tls()
         .add_root_certificate(reqwest::Certificate::from_pem(&server.ca_pem()).unwrap())
