@@ -64,14 +64,14 @@ fuzz_target!(|data: &[u8]| {
             .map(|(_, v)| Injection { version: 1, source: EnvSource::Value(v) })
     };
     let stamp: Vec<(&str, i64)> = values.iter().map(|(n, _)| (*n, 1)).collect();
-    let patch = build_patch(pod, &plan, value, &pulls, &stamp);
+    let patch = build_patch(pod, &plan, value, &pulls, &stamp, None);
     let ops: json_patch::Patch =
         serde_json::from_slice(patch.as_json()).expect("the operations are JSON Patch");
     let review: Value = serde_json::from_slice(data).expect("the review parsed once");
     let mut patched = review["request"]["object"].clone();
     json_patch::patch(&mut patched, &ops).expect("the patch applies to the pod it came from");
     let text = patched.to_string();
-    let again = build_patch(&Pod::parse(&text).unwrap(), &plan, value, &pulls, &stamp);
+    let again = build_patch(&Pod::parse(&text).unwrap(), &plan, value, &pulls, &stamp, None);
     assert!(again.is_empty(), "a second pass changed {again:?}");
     let _ = allow(&request.uid, &patch);
 });

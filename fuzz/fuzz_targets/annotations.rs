@@ -55,11 +55,11 @@ fuzz_target!(|data: &[u8]| {
             .map(|(_, v)| Injection { version: 2, source: EnvSource::Value(v) })
     };
     let stamp: Vec<(&str, i64)> = values.iter().map(|(n, _)| (*n, 2)).collect();
-    let patch = build_patch(&view, &plan, value, &[], &stamp);
+    let patch = build_patch(&view, &plan, value, &[], &stamp, None);
     let ops: json_patch::Patch = serde_json::from_slice(patch.as_json()).unwrap();
     let mut patched = pod.clone();
     json_patch::patch(&mut patched, &ops).expect("the patch applies");
     let patched_text = patched.to_string();
     let again = Pod::parse(&patched_text).unwrap();
-    assert!(build_patch(&again, &plan, value, &[], &stamp).is_empty());
+    assert!(build_patch(&again, &plan, value, &[], &stamp, None).is_empty());
 });

@@ -43,10 +43,6 @@ pub fn quote(text: &str) -> String {
 /// Parses `secrets.agyn.io/env`: entries separated by commas or newlines;
 /// blank entries are ignored.
 pub fn parse_env(text: &str) -> Result<Vec<EnvEntry<'_>>, ParseError> {
-    let error = |message: String| ParseError {
-        annotation: super::ENV_ANNOTATION,
-        message,
-    };
     let separators = text.bytes().filter(|b| matches!(b, b',' | b'\n')).count();
     let mut entries = Vec::with_capacity((separators + 1).min(MAX_ENTRIES));
     for raw in text.split([',', '\n']) {
@@ -56,54 +52,68 @@ pub fn parse_env(text: &str) -> Result<Vec<EnvEntry<'_>>, ParseError> {
         }
         let position = entries.len() + 1;
         if position > MAX_ENTRIES {
-            return Err(error(format!(
+            return Err(env_error(format!(
                 "more than {MAX_ENTRIES} entries; split the secrets across fewer variables or pods"
             )));
         }
-        let at = || format!("entry {position} {}", quote(item));
-        let Some((target, secret)) = item.split_once('=') else {
-            return Err(error(format!(
-                "{} has no \"=\"; write VAR=secret-name or container:VAR=secret-name",
-                at()
-            )));
-        };
-        let (container, var) = match target.split_once(':') {
-            Some((container, var)) => (Some(container.trim()), var.trim()),
-            None => (None, target.trim()),
-        };
-        let secret = secret.trim();
-        if let Some(container) = container
-            && !is_dns_label(container)
-        {
-            return Err(error(format!(
-                "{}: container name {} is not valid",
-                at(),
-                quote(container)
-            )));
-        }
-        if !is_env_var_name(var) {
-            return Err(error(format!(
-                "{}: {} is not a valid environment variable name (letters, digits, '_', '-', '.'; not starting with a digit)",
-                at(),
-                quote(var)
-            )));
-        }
-        if !is_dns_label(secret) {
-            return Err(error(format!(
-                "{}: secret name {} is not valid (lower-case letters, digits and '-', at most 63)",
-                at(),
-                quote(secret)
-            )));
-        }
-        entries.push(EnvEntry {
-            position,
-            text: item,
-            container,
-            var,
-            secret,
-        });
+        entries.push(parse_env_entry(position, item)?);
     }
     Ok(entries)
+}
+
+/// An error in `secrets.agyn.io/env`.
+fn env_error(message: String) -> ParseError {
+    ParseError {
+        annotation: super::ENV_ANNOTATION,
+        message,
+    }
+}
+
+/// Parses one non-blank, trimmed entry of `secrets.agyn.io/env`, the
+/// `position`th.
+fn parse_env_entry(position: usize, item: &str) -> Result<EnvEntry<'_>, ParseError> {
+    let at = || format!("entry {position} {}", quote(item));
+    let Some((target, secret)) = item.split_once('=') else {
+        return Err(env_error(format!(
+            "{} has no \"=\"; write VAR=secret-name or container:VAR=secret-name",
+            at()
+        )));
+    };
+    let (container, var) = match target.split_once(':') {
+        Some((container, var)) => (Some(container.trim()), var.trim()),
+        None => (None, target.trim()),
+    };
+    let secret = secret.trim();
+    if let Some(container) = container
+        && !is_dns_label(container)
+    {
+        return Err(env_error(format!(
+            "{}: container name {} is not valid",
+            at(),
+            quote(container)
+        )));
+    }
+    if !is_env_var_name(var) {
+        return Err(env_error(format!(
+            "{}: {} is not a valid environment variable name (letters, digits, '_', '-', '.'; not starting with a digit)",
+            at(),
+            quote(var)
+        )));
+    }
+    if !is_dns_label(secret) {
+        return Err(env_error(format!(
+            "{}: secret name {} is not valid (lower-case letters, digits and '-', at most 63)",
+            at(),
+            quote(secret)
+        )));
+    }
+    Ok(EnvEntry {
+        position,
+        text: item,
+        container,
+        var,
+        secret,
+    })
 }
 
 /// How resolved values reach a pod's containers.

@@ -51,23 +51,12 @@ pub fn unwrappable<'p>(spec: Option<&Spec<'_>>, plan: &Plan<'p>) -> Vec<&'p str>
     plan.containers
         .iter()
         .filter(|c| {
-            container(spec, c)
+            c.current(spec)
                 .and_then(|c| c.command.as_deref())
                 .is_none_or(<[_]>::is_empty)
         })
         .map(|c| c.name)
         .collect()
-}
-
-fn container<'s>(
-    spec: Option<&'s Spec<'_>>,
-    plan: &ContainerPlan<'_>,
-) -> Option<&'s Container<'s>> {
-    let list = match plan.list {
-        super::patch::ContainerList::Init => spec?.init_containers.as_deref(),
-        super::patch::ContainerList::Regular => spec?.containers.as_deref(),
-    };
-    list?.get(plan.index)
 }
 
 /// The operations for one container: its settings, its mounts and its

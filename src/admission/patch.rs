@@ -8,7 +8,7 @@
 
 use super::annotations::{EnvEntry, quote};
 use super::exec::ExecSetup;
-use super::pod::{Container, EnvSource, EnvVar, Pod};
+use super::pod::{Annotations, Container, EnvSource, EnvVar, NameReference, Pod, Spec};
 
 /// Where a container is listed in the pod spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +40,15 @@ impl ContainerPlan<'_> {
     /// JSON pointer of the container, e.g. `/spec/initContainers/0`.
     pub fn pointer(&self) -> String {
         format!("/spec/{}/{}", self.list.field(), self.index)
+    }
+
+    /// The container as the pod spec has it.
+    pub(super) fn current<'s>(&self, spec: Option<&'s Spec<'_>>) -> Option<&'s Container<'s>> {
+        let list = match self.list {
+            ContainerList::Init => spec?.init_containers.as_deref(),
+            ContainerList::Regular => spec?.containers.as_deref(),
+        };
+        list?.get(self.index)
     }
 }
 
@@ -130,18 +139,49 @@ pub fn plan_env<'a>(pod: &'a Pod<'_>, entries: &[EnvEntry<'a>]) -> Result<Plan<'
     if let Err(error) = &pod.spec {
         return Err(PatchError::Malformed(error.clone()));
     }
+    let all = named_containers(pod)?;
+    check_containers_named(entries, &all)?;
+    let mut plan = Plan {
+        containers: Vec::with_capacity(all.len()),
+    };
+    for (list, index, name) in all {
+        let vars = container_vars(name, entries)?;
+        if !vars.is_empty() {
+            plan.containers.push(ContainerPlan {
+                list,
+                index,
+                name,
+                vars,
+            });
+        }
+    }
+    Ok(plan)
+}
+
+/// Every container that can receive variables, with its name: all but the
+/// installer that delivery `exec` adds, which is the product's own.
+fn named_containers<'a>(
+    pod: &'a Pod<'_>,
+) -> Result<Vec<(ContainerList, usize, &'a str)>, PatchError> {
     let mut all = Vec::with_capacity(containers(pod).count());
     for (list, index, container) in containers(pod) {
         let name = container
             .name
             .as_deref()
             .ok_or_else(|| PatchError::Malformed("a container has no name".into()))?;
-        // The init container that delivery `exec` adds is the product's own.
         if list == ContainerList::Init && name == super::exec::INSTALLER {
             continue;
         }
         all.push((list, index, name));
     }
+    Ok(all)
+}
+
+/// Checks that every container an entry names is one of `all`.
+fn check_containers_named(
+    entries: &[EnvEntry<'_>],
+    all: &[(ContainerList, usize, &str)],
+) -> Result<(), PatchError> {
     for entry in entries {
         if let Some(container) = entry.container
             && !all.iter().any(|(_, _, name)| *name == container)
@@ -154,39 +194,35 @@ pub fn plan_env<'a>(pod: &'a Pod<'_>, entries: &[EnvEntry<'a>]) -> Result<Plan<'
             });
         }
     }
-    let mut plan = Plan {
-        containers: Vec::with_capacity(all.len()),
-    };
-    for (list, index, name) in all {
-        let applies = |entry: &&EnvEntry<'_>| entry.container.is_none_or(|c| c == name);
-        let mut vars: Vec<(&str, &str)> = Vec::with_capacity(entries.len());
-        for entry in entries.iter().filter(applies) {
-            if let Some(at) = vars.iter().position(|(var, _)| *var == entry.var) {
-                let first = entries
-                    .iter()
-                    .filter(applies)
-                    .nth(at)
-                    .expect("the earlier entry is one of those that apply");
-                return Err(PatchError::DuplicateVar {
-                    position: entry.position,
-                    text: entry.text.to_owned(),
-                    var: entry.var.to_owned(),
-                    container: name.to_owned(),
-                    first: first.position,
-                });
-            }
-            vars.push((entry.var, entry.secret));
-        }
-        if !vars.is_empty() {
-            plan.containers.push(ContainerPlan {
-                list,
-                index,
-                name,
-                vars,
+    Ok(())
+}
+
+/// The `(VAR, secret)` pairs of the entries that apply to container `name`,
+/// in annotation order; a variable set twice is an error.
+fn container_vars<'a>(
+    name: &str,
+    entries: &[EnvEntry<'a>],
+) -> Result<Vec<(&'a str, &'a str)>, PatchError> {
+    let applies = |entry: &&EnvEntry<'_>| entry.container.is_none_or(|c| c == name);
+    let mut vars: Vec<(&str, &str)> = Vec::with_capacity(entries.len());
+    for entry in entries.iter().filter(applies) {
+        if let Some(at) = vars.iter().position(|(var, _)| *var == entry.var) {
+            let first = entries
+                .iter()
+                .filter(applies)
+                .nth(at)
+                .expect("the earlier entry is one of those that apply");
+            return Err(PatchError::DuplicateVar {
+                position: entry.position,
+                text: entry.text.to_owned(),
+                var: entry.var.to_owned(),
+                container: name.to_owned(),
+                first: first.position,
             });
         }
+        vars.push((entry.var, entry.secret));
     }
-    Ok(plan)
+    Ok(vars)
 }
 
 /// A resolved secret to inject: where its variables take their value from.
@@ -382,92 +418,18 @@ pub fn build_patch<'v>(
     let mut patch = Patch::with_capacity(256 + 192 * plan.var_count());
     let spec = pod.spec.as_ref().ok();
     for container in &plan.containers {
-        let current = spec
-            .and_then(|s| match container.list {
-                ContainerList::Init => s.init_containers.as_deref(),
-                ContainerList::Regular => s.containers.as_deref(),
-            })
-            .and_then(|list| list.get(container.index));
+        let current = container.current(spec);
         match exec {
             Some(setup) => super::exec::wrap(&mut patch, container, current, setup),
-            None => {
-                let desired = container
-                    .vars
-                    .iter()
-                    .filter_map(|(var, secret)| values(secret).map(|v| (*var, v.source)));
-                patch.env(container, current.and_then(|c| c.env.as_deref()), desired);
-            }
+            None => patch.container_env(container, current, &values),
         }
     }
-
     if !pull_secrets.is_empty() {
-        let managed = |name: &str| format!("agyn-pull-{name}");
-        match spec.and_then(|s| s.image_pull_secrets.as_deref()) {
-            None => {
-                patch.begin("add", "/spec/imagePullSecrets");
-                patch.value();
-                patch.json.push(b'[');
-                for (i, name) in pull_secrets.iter().enumerate() {
-                    if i > 0 {
-                        patch.json.push(b',');
-                    }
-                    patch.json.extend_from_slice(b"{\"name\":");
-                    patch.string(&managed(name));
-                    patch.json.push(b'}');
-                }
-                patch.json.push(b']');
-                patch.end();
-            }
-            Some(list) => {
-                for name in pull_secrets {
-                    let wanted = managed(name);
-                    if !list
-                        .iter()
-                        .any(|e| e.name.as_deref() == Some(wanted.as_str()))
-                    {
-                        patch.begin("add", "/spec/imagePullSecrets/-");
-                        patch.value();
-                        patch.json.extend_from_slice(b"{\"name\":");
-                        patch.string(&wanted);
-                        patch.json.push(b'}');
-                        patch.end();
-                    }
-                }
-            }
-        }
+        let current = spec.and_then(|s| s.image_pull_secrets.as_deref());
+        patch.pull_secrets(current, pull_secrets);
     }
-
     if !stamp.is_empty() {
-        let mut text = Vec::with_capacity(stamp.len() * 32);
-        for (i, (name, version)) in stamp.iter().enumerate() {
-            if i > 0 {
-                text.push(b',');
-            }
-            text.extend_from_slice(name.as_bytes());
-            text.push(b'@');
-            if *version < 0 {
-                text.push(b'-');
-            }
-            crate::decimal::push_decimal(&mut text, version.unsigned_abs());
-        }
-        let text = String::from_utf8(text).expect("names are text");
-        let annotations = &pod.annotations;
-        if annotations.injected.as_deref() != Some(text.as_str()) {
-            if annotations.is_object {
-                patch.begin("add", INJECTED_POINTER);
-                patch.value();
-                patch.string(&text);
-            } else {
-                patch.begin("add", "/metadata/annotations");
-                patch.value();
-                patch
-                    .json
-                    .extend_from_slice(b"{\"secrets.agyn.io/injected\":");
-                patch.string(&text);
-                patch.json.push(b'}');
-            }
-            patch.end();
-        }
+        patch.stamp(&pod.annotations, stamp);
     }
     if let Some(setup) = exec
         && !plan.containers.is_empty()
@@ -477,6 +439,113 @@ pub fn build_patch<'v>(
         super::exec::pod_setup(&mut patch, spec, setup);
     }
     patch.finish()
+}
+
+/// The steps of [`build_patch`], one part of the pod each.
+impl Patch {
+    /// Sets a container's variables to the values of their secrets; a
+    /// variable whose secret `values` does not give is left alone.
+    fn container_env<'v>(
+        &mut self,
+        container: &ContainerPlan<'_>,
+        current: Option<&Container<'_>>,
+        values: &impl Fn(&str) -> Option<Injection<'v>>,
+    ) {
+        let desired = container
+            .vars
+            .iter()
+            .filter_map(|(var, secret)| values(secret).map(|v| (*var, v.source)));
+        self.env(container, current.and_then(|c| c.env.as_deref()), desired);
+    }
+
+    /// Adds the managed image pull Secret of each of `names` that the pod
+    /// does not list yet (`current`), creating the list when there is none.
+    fn pull_secrets(&mut self, current: Option<&[NameReference<'_>]>, names: &[&str]) {
+        match current {
+            None => self.pull_secret_list(names),
+            Some(list) => {
+                for name in names {
+                    let wanted = managed_pull_secret(name);
+                    if !list
+                        .iter()
+                        .any(|e| e.name.as_deref() == Some(wanted.as_str()))
+                    {
+                        self.begin("add", "/spec/imagePullSecrets/-");
+                        self.value();
+                        self.name_reference(&wanted);
+                        self.end();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds `imagePullSecrets` to a pod that has none, with every one of
+    /// `names`.
+    fn pull_secret_list(&mut self, names: &[&str]) {
+        self.begin("add", "/spec/imagePullSecrets");
+        self.value();
+        self.json.push(b'[');
+        for (i, name) in names.iter().enumerate() {
+            if i > 0 {
+                self.json.push(b',');
+            }
+            self.name_reference(&managed_pull_secret(name));
+        }
+        self.json.push(b']');
+        self.end();
+    }
+
+    /// Writes `{"name": <name>}`.
+    fn name_reference(&mut self, name: &str) {
+        self.json.extend_from_slice(b"{\"name\":");
+        self.string(name);
+        self.json.push(b'}');
+    }
+
+    /// Sets the injected stamp annotation, unless it already says exactly
+    /// this; a pod without an annotations object gets one.
+    fn stamp(&mut self, annotations: &Annotations<'_>, stamp: &[(&str, i64)]) {
+        let text = stamp_text(stamp);
+        if annotations.injected.as_deref() == Some(text.as_str()) {
+            return;
+        }
+        if annotations.is_object {
+            self.begin("add", INJECTED_POINTER);
+            self.value();
+            self.string(&text);
+        } else {
+            self.begin("add", "/metadata/annotations");
+            self.value();
+            self.json
+                .extend_from_slice(b"{\"secrets.agyn.io/injected\":");
+            self.string(&text);
+            self.json.push(b'}');
+        }
+        self.end();
+    }
+}
+
+/// The name of the Secret the product manages for image pull secret `name`.
+fn managed_pull_secret(name: &str) -> String {
+    format!("agyn-pull-{name}")
+}
+
+/// The injected stamp's text: `name@version` of each entry, comma-separated.
+fn stamp_text(stamp: &[(&str, i64)]) -> String {
+    let mut text = Vec::with_capacity(stamp.len() * 32);
+    for (i, (name, version)) in stamp.iter().enumerate() {
+        if i > 0 {
+            text.push(b',');
+        }
+        text.extend_from_slice(name.as_bytes());
+        text.push(b'@');
+        if *version < 0 {
+            text.push(b'-');
+        }
+        crate::decimal::push_decimal(&mut text, version.unsigned_abs());
+    }
+    String::from_utf8(text).expect("names are text")
 }
 
 #[cfg(test)]

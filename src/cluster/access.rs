@@ -64,41 +64,14 @@ impl Cluster {
                 ));
             }
         };
-        let api: Api<SelfSubjectAccessReview> = Api::all(client);
-        let checks = WORKLOAD_RULES.iter().map(|(verb, resource)| {
-            let review = SelfSubjectAccessReview {
-                spec: SelfSubjectAccessReviewSpec {
-                    resource_attributes: Some(ResourceAttributes {
-                        namespace: Some(namespace.to_owned()),
-                        verb: Some((*verb).to_owned()),
-                        resource: Some((*resource).to_owned()),
-                        ..ResourceAttributes::default()
-                    }),
-                    ..SelfSubjectAccessReviewSpec::default()
-                },
-                ..SelfSubjectAccessReview::default()
-            };
-            let api = api.clone();
-            async move {
-                let answer = api.create(&PostParams::default(), &review).await?;
-                Ok::<_, kube::Error>((
-                    format!("{verb} {resource}"),
-                    answer.status.is_some_and(|s| s.allowed),
-                ))
+        let missing = match missing_rules(client, namespace).await {
+            Ok(missing) => missing,
+            Err(error) => {
+                return Access::unchecked(format!(
+                    "could not check access with the Kubernetes API: {error}"
+                ));
             }
-        });
-        let mut missing = Vec::new();
-        for result in futures::future::join_all(checks).await {
-            match result {
-                Ok((_, true)) => {}
-                Ok((rule, false)) => missing.push(rule),
-                Err(error) => {
-                    return Access::unchecked(format!(
-                        "could not check access with the Kubernetes API: {error}"
-                    ));
-                }
-            }
-        }
+        };
         if missing.is_empty() {
             return Access {
                 checked: true,
@@ -156,5 +129,46 @@ impl Cluster {
             .await
             .ok()
             .map(String::as_str)
+    }
+}
+
+/// The rules of [`WORKLOAD_RULES`] that the product may not exercise in
+/// `namespace`, as `"<verb> <resource>"`, each asked at once.
+async fn missing_rules(client: kube::Client, namespace: &str) -> Result<Vec<String>, kube::Error> {
+    let api: Api<SelfSubjectAccessReview> = Api::all(client);
+    let checks = WORKLOAD_RULES.iter().map(|(verb, resource)| {
+        let review = access_review(namespace, verb, resource);
+        let api = api.clone();
+        async move {
+            let answer = api.create(&PostParams::default(), &review).await?;
+            Ok::<_, kube::Error>((
+                format!("{verb} {resource}"),
+                answer.status.is_some_and(|s| s.allowed),
+            ))
+        }
+    });
+    let mut missing = Vec::new();
+    for result in futures::future::join_all(checks).await {
+        let (rule, allowed) = result?;
+        if !allowed {
+            missing.push(rule);
+        }
+    }
+    Ok(missing)
+}
+
+/// The question whether the product may `verb` `resource` in `namespace`.
+fn access_review(namespace: &str, verb: &str, resource: &str) -> SelfSubjectAccessReview {
+    SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(namespace.to_owned()),
+                verb: Some(verb.to_owned()),
+                resource: Some(resource.to_owned()),
+                ..ResourceAttributes::default()
+            }),
+            ..SelfSubjectAccessReviewSpec::default()
+        },
+        ..SelfSubjectAccessReview::default()
     }
 }

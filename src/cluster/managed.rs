@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, PodSpec, Secret};
-use kube::api::{Api, DeleteParams, ListParams, PostParams, Preconditions};
+use kube::api::{Api, DeleteParams, ListParams, PartialObjectMeta, PostParams, Preconditions};
 use zeroize::Zeroize;
 
 use super::{Cluster, ClusterError, ENV_PREFIX, PULL_PREFIX};
@@ -119,30 +119,7 @@ impl Cluster {
         namespace: &str,
     ) -> Result<Vec<String>, ClusterError> {
         let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-        // Metadata only: the values never need to come back for this.
-        let managed = match secrets
-            .list_metadata(
-                &ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")),
-            )
-            .await
-        {
-            Ok(list) => list.items,
-            Err(error) => return Err(self.error("list", namespace, "", error).await),
-        };
-        let now = time::OffsetDateTime::now_utc();
-        let candidates: Vec<_> = managed
-            .into_iter()
-            .filter(|secret| {
-                let meta = &secret.metadata;
-                let ours = meta
-                    .name
-                    .as_deref()
-                    .is_some_and(|n| PREFIXES.iter().any(|p| n.starts_with(p)));
-                let stale =
-                    last_used(meta.annotations.as_ref()).is_none_or(|at| now - at > self.grace);
-                ours && stale
-            })
-            .collect();
+        let candidates = self.stale_managed(&secrets, namespace).await?;
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
@@ -162,24 +139,73 @@ impl Cluster {
             if used.contains(name) {
                 continue;
             }
-            let params = DeleteParams {
-                preconditions: Some(Preconditions {
-                    resource_version: secret.metadata.resource_version.clone(),
-                    uid: secret.metadata.uid.clone(),
-                }),
-                ..DeleteParams::default()
-            };
-            match secrets.delete(name, &params).await {
-                Ok(_) => {
-                    tracing::info!(%namespace, secret = %name, "Deleted an unused managed Secret");
-                    deleted.push(format!("{namespace}/{name}"));
-                }
-                // Gone already, or refreshed since we listed it: both fine.
-                Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
-                Err(error) => return Err(self.error("delete", namespace, name, error).await),
+            if self
+                .delete_unchanged(&secrets, namespace, name, secret)
+                .await?
+            {
+                tracing::info!(%namespace, secret = %name, "Deleted an unused managed Secret");
+                deleted.push(format!("{namespace}/{name}"));
             }
         }
         Ok(deleted)
+    }
+
+    /// The Secrets of `namespace` that clean-up may delete (managed, with
+    /// one of its name prefixes) and that no admission asked for within
+    /// the grace period.
+    async fn stale_managed(
+        &self,
+        secrets: &Api<Secret>,
+        namespace: &str,
+    ) -> Result<Vec<PartialObjectMeta<Secret>>, ClusterError> {
+        // Metadata only: the values never need to come back for this.
+        let managed = match secrets
+            .list_metadata(
+                &ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")),
+            )
+            .await
+        {
+            Ok(list) => list.items,
+            Err(error) => return Err(self.error("list", namespace, "", error).await),
+        };
+        let now = time::OffsetDateTime::now_utc();
+        Ok(managed
+            .into_iter()
+            .filter(|secret| {
+                let meta = &secret.metadata;
+                let ours = meta
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| PREFIXES.iter().any(|p| n.starts_with(p)));
+                let stale =
+                    last_used(meta.annotations.as_ref()).is_none_or(|at| now - at > self.grace);
+                ours && stale
+            })
+            .collect())
+    }
+
+    /// Deletes the Secret `name` as `listed`, unless it has changed since;
+    /// returns whether this deleted it.
+    async fn delete_unchanged(
+        &self,
+        secrets: &Api<Secret>,
+        namespace: &str,
+        name: &str,
+        listed: &PartialObjectMeta<Secret>,
+    ) -> Result<bool, ClusterError> {
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                resource_version: listed.metadata.resource_version.clone(),
+                uid: listed.metadata.uid.clone(),
+            }),
+            ..DeleteParams::default()
+        };
+        match secrets.delete(name, &params).await {
+            Ok(_) => Ok(true),
+            // Gone already, or refreshed since we listed it: both fine.
+            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(false),
+            Err(error) => Err(self.error("delete", namespace, name, error).await),
+        }
     }
 
     /// Runs [`Cluster::clean_up`] over the namespaces bound in `store`

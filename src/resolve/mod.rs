@@ -217,6 +217,13 @@ struct Providers {
     sessions: Mutex<Sessions>,
 }
 
+/// The session of each provider one resolution reads from, by provider id.
+type ReadSessions<'s> = BTreeMap<&'s str, Arc<dyn Session>>;
+
+/// The keys one resolution reads at each (provider id, path); the key `""`
+/// is the whole value.
+type Reads<'s> = BTreeMap<(&'s str, &'s str), BTreeSet<String>>;
+
 /// What a session was built from: a change to any of it means a new
 /// session (new client, new login).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -270,44 +277,8 @@ impl Resolver {
             .await?;
         secrets.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         secrets.dedup_by(|a, b| a.name == b.name);
-        // Distinct names, one secret each: nothing is missing. The webhook
-        // asks that way; anything else is checked name by name.
-        let distinct = names.windows(2).all(|w| w[0] < w[1]);
-        let mut missing: Vec<String> = if distinct && secrets.len() == names.len() {
-            Vec::new()
-        } else {
-            names
-                .iter()
-                .filter(|n| {
-                    secrets
-                        .binary_search_by(|s| s.name.as_str().cmp(n))
-                        .is_err()
-                })
-                .map(|n| (*n).to_owned())
-                .collect()
-        };
-        if !missing.is_empty() {
-            missing.sort_unstable();
-            missing.dedup();
-            return Err(ResolveError::NotFound {
-                organization: organization.name.clone(),
-                names: missing,
-            });
-        }
-        let mut values: Vec<Option<SecretValue>> = Vec::with_capacity(secrets.len());
-        let mut remote = Vec::new();
-        {
-            let keys = self.keys.borrow();
-            for secret in &secrets {
-                match &secret.content {
-                    SecretContent::Local(sealed) => values.push(Some(open(&keys, secret, sealed)?)),
-                    SecretContent::Remote(_) => {
-                        values.push(None);
-                        remote.push(&**secret);
-                    }
-                }
-            }
-        }
+        check_found(organization, names, &secrets)?;
+        let (values, remote) = self.open_local(&secrets)?;
         let mut remote_values = if remote.is_empty() {
             HashMap::new()
         } else {
@@ -329,14 +300,60 @@ impl Resolver {
         Ok(Resolved::new(resolved))
     }
 
+    /// Decrypts the local ones of `secrets`: the value of each secret, in
+    /// order (`None` for a remote one), and the remote ones, to be read.
+    fn open_local<'s>(
+        &self,
+        secrets: &'s [Arc<Secret>],
+    ) -> Result<(Vec<Option<SecretValue>>, Vec<&'s Secret>), ResolveError> {
+        let mut values: Vec<Option<SecretValue>> = Vec::with_capacity(secrets.len());
+        let mut remote = Vec::new();
+        let keys = self.keys.borrow();
+        for secret in secrets {
+            match &secret.content {
+                SecretContent::Local(sealed) => values.push(Some(open(&keys, secret, sealed)?)),
+                SecretContent::Remote(_) => {
+                    values.push(None);
+                    remote.push(&**secret);
+                }
+            }
+        }
+        Ok((values, remote))
+    }
+
     /// Reads remote secrets, returning their values by secret id.
     async fn read_remote<'s>(
         &self,
         organization: &Organization,
         secrets: &[&'s Secret],
     ) -> Result<HashMap<&'s str, SecretValue>, ResolveError> {
-        let mut sessions: BTreeMap<&str, Arc<dyn Session>> = BTreeMap::new();
-        let mut reads: BTreeMap<(&str, &str), BTreeSet<String>> = BTreeMap::new();
+        let (sessions, reads) = self.plan_reads(organization, secrets).await?;
+        let read = self.read_paths(&sessions, &reads).await?;
+        let mut values = HashMap::with_capacity(secrets.len());
+        for secret in secrets {
+            let Some(remote) = secret.remote() else {
+                continue;
+            };
+            let value = read
+                .get(&(remote.provider_id.as_str(), remote.remote_path.as_str()))
+                .and_then(|map| map.get(remote.remote_key.as_deref().unwrap_or_default()))
+                .cloned();
+            if let Some(value) = value {
+                values.insert(secret.id.as_str(), value);
+            }
+        }
+        Ok(values)
+    }
+
+    /// The session of each provider that `secrets` point at, and the keys
+    /// to read at each distinct (provider, path).
+    async fn plan_reads<'s>(
+        &self,
+        organization: &Organization,
+        secrets: &[&'s Secret],
+    ) -> Result<(ReadSessions<'s>, Reads<'s>), ResolveError> {
+        let mut sessions = ReadSessions::new();
+        let mut reads = Reads::new();
         for secret in secrets {
             let Some(remote) = secret.remote() else {
                 continue;
@@ -353,45 +370,30 @@ impl Resolver {
                 .or_default()
                 .insert(remote.remote_key.clone().unwrap_or_default());
         }
+        Ok((sessions, reads))
+    }
+
+    /// Reads every (provider, path) of `reads` in parallel, each within the
+    /// provider timeout, and returns the value map of each.
+    async fn read_paths<'s>(
+        &self,
+        sessions: &ReadSessions<'s>,
+        reads: &Reads<'s>,
+    ) -> Result<HashMap<(&'s str, &'s str), BTreeMap<String, SecretValue>>, ResolveError> {
         let timeout = self.providers.timeout;
         let results = futures::future::join_all(reads.iter().map(|((provider, path), keys)| {
-            let session = &sessions[provider];
-            async move {
-                match tokio::time::timeout(timeout, session.read(path, keys)).await {
-                    Ok(result) => result,
-                    Err(_) => Err(session.fail(
-                        FailureKind::Timeout,
-                        format!(
-                            "reading {path}: timed out after {}",
-                            humantime::format_duration(timeout)
-                        ),
-                    )),
-                }
-            }
+            read_within(&*sessions[provider], path, keys, timeout)
         }))
         .await;
         // The first failure in (provider, path) order is the one reported,
         // so that the same problem gives the same message every time.
-        let mut read: HashMap<(&str, &str), BTreeMap<String, SecretValue>> = HashMap::new();
+        let mut read = HashMap::new();
         for (((provider, path), _), result) in reads.iter().zip(results) {
             let session = &sessions[provider];
             let map = result.map_err(|failure| ResolveError::provider(&**session, failure))?;
-            read.insert((provider, path), map);
+            read.insert((*provider, *path), map);
         }
-        let mut values = HashMap::with_capacity(secrets.len());
-        for secret in secrets {
-            let Some(remote) = secret.remote() else {
-                continue;
-            };
-            let value = read
-                .get(&(remote.provider_id.as_str(), remote.remote_path.as_str()))
-                .and_then(|map| map.get(remote.remote_key.as_deref().unwrap_or_default()))
-                .cloned();
-            if let Some(value) = value {
-                values.insert(secret.id.as_str(), value);
-            }
-        }
-        Ok(values)
+        Ok(read)
     }
 
     /// The session of the provider a remote secret points at.
@@ -452,28 +454,29 @@ impl Resolver {
         if let Some(session) = self.providers.cached(&provider.id, &fingerprint) {
             return Ok(session);
         }
-        let keys = self.keys.current();
-        let value = match &credential {
-            Some(secret) => match &secret.content {
-                SecretContent::Local(sealed) => Some(open(&keys, secret, sealed)?),
-                SecretContent::Remote(_) => None,
-            },
-            None => None,
-        };
-        let env = SessionEnv {
-            labels,
-            metrics: self.providers.metrics.clone(),
-            timeout: self.providers.timeout,
-            net: self.providers.net.clone(),
-            files: self.providers.files.clone(),
-            turns: tokio::sync::Semaphore::new(net::MAX_IN_FLIGHT),
-        };
+        let value = self.open_credential(credential.as_deref())?;
+        let env = self.providers.session_env(labels);
         let session: Arc<dyn Session> = kind
             .session(provider, value, env)
             .map_err(|failure| ResolveError::unusable(provider, failure.message))?
             .into();
         tracing::debug!(provider = %provider.name, kind = %provider.kind, organization = %organization.name, "New provider session");
         Ok(self.providers.insert(&provider.id, fingerprint, session))
+    }
+
+    /// The decrypted value of a provider's credential secret, if it has one.
+    fn open_credential(
+        &self,
+        credential: Option<&Secret>,
+    ) -> Result<Option<SecretValue>, ResolveError> {
+        let keys = self.keys.current();
+        Ok(match credential {
+            Some(secret) => match &secret.content {
+                SecretContent::Local(sealed) => Some(open(&keys, secret, sealed)?),
+                SecretContent::Remote(_) => None,
+            },
+            None => None,
+        })
     }
 
     /// The local secret holding a provider's credential, through the read
@@ -531,6 +534,18 @@ impl Resolver {
 }
 
 impl Providers {
+    /// What a new session of the provider labelled `labels` gets.
+    fn session_env(&self, labels: ProviderLabels) -> SessionEnv {
+        SessionEnv {
+            labels,
+            metrics: self.metrics.clone(),
+            timeout: self.timeout,
+            net: self.net.clone(),
+            files: self.files.clone(),
+            turns: tokio::sync::Semaphore::new(net::MAX_IN_FLIGHT),
+        }
+    }
+
     fn cached(&self, provider_id: &str, fingerprint: &Fingerprint) -> Option<Arc<dyn Session>> {
         let sessions = self.sessions.lock().expect("lock poisoned");
         sessions
@@ -556,6 +571,59 @@ impl Providers {
         }
         sessions.insert(provider_id.to_owned(), (fingerprint, session.clone()));
         session
+    }
+}
+
+/// Fails with every one of `names` that is not among `secrets` (sorted by
+/// name, one per name).
+fn check_found(
+    organization: &Organization,
+    names: &[&str],
+    secrets: &[Arc<Secret>],
+) -> Result<(), ResolveError> {
+    // Distinct names, one secret each: nothing is missing. The webhook
+    // asks that way; anything else is checked name by name.
+    let distinct = names.windows(2).all(|w| w[0] < w[1]);
+    if distinct && secrets.len() == names.len() {
+        return Ok(());
+    }
+    let mut missing: Vec<String> = names
+        .iter()
+        .filter(|n| {
+            secrets
+                .binary_search_by(|s| s.name.as_str().cmp(n))
+                .is_err()
+        })
+        .map(|n| (*n).to_owned())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    missing.sort_unstable();
+    missing.dedup();
+    Err(ResolveError::NotFound {
+        organization: organization.name.clone(),
+        names: missing,
+    })
+}
+
+/// Reads `keys` at `path` through `session`; past `timeout`, a timeout
+/// failure.
+async fn read_within(
+    session: &dyn Session,
+    path: &str,
+    keys: &BTreeSet<String>,
+    timeout: Duration,
+) -> Result<BTreeMap<String, SecretValue>, Failure> {
+    match tokio::time::timeout(timeout, session.read(path, keys)).await {
+        Ok(result) => result,
+        Err(_) => Err(session.fail(
+            FailureKind::Timeout,
+            format!(
+                "reading {path}: timed out after {}",
+                humantime::format_duration(timeout)
+            ),
+        )),
     }
 }
 

@@ -169,20 +169,29 @@ pub fn check_url(field: &str, text: &str, net: &NetPolicy) -> Result<String, Inv
     if !url.username().is_empty() || url.password().is_some() {
         return Err(invalid("must not hold a user name or password".to_owned()));
     }
-    // What was written, not what the parser made of it: the parser drops
-    // `/v1/..` and an empty `#`.
+    let written = written_authority(text, &url).map_err(invalid)?;
+    check_plain_ipv4(written_host(written)).map_err(invalid)?;
+    check_host(url.host(), net).map_err(invalid)?;
+    Ok(url.origin().ascii_serialization())
+}
+
+/// The `host[:port]` of `text` as written, when nothing but a `/` follows
+/// it. What was written, not what the parser made of it (`url`): the
+/// parser drops `/v1/..` and an empty `#`.
+fn written_authority<'t>(text: &'t str, url: &reqwest::Url) -> Result<&'t str, String> {
     let after_scheme = text.split_once("://").map_or("", |(_, rest)| rest);
     let (written, rest) = after_scheme
         .find(['/', '?', '#', '\\'])
         .map_or((after_scheme, ""), |at| after_scheme.split_at(at));
     if url.query().is_some() || url.fragment().is_some() || !matches!(rest, "" | "/") {
-        return Err(invalid(
-            "must be the server's base URL, without a path, query or fragment".to_owned(),
-        ));
+        return Err("must be the server's base URL, without a path, query or fragment".to_owned());
     }
-    // The URL parser turns 2852039166, 0xa9fea9fe or 0251.0376.0251.0376
-    // into an address; only what was written plainly is accepted.
-    let written_host = if written.starts_with('[') {
+    Ok(written)
+}
+
+/// The host of a written `host[:port]` or `[v6]:port`, without brackets.
+fn written_host(written: &str) -> &str {
+    if written.starts_with('[') {
         written
             .split(']')
             .next()
@@ -190,8 +199,15 @@ pub fn check_url(field: &str, text: &str, net: &NetPolicy) -> Result<String, Inv
             .trim_start_matches('[')
     } else {
         written.rsplit_once(':').map_or(written, |(host, _)| host)
-    };
-    let bare = written_host.trim_end_matches('.');
+    }
+}
+
+/// Refuses a numeric host that is not an IPv4 address in plain dotted
+/// decimal. The URL parser turns 2852039166, 0xa9fea9fe or
+/// 0251.0376.0251.0376 into an address; only what was written plainly is
+/// accepted.
+fn check_plain_ipv4(host: &str) -> Result<(), String> {
+    let bare = host.trim_end_matches('.');
     let numeric = !bare.is_empty()
         && bare.split('.').all(|part| {
             let part = part.to_ascii_lowercase();
@@ -201,37 +217,39 @@ pub fn check_url(field: &str, text: &str, net: &NetPolicy) -> Result<String, Inv
                 })
         });
     if numeric && bare.parse::<Ipv4Addr>().is_err() {
-        return Err(invalid(
-            "must spell an IPv4 address in plain dotted decimal (a.b.c.d)".to_owned(),
-        ));
+        return Err("must spell an IPv4 address in plain dotted decimal (a.b.c.d)".to_owned());
     }
     if numeric && bare.split('.').any(|p| p.len() > 1 && p.starts_with('0')) {
-        return Err(invalid(
-            "must spell an IPv4 address without leading zeros".to_owned(),
-        ));
+        return Err("must spell an IPv4 address without leading zeros".to_owned());
     }
-    match url.host() {
-        None => return Err(invalid("must name a host".to_owned())),
+    Ok(())
+}
+
+/// Refuses a missing host, an address the policy refuses and a cloud
+/// metadata host.
+fn check_host(host: Option<url::Host<&str>>, net: &NetPolicy) -> Result<(), String> {
+    match host {
+        None => return Err("must name a host".to_owned()),
         Some(url::Host::Ipv4(v4)) => {
             if let Some(why) = net.refuses(IpAddr::V4(v4)) {
-                return Err(invalid(why));
+                return Err(why);
             }
         }
         Some(url::Host::Ipv6(v6)) => {
             if let Some(why) = net.refuses(IpAddr::V6(v6)) {
-                return Err(invalid(why));
+                return Err(why);
             }
         }
         Some(url::Host::Domain(domain)) => {
             let domain = domain.trim_end_matches('.').to_ascii_lowercase();
             if METADATA_HOSTS.contains(&domain.as_str()) {
-                return Err(invalid(format!(
+                return Err(format!(
                     "{domain} is a cloud metadata host, which a provider may not use"
-                )));
+                ));
             }
         }
     }
-    Ok(url.origin().ascii_serialization())
+    Ok(())
 }
 
 /// Why a provider's host was not connected to.

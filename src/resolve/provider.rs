@@ -309,6 +309,19 @@ pub fn scrub(value: &mut Value) {
     }
 }
 
+/// Checks a provider's `ca_pem`: one or more PEM certificates.
+pub fn check_ca_pem(pem: &str) -> Result<(), Invalid> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(pem.as_bytes()).collect();
+    match certs {
+        Ok(certs) if !certs.is_empty() => Ok(()),
+        _ => Err(Invalid::new(
+            "ca_pem",
+            "must hold one or more PEM certificates",
+        )),
+    }
+}
+
 /// Reads a kind's settings into its type, with an error that names the
 /// field at fault (`auth.role`) and never repeats a value.
 pub fn parse_settings<T: serde::de::DeserializeOwned>(

@@ -65,6 +65,60 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// The database a `sqlite:` or `postgres:` URL names.
+    fn of_url(url: &str) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::Invalid {
+                field: "database_url",
+                message: "use a sqlite:// or postgres:// URL".into(),
+            })
+        }
+    }
+}
+
+/// The pool's size, timeouts and per-connection set-up for `backend`.
+fn pool_options(backend: Backend) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(match backend {
+            Backend::Sqlite => 8,
+            Backend::Postgres => 16,
+        })
+        // Short, so that a database that is gone denies admissions quickly,
+        // well inside the admission deadline.
+        .acquire_timeout(Duration::from_secs(1))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        // A SQLite transaction that failed to commit (a full disk) is rolled
+        // back by SQLite, but the connection may still count it as open;
+        // such a connection would later answer writes that never commit.
+        // Ping it on release (which runs the queued rollback) and drop it
+        // if it still thinks it is in a transaction.
+        .after_release(move |conn, _| {
+            Box::pin(async move {
+                if backend != Backend::Sqlite {
+                    return Ok(true);
+                }
+                sqlx::Connection::ping(&mut *conn).await?;
+                Ok(!sqlx::Connection::is_in_transaction(&*conn))
+            })
+        })
+}
+
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
@@ -93,16 +147,7 @@ impl Store {
     /// when it does not exist.
     pub async fn connect(url: &str) -> Result<Self> {
         sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Backend::Postgres
-        } else {
-            return Err(StoreError::Invalid {
-                field: "database_url",
-                message: "use a sqlite:// or postgres:// URL".into(),
-            });
-        };
+        let backend = Backend::of_url(url)?;
         let url = match backend {
             Backend::Sqlite if !url.contains("mode=") => {
                 let sep = if url.contains('?') { '&' } else { '?' };
@@ -113,42 +158,7 @@ impl Store {
         let options = AnyConnectOptions::from_str(&url)?
             .log_statements(tracing::log::LevelFilter::Trace)
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
-        let pool = AnyPoolOptions::new()
-            .max_connections(match backend {
-                Backend::Sqlite => 8,
-                Backend::Postgres => 16,
-            })
-            // Short, so that a database that is gone denies admissions quickly,
-            // well inside the admission deadline.
-            .acquire_timeout(Duration::from_secs(1))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
-                })
-            })
-            // A SQLite transaction that failed to commit (a full disk) is rolled
-            // back by SQLite, but the connection may still count it as open;
-            // such a connection would later answer writes that never commit.
-            // Ping it on release (which runs the queued rollback) and drop it
-            // if it still thinks it is in a transaction.
-            .after_release(move |conn, _| {
-                Box::pin(async move {
-                    if backend != Backend::Sqlite {
-                        return Ok(true);
-                    }
-                    sqlx::Connection::ping(&mut *conn).await?;
-                    Ok(!sqlx::Connection::is_in_transaction(&*conn))
-                })
-            })
-            .connect_with(options)
-            .await?;
+        let pool = pool_options(backend).connect_with(options).await?;
         Ok(Self {
             pool,
             backend,

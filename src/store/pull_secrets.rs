@@ -1,5 +1,5 @@
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use super::audit::Change;
 use super::organizations::{decode_cursor, fetch_limit, into_page};
@@ -32,6 +32,55 @@ fn from_row(row: &AnyRow) -> Result<ImagePullSecret> {
     })
 }
 
+/// Checks that the organization has the secret `name` that holds the
+/// registry password.
+async fn ensure_password_secret(
+    conn: &mut AnyConnection,
+    organization_id: &str,
+    name: &str,
+) -> Result<()> {
+    let password: Option<String> =
+        sqlx::query_scalar("SELECT id FROM secrets WHERE organization_id = $1 AND name = $2")
+            .bind(organization_id.to_owned())
+            .bind(name.to_owned())
+            .fetch_optional(conn)
+            .await?;
+    if password.is_none() {
+        return Err(StoreError::Invalid {
+            field: "password_secret",
+            message: format!("no secret {name:?} in this organization"),
+        });
+    }
+    Ok(())
+}
+
+/// Inserts a new image pull secret's row; a name the organization already
+/// uses is a conflict.
+async fn insert(conn: &mut AnyConnection, record: &ImagePullSecret) -> Result<()> {
+    sqlx::query(&format!(
+        "INSERT INTO image_pull_secrets ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    ))
+    .bind(record.id.clone())
+    .bind(record.organization_id.clone())
+    .bind(record.name.clone())
+    .bind(record.registry.clone())
+    .bind(record.username.clone())
+    .bind(record.password_secret.clone())
+    .bind(record.created_at)
+    .bind(record.updated_at)
+    .execute(conn)
+    .await
+    .map_err(|e| {
+        conflict_on_unique(e, || {
+            format!(
+                "image pull secret {:?} already exists in this organization",
+                record.name
+            )
+        })
+    })?;
+    Ok(())
+}
+
 impl Store {
     pub async fn create_image_pull_secret(
         &self,
@@ -51,42 +100,8 @@ impl Store {
             updated_at: now,
         };
         let mut w = self.write().await?;
-        let password: Option<String> =
-            sqlx::query_scalar("SELECT id FROM secrets WHERE organization_id = $1 AND name = $2")
-                .bind(organization_id.to_owned())
-                .bind(record.password_secret.clone())
-                .fetch_optional(&mut *w.tx)
-                .await?;
-        if password.is_none() {
-            return Err(StoreError::Invalid {
-                field: "password_secret",
-                message: format!(
-                    "no secret {:?} in this organization",
-                    record.password_secret
-                ),
-            });
-        }
-        sqlx::query(&format!(
-            "INSERT INTO image_pull_secrets ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        ))
-        .bind(record.id.clone())
-        .bind(record.organization_id.clone())
-        .bind(record.name.clone())
-        .bind(record.registry.clone())
-        .bind(record.username.clone())
-        .bind(record.password_secret.clone())
-        .bind(now)
-        .bind(now)
-        .execute(&mut *w.tx)
-        .await
-        .map_err(|e| {
-            conflict_on_unique(e, || {
-                format!(
-                    "image pull secret {:?} already exists in this organization",
-                    record.name
-                )
-            })
-        })?;
+        ensure_password_secret(&mut w.tx, organization_id, &record.password_secret).await?;
+        insert(&mut w.tx, &record).await?;
         Change {
             organization_id: Some(organization_id),
             actor,

@@ -106,6 +106,105 @@ async fn fetch(
     row.as_ref().map(from_row).transpose()
 }
 
+/// Inserts a new secret's row; a name the organization already uses is a
+/// conflict.
+async fn insert(conn: &mut AnyConnection, secret: &Secret) -> Result<()> {
+    let (local, remote) = match &secret.content {
+        SecretContent::Local(sealed) => (Some(sealed), None),
+        SecretContent::Remote(remote) => (None, Some(remote)),
+    };
+    sqlx::query(&format!(
+        "INSERT INTO secrets ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    ))
+    .bind(secret.id.clone())
+    .bind(secret.organization_id.clone())
+    .bind(secret.name.clone())
+    .bind(secret.storage().as_str())
+    .bind(secret.version)
+    .bind(remote.map(|r| r.provider_id.clone()))
+    .bind(remote.map(|r| r.remote_path.clone()))
+    .bind(remote.map(|r| r.remote_key.clone()))
+    .bind(local.map(|s| s.kek_id.clone()))
+    .bind(local.map(|s| s.wrapped_dek.clone()))
+    .bind(local.map(|s| s.ciphertext.clone()))
+    .bind(secret.created_at)
+    .bind(secret.updated_at)
+    .execute(conn)
+    .await
+    .map_err(|e| {
+        conflict_on_unique(e, || {
+            format!(
+                "secret {:?} already exists in this organization",
+                secret.name
+            )
+        })
+    })?;
+    Ok(())
+}
+
+/// Stores a local secret's new `sealed` value as `version`, provided the
+/// row is still at the version `secret` was read at.
+async fn update_sealed(
+    conn: &mut AnyConnection,
+    secret: &Secret,
+    version: i64,
+    sealed: &Sealed,
+    now: i64,
+) -> Result<()> {
+    let updated = sqlx::query(
+        "UPDATE secrets SET version = $1, kek_id = $2, wrapped_dek = $3, ciphertext = $4, updated_at = $5 \
+         WHERE id = $6 AND version = $7",
+    )
+    .bind(version)
+    .bind(sealed.kek_id.clone())
+    .bind(sealed.wrapped_dek.clone())
+    .bind(sealed.ciphertext.clone())
+    .bind(now)
+    .bind(secret.id.clone())
+    .bind(secret.version)
+    .execute(conn)
+    .await?;
+    updated_once(updated.rows_affected(), secret)
+}
+
+/// Stores a remote secret's new `remote` reference as `version`, provided
+/// the row is still at the version `secret` was read at.
+async fn update_remote(
+    conn: &mut AnyConnection,
+    secret: &Secret,
+    version: i64,
+    remote: &RemoteRef,
+    now: i64,
+) -> Result<()> {
+    let updated = sqlx::query(
+        "UPDATE secrets SET version = $1, provider_id = $2, remote_path = $3, remote_key = $4, updated_at = $5 \
+         WHERE id = $6 AND version = $7",
+    )
+    .bind(version)
+    .bind(remote.provider_id.clone())
+    .bind(remote.remote_path.clone())
+    .bind(remote.remote_key.clone())
+    .bind(now)
+    .bind(secret.id.clone())
+    .bind(secret.version)
+    .execute(conn)
+    .await?;
+    updated_once(updated.rows_affected(), secret)
+}
+
+/// A conflict unless the update of `secret` changed exactly one row: none
+/// means another writer got there first.
+fn updated_once(rows: u64, secret: &Secret) -> Result<()> {
+    if rows == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(format!(
+            "secret {:?} was changed concurrently; retry",
+            secret.name
+        )))
+    }
+}
+
 impl Store {
     pub async fn create_secret(
         &self,
@@ -141,29 +240,7 @@ impl Store {
         if let Some(remote) = secret.remote() {
             ensure_provider(&mut w.tx, organization_id, &remote.provider_id).await?;
         }
-        let (local, remote) = match &secret.content {
-            SecretContent::Local(sealed) => (Some(sealed), None),
-            SecretContent::Remote(remote) => (None, Some(remote)),
-        };
-        sqlx::query(&format!(
-            "INSERT INTO secrets ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-        ))
-        .bind(secret.id.clone())
-        .bind(secret.organization_id.clone())
-        .bind(secret.name.clone())
-        .bind(secret.storage().as_str())
-        .bind(secret.version)
-        .bind(remote.map(|r| r.provider_id.clone()))
-        .bind(remote.map(|r| r.remote_path.clone()))
-        .bind(remote.map(|r| r.remote_key.clone()))
-        .bind(local.map(|s| s.kek_id.clone()))
-        .bind(local.map(|s| s.wrapped_dek.clone()))
-        .bind(local.map(|s| s.ciphertext.clone()))
-        .bind(secret.created_at)
-        .bind(secret.updated_at)
-        .execute(&mut *w.tx)
-        .await
-        .map_err(|e| conflict_on_unique(e, || format!("secret {name:?} already exists in this organization")))?;
+        insert(&mut w.tx, &secret).await?;
         Change {
             organization_id: Some(organization_id),
             actor,
@@ -285,25 +362,7 @@ impl Store {
             },
         );
         let now = now_ms();
-        let updated = sqlx::query(
-            "UPDATE secrets SET version = $1, kek_id = $2, wrapped_dek = $3, ciphertext = $4, updated_at = $5 \
-             WHERE id = $6 AND version = $7",
-        )
-        .bind(version)
-        .bind(sealed.kek_id.clone())
-        .bind(sealed.wrapped_dek.clone())
-        .bind(sealed.ciphertext.clone())
-        .bind(now)
-        .bind(secret.id.clone())
-        .bind(secret.version)
-        .execute(&mut *w.tx)
-        .await?;
-        if updated.rows_affected() != 1 {
-            return Err(StoreError::Conflict(format!(
-                "secret {:?} was changed concurrently; retry",
-                secret.name
-            )));
-        }
+        update_sealed(&mut w.tx, &secret, version, &sealed, now).await?;
         Change {
             organization_id: Some(organization_id),
             actor,
@@ -348,25 +407,7 @@ impl Store {
         ensure_provider(&mut w.tx, organization_id, &remote.provider_id).await?;
         let version = secret.version + 1;
         let now = now_ms();
-        let updated = sqlx::query(
-            "UPDATE secrets SET version = $1, provider_id = $2, remote_path = $3, remote_key = $4, updated_at = $5 \
-             WHERE id = $6 AND version = $7",
-        )
-        .bind(version)
-        .bind(remote.provider_id.clone())
-        .bind(remote.remote_path.clone())
-        .bind(remote.remote_key.clone())
-        .bind(now)
-        .bind(secret.id.clone())
-        .bind(secret.version)
-        .execute(&mut *w.tx)
-        .await?;
-        if updated.rows_affected() != 1 {
-            return Err(StoreError::Conflict(format!(
-                "secret {:?} was changed concurrently; retry",
-                secret.name
-            )));
-        }
+        update_remote(&mut w.tx, &secret, version, &remote, now).await?;
         Change {
             organization_id: Some(organization_id),
             actor,

@@ -20,7 +20,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::net::{self, NetPolicy};
-use super::provider::{Failure, FailureKind, Invalid, Kind, SessionEnv, Validated, parse_settings};
+use super::provider::{
+    Failure, FailureKind, Invalid, Kind, SessionEnv, Validated, check_ca_pem, parse_settings,
+};
 use crate::crypto::SecretValue;
 use crate::store::Provider;
 
@@ -108,30 +110,14 @@ impl Kind for SecretsManager {
         }
         settings.ca_pem = settings.ca_pem.filter(|p| !p.trim().is_empty());
         if let Some(pem) = &settings.ca_pem {
-            use rustls::pki_types::{CertificateDer, pem::PemObject};
-            let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(pem.as_bytes()).collect();
-            if !certs.is_ok_and(|c| !c.is_empty()) {
-                return Err(Invalid::new(
-                    "ca_pem",
-                    "must hold one or more PEM certificates",
-                ));
-            }
+            check_ca_pem(pem)?;
         }
         let (credential, admin_only) = match &settings.auth {
             Auth::Static {
                 access_key_id,
                 secret_access_key_secret,
             } => {
-                let ok = (16..=128).contains(&access_key_id.len())
-                    && access_key_id
-                        .chars()
-                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
-                if !ok {
-                    return Err(Invalid::new(
-                        "auth.access_key_id",
-                        "must be an AWS access key id (upper-case letters and digits, such as AKIA…)",
-                    ));
-                }
+                check_access_key_id(access_key_id)?;
                 (
                     Some((
                         secret_access_key_secret.clone(),
@@ -144,18 +130,7 @@ impl Kind for SecretsManager {
             // organization: an owner who could pick the role would act as
             // the product.
             Auth::WebIdentity { role_arn } => {
-                let ok = role_arn.starts_with("arn:")
-                    && role_arn.contains(":role/")
-                    && role_arn.len() <= 2048
-                    && !role_arn
-                        .chars()
-                        .any(|c| c.is_whitespace() || c.is_control());
-                if !ok {
-                    return Err(Invalid::new(
-                        "auth.role_arn",
-                        "must be a role ARN such as arn:aws:iam::123456789012:role/agyn-secrets",
-                    ));
-                }
+                check_role_arn(role_arn)?;
                 (None, true)
             }
         };
@@ -238,6 +213,38 @@ impl super::provider::Session for Session {
 
     fn fail(&self, kind: FailureKind, message: String) -> Failure {
         Session::fail(self, kind, message)
+    }
+}
+
+/// Upper-case letters and digits, such as `AKIAIOSFODNN7EXAMPLE`.
+fn check_access_key_id(id: &str) -> Result<(), Invalid> {
+    let ok = (16..=128).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(Invalid::new(
+            "auth.access_key_id",
+            "must be an AWS access key id (upper-case letters and digits, such as AKIA…)",
+        ))
+    }
+}
+
+/// `arn:<partition>:iam::<account>:role/<name>`.
+fn check_role_arn(arn: &str) -> Result<(), Invalid> {
+    let ok = arn.starts_with("arn:")
+        && arn.contains(":role/")
+        && arn.len() <= 2048
+        && !arn.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(Invalid::new(
+            "auth.role_arn",
+            "must be a role ARN such as arn:aws:iam::123456789012:role/agyn-secrets",
+        ))
     }
 }
 

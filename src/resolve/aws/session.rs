@@ -135,15 +135,7 @@ impl Session {
         )
         .await
         .map_err(|message| self.fail(FailureKind::Credential, message))?;
-        let form = Zeroizing::new(
-            url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("Action", "AssumeRoleWithWebIdentity")
-                .append_pair("Version", STS_VERSION)
-                .append_pair("RoleArn", role_arn)
-                .append_pair("RoleSessionName", "agyn-secrets")
-                .append_pair("WebIdentityToken", &token)
-                .finish(),
-        );
+        let form = assume_role_form(role_arn, &token);
         let request = self
             .http
             .post(&self.sts)
@@ -155,10 +147,26 @@ impl Session {
         let reply = self
             .send(request, &self.sts, "sts.AssumeRoleWithWebIdentity")
             .await?;
-        let xml = std::str::from_utf8(&reply.body).unwrap_or_default();
         if reply.status != 200 {
             return Err(self.sts_refused(&reply, &format!("assuming role {role_arn}")));
         }
+        let (keys, lifetime) = self.assumed_keys(&reply)?;
+        self.env
+            .metrics
+            .logins
+            .get_or_create(&self.env.labels)
+            .inc();
+        tracing::info!(provider = %self.env.labels.provider, role = role_arn, valid_s = lifetime.as_secs(), "Assumed role with web identity");
+        Ok(Assumed {
+            keys,
+            refresh_at: Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN),
+        })
+    }
+
+    /// The keys of STS's answer to `AssumeRoleWithWebIdentity`, and how
+    /// long they are valid. An answer without them is not STS's.
+    fn assumed_keys(&self, reply: &Reply) -> Result<(Keys, Duration), Failure> {
+        let xml = std::str::from_utf8(&reply.body).unwrap_or_default();
         let field = |name: &str| tag(xml, name).map(unescape);
         let (Some(access_key_id), Some(secret), Some(session_token)) = (
             field("AccessKeyId"),
@@ -167,30 +175,12 @@ impl Session {
         ) else {
             return Err(self.fail(FailureKind::Unreachable, net::unreachable(&self.sts)));
         };
-        let lifetime = field("Expiration")
-            .and_then(|at| {
-                time::OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-            .map(|at| {
-                let left = at - time::OffsetDateTime::now_utc();
-                Duration::try_from(left).unwrap_or_default()
-            })
-            .unwrap_or(DEFAULT_LIFETIME);
-        self.env
-            .metrics
-            .logins
-            .get_or_create(&self.env.labels)
-            .inc();
-        tracing::info!(provider = %self.env.labels.provider, role = role_arn, valid_s = lifetime.as_secs(), "Assumed role with web identity");
-        Ok(Assumed {
-            keys: Keys {
-                access_key_id,
-                secret: SecretValue::new(secret),
-                token: Some(SecretValue::new(session_token)),
-            },
-            refresh_at: Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN),
-        })
+        let keys = Keys {
+            access_key_id,
+            secret: SecretValue::new(secret),
+            token: Some(SecretValue::new(session_token)),
+        };
+        Ok((keys, lifetime(field("Expiration").as_deref())))
     }
 
     /// Reads secret `path` (a name or an ARN) at `AWSCURRENT` and returns
@@ -268,6 +258,22 @@ impl Session {
         keys: &BTreeSet<String>,
         credentials: &[&SecretValue],
     ) -> Result<BTreeMap<String, SecretValue>, Failure> {
+        let text = self.current_text(path, reply)?;
+        let mut values = BTreeMap::new();
+        let named: Vec<&String> = keys.iter().filter(|k| !k.is_empty()).collect();
+        if keys.contains("") {
+            values.insert(String::new(), text.clone());
+        }
+        if named.is_empty() {
+            return Ok(values);
+        }
+        self.json_values(path, &text, named, &mut values, credentials)?;
+        Ok(values)
+    }
+
+    /// The secret's current value as text, from a `GetSecretValue` answer:
+    /// its string, or its binary when that is UTF-8.
+    fn current_text(&self, path: &str, reply: &Reply) -> Result<SecretValue, Failure> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct Answer {
@@ -280,8 +286,8 @@ impl Session {
                 net::unreachable(&self.secrets_manager),
             )
         })?;
-        let text = match (answer.secret_string, answer.secret_binary) {
-            (Some(text), _) => text,
+        match (answer.secret_string, answer.secret_binary) {
+            (Some(text), _) => Ok(text),
             (None, Some(binary)) => {
                 use base64::Engine;
                 let bytes = Zeroizing::new(
@@ -290,30 +296,30 @@ impl Session {
                         .unwrap_or_default(),
                 );
                 match std::str::from_utf8(&bytes) {
-                    Ok(text) => SecretValue::from(text),
-                    Err(_) => {
-                        return Err(self.fail(
-                            FailureKind::Config,
-                            format!("secret {path:?} is binary and not text, which an environment variable cannot hold"),
-                        ));
-                    }
+                    Ok(text) => Ok(SecretValue::from(text)),
+                    Err(_) => Err(self.fail(
+                        FailureKind::Config,
+                        format!("secret {path:?} is binary and not text, which an environment variable cannot hold"),
+                    )),
                 }
             }
-            (None, None) => {
-                return Err(self.fail(
-                    FailureKind::NotFound,
-                    format!("secret {path:?} has no current value"),
-                ));
-            }
-        };
-        let mut values = BTreeMap::new();
-        let named: Vec<&String> = keys.iter().filter(|k| !k.is_empty()).collect();
-        if keys.contains("") {
-            values.insert(String::new(), text.clone());
+            (None, None) => Err(self.fail(
+                FailureKind::NotFound,
+                format!("secret {path:?} has no current value"),
+            )),
         }
-        if named.is_empty() {
-            return Ok(values);
-        }
+    }
+
+    /// Adds the `named` keys of the JSON object `text` to `values`; a key
+    /// that is missing or null is an error. The parsed text is wiped.
+    fn json_values(
+        &self,
+        path: &str,
+        text: &SecretValue,
+        named: Vec<&String>,
+        values: &mut BTreeMap<String, SecretValue>,
+        credentials: &[&SecretValue],
+    ) -> Result<(), Failure> {
         let mut parsed = match serde_json::from_str::<Value>(text.expose()) {
             Ok(parsed @ Value::Object(_)) => parsed,
             Ok(mut other) => {
@@ -338,21 +344,33 @@ impl Session {
         let available: Vec<String> = map.keys().cloned().collect();
         scrub(&mut parsed);
         if missing.is_empty() {
-            return Ok(values);
+            return Ok(());
         }
+        Err(self.missing_keys(path, &missing, &available, credentials))
+    }
+
+    /// The failure for keys `missing` (quoted) from secret `path`, which
+    /// has the keys `available`.
+    fn missing_keys(
+        &self,
+        path: &str,
+        missing: &[String],
+        available: &[String],
+        credentials: &[&SecretValue],
+    ) -> Failure {
         let noun = if missing.len() == 1 { "key" } else { "keys" };
         let present = if available.is_empty() {
             "it has no keys".to_owned()
         } else {
-            format!("keys: {}", server_names(&available, credentials))
+            format!("keys: {}", server_names(available, credentials))
         };
-        Err(self.fail(
+        self.fail(
             FailureKind::MissingKey,
             format!(
                 "{noun} {} not found in secret {path:?} ({present})",
                 missing.join(", ")
             ),
-        ))
+        )
     }
 
     fn plain(&self, path: &str) -> Failure {
@@ -421,8 +439,15 @@ impl Session {
                 )
                 .reading(path);
         };
+        let (kind, message) = self.meaning(&code, reply);
+        self.fail(kind, format!("reading {path}: {message}"))
+    }
+
+    /// What the Secrets Manager error `code` of `reply` means, and what to
+    /// do about it.
+    fn meaning(&self, code: &str, reply: &Reply) -> (FailureKind, String) {
         let region = &self.settings.region;
-        let (kind, message) = match code.as_str() {
+        match code {
             "ResourceNotFoundException" => (
                 FailureKind::NotFound,
                 format!("no such secret in {region}, or it has no current version"),
@@ -478,8 +503,7 @@ impl Session {
                 FailureKind::Server,
                 format!("the server answered HTTP {}", reply.status),
             ),
-        };
-        self.fail(kind, format!("reading {path}: {message}"))
+        }
     }
 
     /// A failure for an error answer of STS.
@@ -615,6 +639,34 @@ impl Keys {
             token: self.token.clone(),
         }
     }
+}
+
+/// The form of `sts:AssumeRoleWithWebIdentity` for `role_arn` with the web
+/// identity `token`, wiped when dropped.
+fn assume_role_form(role_arn: &str, token: &str) -> Zeroizing<String> {
+    Zeroizing::new(
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("Action", "AssumeRoleWithWebIdentity")
+            .append_pair("Version", STS_VERSION)
+            .append_pair("RoleArn", role_arn)
+            .append_pair("RoleSessionName", "agyn-secrets")
+            .append_pair("WebIdentityToken", token)
+            .finish(),
+    )
+}
+
+/// How long assumed credentials that expire at `expiration` (RFC 3339)
+/// are valid from now; [`DEFAULT_LIFETIME`] when STS does not say.
+fn lifetime(expiration: Option<&str>) -> Duration {
+    expiration
+        .and_then(|at| {
+            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .map(|at| {
+            let left = at - time::OffsetDateTime::now_utc();
+            Duration::try_from(left).unwrap_or_default()
+        })
+        .unwrap_or(DEFAULT_LIFETIME)
 }
 
 /// The error code of a JSON error answer (`__type`, without its namespace).

@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::net::{self, NetPolicy};
-use super::provider::{Failure, FailureKind, Invalid, Kind, SessionEnv, Validated, parse_settings};
+use super::provider::{
+    Failure, FailureKind, Invalid, Kind, SessionEnv, Validated, check_ca_pem, parse_settings,
+};
 use crate::crypto::SecretValue;
 use crate::store::Provider;
 
@@ -226,18 +228,6 @@ pub fn check_path(path: &str) -> Result<(), String> {
             .chars()
             .any(|c| c.is_control() || matches!(c, '\\' | '#' | '?' | '%'));
     if ok { Ok(()) } else { Err(rule.to_owned()) }
-}
-
-fn check_ca_pem(pem: &str) -> Result<(), Invalid> {
-    use rustls::pki_types::{CertificateDer, pem::PemObject};
-    let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(pem.as_bytes()).collect();
-    match certs {
-        Ok(certs) if !certs.is_empty() => Ok(()),
-        _ => Err(Invalid::new(
-            "ca_pem",
-            "must hold one or more PEM certificates",
-        )),
-    }
 }
 
 /// Whether `text` is a path of plain segments: letters, digits, `-`, `_`

@@ -28,7 +28,7 @@
 //! `POST auth/token/renew-self` and `GET auth/token/lookup-self`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -220,6 +220,14 @@ impl VaultReply for Reply {
     }
 }
 
+/// The same failure, said to have happened logging in with `method` auth.
+fn logging_in(method: &str, failure: Failure) -> Failure {
+    Failure {
+        message: format!("logging in with {method} auth: {}", failure.message),
+        ..failure
+    }
+}
+
 pub struct Session {
     name: String,
     address: String,
@@ -281,57 +289,9 @@ impl Session {
         // request must not leave the path whatever the database holds.
         super::check_path(path)
             .map_err(|rule| self.fail(FailureKind::Config, format!("remote_path {rule}")))?;
-        let mut token = self.token().await.map_err(|f| f.reading(path))?;
-        let mut reply = self
-            .call(Method::GET, path, Some(&token), None)
-            .await
-            .map_err(|f| f.reading(path))?;
-        if reply.status == 403
-            && self.credentials.can_log_in()
-            && self.lookup(&token).await.ok() == Some(None)
-            && self.forget(&token).await
-        {
-            // The cached token is no longer valid (revoked, or the server
-            // lost its state): log in again, once.
-            token = self.token().await.map_err(|f| f.reading(path))?;
-            reply = self
-                .call(Method::GET, path, Some(&token), None)
-                .await
-                .map_err(|f| f.reading(path))?;
-        }
+        let (token, reply) = self.get_path(path).await.map_err(|f| f.reading(path))?;
         match reply.status {
-            200 | 404 => {
-                if !reply.speaks_vault() {
-                    return Err(self.not_vault().reading(path));
-                }
-                let read = wire::read_kv(reply.status, &reply.body, keys).map_err(|e| {
-                    self.fail(FailureKind::Response, format!("reading {path}: {e}"))
-                })?;
-                if let KvRead::Found { version, .. } = &read {
-                    tracing::debug!(provider = %self.env.labels.provider, path, engine = ?version, "Read remote secret");
-                }
-                let values = self.values(path, read, &token)?;
-                // `auth/token/lookup-self` and the like answer with the
-                // token itself; a remote secret must not hand the
-                // provider's token, or what it logs in with, to a pod, in
-                // any encoding.
-                let credentials = [Some(&token), self.credentials.secret()];
-                let leaks = values.values().any(|value| {
-                    credentials
-                        .iter()
-                        .flatten()
-                        .any(|c| holds_credential(value.expose(), c.expose()))
-                });
-                if leaks {
-                    return Err(self.fail(
-                        FailureKind::Config,
-                        format!(
-                            "{path} answers with the provider's own token, which is never handed out; point the secret at a KV path"
-                        ),
-                    ));
-                }
-                Ok(values)
-            }
+            200 | 404 => self.kv_values(path, &reply, keys, &token),
             403 => Err(self.fail(
                 FailureKind::PermissionDenied,
                 format!(
@@ -341,6 +301,74 @@ impl Session {
             )),
             _ => Err(self.refused(&reply).reading(path)),
         }
+    }
+
+    /// `GET <path>` with the session's token, and the token it was sent
+    /// with. A refusal of a cached token that is no longer valid (revoked,
+    /// or the server lost its state) logs in again and asks once more.
+    async fn get_path(&self, path: &str) -> Result<(SecretValue, Reply), Failure> {
+        let token = self.token().await?;
+        let reply = self.call(Method::GET, path, Some(&token), None).await?;
+        if reply.status == 403
+            && self.credentials.can_log_in()
+            && self.lookup(&token).await.ok() == Some(None)
+            && self.forget(&token).await
+        {
+            let token = self.token().await?;
+            let reply = self.call(Method::GET, path, Some(&token), None).await?;
+            return Ok((token, reply));
+        }
+        Ok((token, reply))
+    }
+
+    /// The requested `keys` of a KV answer (HTTP 200 or 404) that the
+    /// session read at `path` with `token`.
+    fn kv_values(
+        &self,
+        path: &str,
+        reply: &Reply,
+        keys: &BTreeSet<String>,
+        token: &SecretValue,
+    ) -> Result<BTreeMap<String, SecretValue>, Failure> {
+        if !reply.speaks_vault() {
+            return Err(self.not_vault().reading(path));
+        }
+        let read = wire::read_kv(reply.status, &reply.body, keys)
+            .map_err(|e| self.fail(FailureKind::Response, format!("reading {path}: {e}")))?;
+        if let KvRead::Found { version, .. } = &read {
+            tracing::debug!(provider = %self.env.labels.provider, path, engine = ?version, "Read remote secret");
+        }
+        let values = self.values(path, read, token)?;
+        self.refuse_credentials(path, &values, token)?;
+        Ok(values)
+    }
+
+    /// Fails when a value holds the session's `token` or what it logs in
+    /// with: `auth/token/lookup-self` and the like answer with the token
+    /// itself, and a remote secret must not hand either to a pod, in any
+    /// encoding.
+    fn refuse_credentials(
+        &self,
+        path: &str,
+        values: &BTreeMap<String, SecretValue>,
+        token: &SecretValue,
+    ) -> Result<(), Failure> {
+        let credentials = [Some(token), self.credentials.secret()];
+        let leaks = values.values().any(|value| {
+            credentials
+                .iter()
+                .flatten()
+                .any(|c| holds_credential(value.expose(), c.expose()))
+        });
+        if leaks {
+            return Err(self.fail(
+                FailureKind::Config,
+                format!(
+                    "{path} answers with the provider's own token, which is never handed out; point the secret at a KV path"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn values(
@@ -503,80 +531,103 @@ impl Session {
 
     /// Obtains a token: a login, or for a fixed token a lookup of it.
     async fn log_in(&self) -> Result<Lease, Failure> {
-        #[derive(Serialize)]
-        struct KubernetesLogin<'a> {
-            role: &'a str,
-            jwt: &'a str,
-        }
-        #[derive(Serialize)]
-        struct ApproleLogin<'a> {
-            role_id: &'a str,
-            secret_id: &'a str,
-        }
         match &self.credentials {
-            Credentials::Token { token, .. } => {
-                // Ask the server how long the token lives and whether it
-                // can be renewed. A token that may not look itself up is
-                // used as it is, without renewal.
-                let info = self.lookup(token).await?;
-                let (ttl, refresh, policies) = match info {
-                    Some(info) if info.renewable => (info.ttl, Refresh::Renew, info.policies),
-                    Some(info) => (info.ttl, Refresh::Never, info.policies),
-                    None => (0, Refresh::Never, Vec::new()),
-                };
-                Ok(Lease::new(
-                    token.clone(),
-                    Duration::from_secs(ttl),
-                    refresh,
-                    policies,
-                ))
-            }
+            Credentials::Token { token, .. } => self.fixed_lease(token).await,
             Credentials::Kubernetes {
                 role,
                 mount,
                 token_file,
-            } => {
-                let jwt = read_token_file(
-                    token_file,
-                    "service account token",
-                    "--service-account-token-file",
-                )
-                .await
-                .map_err(|message| self.fail(FailureKind::Credential, message))?;
-                let body = serde_json::to_vec(&KubernetesLogin { role, jwt: &jwt })
-                    .expect("a login body serializes");
-                self.log_in_at(
-                    mount,
-                    body,
-                    &format!(
-                        "check that kubernetes auth role {role:?} exists at auth/{mount} and binds this service account"
-                    ),
-                )
-                .await
-            }
+            } => self.log_in_kubernetes(role, mount, token_file).await,
             Credentials::Approle {
                 role_id,
                 secret_id,
                 secret,
                 mount,
-            } => {
-                let body = serde_json::to_vec(&ApproleLogin {
-                    role_id,
-                    secret_id: secret_id.expose(),
-                })
-                .expect("a login body serializes");
-                self.log_in_at(
-                    mount,
-                    body,
-                    &format!(
-                        "check role_id, and the secret id in local secret {secret:?} (it may have expired or used up its uses)"
-                    ),
-                )
-                .await
-            }
+            } => self.log_in_approle(role_id, secret_id, secret, mount).await,
         }
     }
 
+    /// The lease of a fixed token: the server says how long it lives and
+    /// whether it can be renewed. A token that may not look itself up is
+    /// used as it is, without renewal.
+    async fn fixed_lease(&self, token: &SecretValue) -> Result<Lease, Failure> {
+        let info = self.lookup(token).await?;
+        let (ttl, refresh, policies) = match info {
+            Some(info) if info.renewable => (info.ttl, Refresh::Renew, info.policies),
+            Some(info) => (info.ttl, Refresh::Never, info.policies),
+            None => (0, Refresh::Never, Vec::new()),
+        };
+        Ok(Lease::new(
+            token.clone(),
+            Duration::from_secs(ttl),
+            refresh,
+            policies,
+        ))
+    }
+
+    /// Logs in as kubernetes auth role `role` at `auth/<mount>`, with the
+    /// service account token read from `token_file`.
+    async fn log_in_kubernetes(
+        &self,
+        role: &str,
+        mount: &str,
+        token_file: &Path,
+    ) -> Result<Lease, Failure> {
+        #[derive(Serialize)]
+        struct KubernetesLogin<'a> {
+            role: &'a str,
+            jwt: &'a str,
+        }
+        let jwt = read_token_file(
+            token_file,
+            "service account token",
+            "--service-account-token-file",
+        )
+        .await
+        .map_err(|message| self.fail(FailureKind::Credential, message))?;
+        let body = serde_json::to_vec(&KubernetesLogin { role, jwt: &jwt })
+            .expect("a login body serializes");
+        self.log_in_at(
+            mount,
+            body,
+            &format!(
+                "check that kubernetes auth role {role:?} exists at auth/{mount} and binds this service account"
+            ),
+        )
+        .await
+    }
+
+    /// Logs in with AppRole at `auth/<mount>`; `secret` names the local
+    /// secret that holds `secret_id`.
+    async fn log_in_approle(
+        &self,
+        role_id: &str,
+        secret_id: &SecretValue,
+        secret: &str,
+        mount: &str,
+    ) -> Result<Lease, Failure> {
+        #[derive(Serialize)]
+        struct ApproleLogin<'a> {
+            role_id: &'a str,
+            secret_id: &'a str,
+        }
+        let body = serde_json::to_vec(&ApproleLogin {
+            role_id,
+            secret_id: secret_id.expose(),
+        })
+        .expect("a login body serializes");
+        self.log_in_at(
+            mount,
+            body,
+            &format!(
+                "check role_id, and the secret id in local secret {secret:?} (it may have expired or used up its uses)"
+            ),
+        )
+        .await
+    }
+
+    /// Logs in at `auth/<mount>/login` with `body`; `hint` says what to
+    /// check when the server refuses the login.
     async fn log_in_at(&self, mount: &str, body: Vec<u8>, hint: &str) -> Result<Lease, Failure> {
         let body = Zeroizing::new(body);
         let method = self.credentials.method();
@@ -588,45 +639,12 @@ impl Session {
                 Some(body.to_vec()),
             )
             .await
-            .map_err(|f| Failure {
-                message: format!("logging in with {method} auth: {}", f.message),
-                ..f
-            })?;
+            .map_err(|f| logging_in(method, f))?;
         if !reply.speaks_vault() {
             return Err(self.not_vault());
         }
         match reply.status {
-            200 => {
-                let auth = wire::read_auth(&reply.body).map_err(|e| {
-                    self.fail(
-                        FailureKind::Response,
-                        format!("logging in with {method} auth: {e}"),
-                    )
-                })?;
-                self.env
-                    .metrics
-                    .logins
-                    .get_or_create(&self.env.labels)
-                    .inc();
-                let refresh = if auth.renewable {
-                    Refresh::Renew
-                } else {
-                    Refresh::LogIn
-                };
-                tracing::info!(
-                    provider = %self.env.labels.provider,
-                    method,
-                    ttl_s = auth.lease_duration,
-                    renewable = auth.renewable,
-                    "Logged in to secret provider"
-                );
-                Ok(Lease::new(
-                    auth.client_token,
-                    Duration::from_secs(auth.lease_duration),
-                    refresh,
-                    auth.policies,
-                ))
-            }
+            200 => self.logged_in(&reply),
             400..=403 => Err(self.fail(
                 FailureKind::Login,
                 format!(
@@ -634,14 +652,43 @@ impl Session {
                     reply.status
                 ),
             )),
-            _ => {
-                let failure = self.refused(&reply);
-                Err(Failure {
-                    message: format!("logging in with {method} auth: {}", failure.message),
-                    ..failure
-                })
-            }
+            _ => Err(logging_in(method, self.refused(&reply))),
         }
+    }
+
+    /// The lease of a login the server accepted (HTTP 200), counted and
+    /// logged.
+    fn logged_in(&self, reply: &Reply) -> Result<Lease, Failure> {
+        let method = self.credentials.method();
+        let auth = wire::read_auth(&reply.body).map_err(|e| {
+            self.fail(
+                FailureKind::Response,
+                format!("logging in with {method} auth: {e}"),
+            )
+        })?;
+        self.env
+            .metrics
+            .logins
+            .get_or_create(&self.env.labels)
+            .inc();
+        let refresh = if auth.renewable {
+            Refresh::Renew
+        } else {
+            Refresh::LogIn
+        };
+        tracing::info!(
+            provider = %self.env.labels.provider,
+            method,
+            ttl_s = auth.lease_duration,
+            renewable = auth.renewable,
+            "Logged in to secret provider"
+        );
+        Ok(Lease::new(
+            auth.client_token,
+            Duration::from_secs(auth.lease_duration),
+            refresh,
+            auth.policies,
+        ))
     }
 
     /// Renews the lease's token in place.
