@@ -29,6 +29,8 @@ use crate::admission::{Delivery, Pod, parse_delivery, parse_env, plan_env};
 use crate::app::App;
 use crate::cluster::{BoundPod, ClusterError};
 use crate::http::{ApiError, ApiResult, healthz, parse_json, read_limited};
+use crate::resolve::Resolved;
+use crate::store::Organization;
 
 /// Largest request body: a container's name.
 const MAX_BODY: usize = 4 << 10;
@@ -137,8 +139,50 @@ async fn values_for(
     actor: &str,
 ) -> ApiResult<Zeroizing<Vec<u8>>> {
     let (namespace, name) = (bound.namespace.as_str(), bound.name.as_str());
-    let text = app
-        .cluster
+    let text = stored_pod(app, bound).await?;
+    let pod = Pod::parse(&text).map_err(|e| ApiError::Internal(e.into()))?;
+    check_pod(app, &pod, bound)?;
+    let entries = parse_env(pod.annotations.env.as_deref().unwrap_or(""))
+        .map_err(|e| forbidden(e.to_string()))?;
+    let plan = plan_env(&pod, &entries).map_err(|e| forbidden(e.to_string()))?;
+    let Some(wanted) = plan.containers.iter().find(|c| c.name == container) else {
+        return Err(forbidden(format!(
+            "pod {namespace}/{name} asks for no secrets in a container named {container:?}"
+        )));
+    };
+    let org = bound_organization(app, namespace).await?;
+    let mut names: Vec<&str> = wanted.vars.iter().map(|(_, s)| *s).collect();
+    names.sort_unstable();
+    names.dedup();
+    let resolved = app.resolver.resolve(&org, &names).await?;
+    app.store
+        .audit_resolve(
+            &org.id,
+            actor,
+            resolved
+                .iter()
+                .map(|s| (s.secret.id.as_str(), s.secret.name.as_str())),
+        )
+        .await?;
+    let json = answer(&wanted.vars, &resolved);
+    let secrets: Vec<String> = resolved
+        .iter()
+        .map(|s| format!("{}@{}", s.secret.name, s.secret.version))
+        .collect();
+    tracing::info!(
+        namespace,
+        pod = name,
+        container,
+        secrets = secrets.join(","),
+        "Served a container's values to its wrapper"
+    );
+    Ok(json)
+}
+
+/// The pod the token was issued for, as the API server has it now.
+async fn stored_pod(app: &App, bound: &BoundPod) -> ApiResult<String> {
+    let (namespace, name) = (bound.namespace.as_str(), bound.name.as_str());
+    app.cluster
         .pod_json(namespace, name)
         .await
         .map_err(cluster_unavailable)?
@@ -146,8 +190,14 @@ async fn values_for(
             ApiError::Unauthenticated(format!(
                 "pod {namespace}/{name}, which this token was issued for, no longer exists"
             ))
-        })?;
-    let pod = Pod::parse(&text).map_err(|e| ApiError::Internal(e.into()))?;
+        })
+}
+
+/// Refuses unless `pod` is the very pod the token names (same uid: a pod
+/// deleted and created again under its name is another pod) and asks for
+/// delivery `exec`.
+fn check_pod(app: &App, pod: &Pod<'_>, bound: &BoundPod) -> ApiResult<()> {
+    let (namespace, name) = (bound.namespace.as_str(), bound.name.as_str());
     let uid = pod.meta.as_ref().ok().and_then(|m| m.uid.as_deref());
     if uid != Some(bound.uid.as_str()) {
         return Err(ApiError::Unauthenticated(format!(
@@ -164,14 +214,11 @@ async fn values_for(
             delivery.as_str()
         )));
     }
-    let entries = parse_env(pod.annotations.env.as_deref().unwrap_or(""))
-        .map_err(|e| forbidden(e.to_string()))?;
-    let plan = plan_env(&pod, &entries).map_err(|e| forbidden(e.to_string()))?;
-    let Some(wanted) = plan.containers.iter().find(|c| c.name == container) else {
-        return Err(forbidden(format!(
-            "pod {namespace}/{name} asks for no secrets in a container named {container:?}"
-        )));
-    };
+    Ok(())
+}
+
+/// The organization `namespace` is bound to.
+async fn bound_organization(app: &App, namespace: &str) -> ApiResult<Organization> {
     let binding = app
         .store
         .find_namespace_binding(namespace)
@@ -181,51 +228,30 @@ async fn values_for(
                 "namespace {namespace:?} is not bound to an organization"
             ))
         })?;
-    let org = app
-        .store
+    app.store
         .find_organization(&binding.organization_id)
         .await?
         .ok_or_else(|| {
             forbidden(format!(
                 "namespace {namespace:?} is bound to an organization that no longer exists"
             ))
-        })?;
-    let mut names: Vec<&str> = wanted.vars.iter().map(|(_, s)| *s).collect();
-    names.sort_unstable();
-    names.dedup();
-    let resolved = app.resolver.resolve(&org, &names).await?;
-    app.store
-        .audit_resolve(
-            &org.id,
-            actor,
-            resolved
-                .iter()
-                .map(|s| (s.secret.id.as_str(), s.secret.name.as_str())),
-        )
-        .await?;
-    let env: BTreeMap<&str, &str> = wanted
-        .vars
-        .iter()
-        .map(|(var, secret)| (*var, resolved[*secret].value.expose()))
-        .collect();
+        })
+}
+
+/// `{"env":{VAR: value, …}}`, written into a buffer that is wiped when
+/// dropped.
+fn answer(vars: &[(&str, &str)], resolved: &Resolved) -> Zeroizing<Vec<u8>> {
     #[derive(serde::Serialize)]
     struct Answer<'a> {
         env: BTreeMap<&'a str, &'a str>,
     }
+    let env: BTreeMap<&str, &str> = vars
+        .iter()
+        .map(|(var, secret)| (*var, resolved[*secret].value.expose()))
+        .collect();
     let mut json = Zeroizing::new(Vec::with_capacity(64 + env.len() * 64));
     serde_json::to_writer(&mut *json, &Answer { env }).expect("writing to a Vec cannot fail");
-    let secrets: Vec<String> = resolved
-        .iter()
-        .map(|s| format!("{}@{}", s.secret.name, s.secret.version))
-        .collect();
-    tracing::info!(
-        namespace,
-        pod = name,
-        container,
-        secrets = secrets.join(","),
-        "Served a container's values to its wrapper"
-    );
-    Ok(json)
+    json
 }
 
 fn forbidden(message: String) -> ApiError {

@@ -77,33 +77,10 @@ pub async fn run(app: Arc<App>, args: &ServerArgs, roles: Roles) -> anyhow::Resu
     } else {
         None
     };
+    // Every certificate is checked and every port bound before anything is
+    // served, so that a mistake stops the process at once.
     let webhook = if roles != Roles::Api {
-        let (Some(cert), Some(key)) = (&args.tls.tls_cert, &args.tls.tls_key) else {
-            anyhow::bail!(
-                "the webhook needs --tls-cert and --tls-key (AGYN_TLS_CERT, AGYN_TLS_KEY)"
-            );
-        };
-        // Checked before any port is bound.
-        let cert = ReloadingCert::load(cert, key).context("load the webhook's TLS certificate")?;
-        let client_ca = args
-            .webhook_client_ca
-            .as_deref()
-            .map(ReloadingClientCa::load)
-            .transpose()
-            .context("load the webhook's client CA (--webhook-client-ca)")?;
-        let listener = TcpListener::bind(args.webhook_addr)
-            .await
-            .with_context(|| format!("bind the webhook to {}", args.webhook_addr))?;
-        let exec = if app.settings.exec.enabled {
-            let exec_addr = args.exec_addr.unwrap_or(DEFAULT_EXEC_ADDR);
-            let listener = TcpListener::bind(exec_addr)
-                .await
-                .with_context(|| format!("bind the exec listener to {exec_addr}"))?;
-            Some(listener)
-        } else {
-            None
-        };
-        Some((listener, exec, cert, client_ca))
+        Some(WebhookListeners::bind(&app, args).await?)
     } else {
         None
     };
@@ -119,39 +96,9 @@ pub async fn run(app: Arc<App>, args: &ServerArgs, roles: Roles) -> anyhow::Resu
 
     let shutdown = Shutdown::default();
     let mut tasks = tokio::task::JoinSet::new();
-    if let Some((listener, exec, cert, client_ca)) = webhook {
-        // The exec listener: the same certificate, no client certificate
-        // asked for (its callers are pods, which prove who they are with
-        // their tokens), and its own threads.
-        if let Some(exec) = exec {
-            let router = crate::exec::router(app.clone());
-            tracing::info!(addr = %exec.local_addr()?, "Exec listener listening (TLS)");
-            let config = tls::server_config(cert.clone(), None);
-            let exec_shutdown = shutdown.clone();
-            tasks.spawn(async move {
-                serve_tls(exec, config, router, EXEC_THREADS, exec_shutdown).await
-            });
-        }
-        let watchers = [
-            Some(AbortOnDrop(tls::spawn_watcher(cert.clone(), RELOAD_EVERY))),
-            client_ca
-                .clone()
-                .map(|ca| AbortOnDrop(tls::spawn_watcher(ca, RELOAD_EVERY))),
-        ];
+    if let Some(webhook) = webhook {
         let threads = args.webhook_threads.unwrap_or_else(default_threads);
-        let router = crate::webhook::router(app.clone());
-        tracing::info!(
-            addr = %listener.local_addr()?,
-            threads,
-            client_certificates = client_ca.is_some(),
-            "Webhook listening (TLS)"
-        );
-        let shutdown = shutdown.clone();
-        tasks.spawn(async move {
-            let _watchers = watchers;
-            let config = tls::server_config(cert, client_ca);
-            serve_tls(listener, config, router, threads, shutdown).await
-        });
+        webhook.spawn(&app, threads, &shutdown, &mut tasks)?;
     }
     if let Some(listener) = api {
         let router = crate::api::router(app.clone(), crate::console::routes());
@@ -163,6 +110,110 @@ pub async fn run(app: Arc<App>, args: &ServerArgs, roles: Roles) -> anyhow::Resu
         _ = shutdown_signal() => {}
         Some(result) = tasks.join_next() => return result.context("listener task")?,
     }
+    drain(&app, &shutdown, tasks).await;
+    Ok(())
+}
+
+/// The webhook's listener and, unless turned off, the exec listener, with
+/// the certificates they serve.
+struct WebhookListeners {
+    webhook: TcpListener,
+    exec: Option<TcpListener>,
+    cert: Arc<ReloadingCert>,
+    client_ca: Option<Arc<ReloadingClientCa>>,
+}
+
+impl WebhookListeners {
+    async fn bind(app: &App, args: &ServerArgs) -> anyhow::Result<Self> {
+        let (Some(cert), Some(key)) = (&args.tls.tls_cert, &args.tls.tls_key) else {
+            anyhow::bail!(
+                "the webhook needs --tls-cert and --tls-key (AGYN_TLS_CERT, AGYN_TLS_KEY)"
+            );
+        };
+        let cert = ReloadingCert::load(cert, key).context("load the webhook's TLS certificate")?;
+        let client_ca = args
+            .webhook_client_ca
+            .as_deref()
+            .map(ReloadingClientCa::load)
+            .transpose()
+            .context("load the webhook's client CA (--webhook-client-ca)")?;
+        let webhook = TcpListener::bind(args.webhook_addr)
+            .await
+            .with_context(|| format!("bind the webhook to {}", args.webhook_addr))?;
+        let exec = if app.settings.exec.enabled {
+            let exec_addr = args.exec_addr.unwrap_or(DEFAULT_EXEC_ADDR);
+            let listener = TcpListener::bind(exec_addr)
+                .await
+                .with_context(|| format!("bind the exec listener to {exec_addr}"))?;
+            Some(listener)
+        } else {
+            None
+        };
+        Ok(Self {
+            webhook,
+            exec,
+            cert,
+            client_ca,
+        })
+    }
+
+    /// Serves both listeners on tasks of `tasks`, the webhook on `threads`
+    /// connection threads; the certificates are reloaded while they serve.
+    fn spawn(
+        self,
+        app: &Arc<App>,
+        threads: NonZeroUsize,
+        shutdown: &Shutdown,
+        tasks: &mut tokio::task::JoinSet<anyhow::Result<()>>,
+    ) -> anyhow::Result<()> {
+        let Self {
+            webhook,
+            exec,
+            cert,
+            client_ca,
+        } = self;
+        // The exec listener: the same certificate, no client certificate
+        // asked for (its callers are pods, which prove who they are with
+        // their tokens), and its own threads.
+        if let Some(exec) = exec {
+            let router = crate::exec::router(app.clone());
+            tracing::info!(addr = %exec.local_addr()?, "Exec listener listening (TLS)");
+            let config = tls::server_config(cert.clone(), None);
+            let shutdown = shutdown.clone();
+            tasks.spawn(
+                async move { serve_tls(exec, config, router, EXEC_THREADS, shutdown).await },
+            );
+        }
+        let watchers = [
+            Some(AbortOnDrop(tls::spawn_watcher(cert.clone(), RELOAD_EVERY))),
+            client_ca
+                .clone()
+                .map(|ca| AbortOnDrop(tls::spawn_watcher(ca, RELOAD_EVERY))),
+        ];
+        let router = crate::webhook::router(app.clone());
+        tracing::info!(
+            addr = %webhook.local_addr()?,
+            threads,
+            client_certificates = client_ca.is_some(),
+            "Webhook listening (TLS)"
+        );
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            let _watchers = watchers;
+            let config = tls::server_config(cert, client_ca);
+            serve_tls(webhook, config, router, threads, shutdown).await
+        });
+        Ok(())
+    }
+}
+
+/// Not ready any more, still serving for the shutdown delay; then the
+/// listeners stop accepting and in-flight requests get a grace period.
+async fn drain(
+    app: &App,
+    shutdown: &Shutdown,
+    mut tasks: tokio::task::JoinSet<anyhow::Result<()>>,
+) {
     app.draining
         .store(true, std::sync::atomic::Ordering::SeqCst);
     let delay = app.settings.shutdown_delay;
@@ -178,7 +229,6 @@ pub async fn run(app: Arc<App>, args: &ServerArgs, roles: Roles) -> anyhow::Resu
             "Requests still in flight after the grace period; exiting anyway"
         ),
     }
-    Ok(())
 }
 
 /// Serves `router` over TLS on `listener`. Each new connection is handed,

@@ -159,112 +159,142 @@ impl Outcome {
 
 async fn mutate(State(hook): State<Arc<Webhook>>, request: Request) -> Response {
     let started = Instant::now();
-    let app = &hook.app;
     let caller = request.extensions().get::<ClientIdentity>().cloned();
-    // Refused before the body is read: an unauthenticated caller learns
-    // nothing about namespaces, secrets or the pod it sent.
-    if app.settings.client_auth && caller.is_none() {
-        app.metrics
-            .http_requests
-            .get_or_create(&http_labels(401))
-            .inc();
-        return (
+    let response = if hook.app.settings.client_auth && caller.is_none() {
+        // Refused before the body is read: an unauthenticated caller learns
+        // nothing about namespaces, secrets or the pod it sent.
+        (
             StatusCode::UNAUTHORIZED,
             [(CONTENT_TYPE, "application/json")],
             UNAUTHENTICATED,
         )
-            .into_response();
-    }
-    // One deadline for the whole request, body included: a client that
-    // stops sending half way holds nothing past it.
-    let deadline = tokio::time::Instant::now() + app.settings.admission_timeout;
-    let response = match tokio::time::timeout_at(deadline, hook.read_review(request)).await {
-        Err(_) => {
-            hook.count(Ending::BadRequest, started);
-            refusal(
-                StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
-                "the request body did not arrive in time",
-            )
-        }
-        Ok(Err(response)) => {
-            hook.count(Ending::BadRequest, started);
-            response
-        }
-        Ok(Ok((body, _held))) => match admission::parse_review(&body) {
-            Err(error) => {
-                hook.count(Ending::BadRequest, started);
-                tracing::info!(%error, "Rejected a malformed AdmissionReview");
-                ApiError::BadRequest(error.to_string()).into_response()
-            }
-            Ok(request) => {
-                let pod = request.object.as_ref().map(Pod::name).unwrap_or_default();
-                let namespace = request.namespace.as_deref().unwrap_or("");
-                // A debug span: at the default level it costs nothing, and a
-                // denial is logged at info with the same fields below.
-                let span = tracing::debug_span!(
-                    "admission",
-                    uid = %request.uid,
-                    namespace,
-                    pod = %pod,
-                    operation = %request.operation,
-                    dry_run = request.dry_run(),
-                    allowed = field::Empty,
-                    patch_ops = field::Empty,
-                );
-                let timeout = app.settings.admission_timeout;
-                let outcome = tokio::time::timeout_at(deadline, hook.admit(&request, caller.as_ref()))
-                    .instrument(span.clone())
-                    .await
-                    .unwrap_or_else(|_| {
-                        app.metrics.resolution_errors.get_or_create(&KindLabels { kind: "timeout" }).inc();
-                        Outcome::Denied(
-                            Denial::Unavailable,
-                            format!(
-                                "admission timed out after {} while resolving secrets; check that the secret providers and the database are reachable, then retry",
-                                humantime::format_duration(timeout)
-                            ),
-                        )
-                    });
-                let _entered = span.enter();
-                let review = match &outcome {
-                    Outcome::Allowed(patch) => {
-                        span.record("allowed", true)
-                            .record("patch_ops", patch.len());
-                        tracing::debug!("Admitted");
-                        hook.count(Ending::Allowed, started);
-                        admission::allow(&request.uid, patch)
-                    }
-                    Outcome::Denied(denial, message) => {
-                        span.record("allowed", false).record("patch_ops", 0);
-                        tracing::info!(uid = %request.uid, namespace, pod = %pod, reason = %message, "Denied");
-                        hook.count(
-                            if *denial == Denial::Forbidden {
-                                Ending::Denied
-                            } else {
-                                Ending::Unavailable
-                            },
-                            started,
-                        );
-                        admission::deny(&request.uid, *denial, message)
-                    }
-                };
-                hook.answer(review)
-            }
-        },
+            .into_response()
+    } else {
+        hook.review(request, caller.as_ref(), started).await
     };
-    match response.status().as_u16() {
-        200 => hook.answered.inc(),
-        status => app
-            .metrics
-            .http_requests
-            .get_or_create(&http_labels(status))
-            .inc(),
-    };
+    hook.count_status(response.status());
     response
 }
 
 impl Webhook {
+    /// Reads, parses and answers one review. One deadline covers the whole
+    /// request, body included: a client that stops sending half way holds
+    /// nothing past it.
+    async fn review(
+        &self,
+        request: Request,
+        caller: Option<&ClientIdentity>,
+        started: Instant,
+    ) -> Response {
+        let deadline = tokio::time::Instant::now() + self.app.settings.admission_timeout;
+        let (body, _held) = match tokio::time::timeout_at(deadline, self.read_review(request)).await
+        {
+            Ok(Ok(read)) => read,
+            Ok(Err(response)) => {
+                self.count(Ending::BadRequest, started);
+                return response;
+            }
+            Err(_) => {
+                self.count(Ending::BadRequest, started);
+                return refusal(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    "the request body did not arrive in time",
+                );
+            }
+        };
+        let request = match admission::parse_review(&body) {
+            Ok(request) => request,
+            Err(error) => {
+                self.count(Ending::BadRequest, started);
+                tracing::info!(%error, "Rejected a malformed AdmissionReview");
+                return ApiError::BadRequest(error.to_string()).into_response();
+            }
+        };
+        // A debug span: at the default level it costs nothing, and a denial
+        // is logged at info with the same fields.
+        let span = tracing::debug_span!(
+            "admission",
+            uid = %request.uid,
+            namespace = request.namespace.as_deref().unwrap_or(""),
+            pod = %request.object.as_ref().map(Pod::name).unwrap_or_default(),
+            operation = %request.operation,
+            dry_run = request.dry_run(),
+            allowed = field::Empty,
+            patch_ops = field::Empty,
+        );
+        let outcome = tokio::time::timeout_at(deadline, self.admit(&request, caller))
+            .instrument(span.clone())
+            .await
+            .unwrap_or_else(|_| self.timed_out());
+        let _entered = span.enter();
+        let review = self.conclude(&request, &outcome, &span, started);
+        self.answer(review)
+    }
+
+    /// The denial of an admission that ran out of time.
+    fn timed_out(&self) -> Outcome {
+        self.app
+            .metrics
+            .resolution_errors
+            .get_or_create(&KindLabels { kind: "timeout" })
+            .inc();
+        Outcome::Denied(
+            Denial::Unavailable,
+            format!(
+                "admission timed out after {} while resolving secrets; check that the secret providers and the database are reachable, then retry",
+                humantime::format_duration(self.app.settings.admission_timeout)
+            ),
+        )
+    }
+
+    /// Counts and logs `outcome`, and writes the AdmissionReview that
+    /// carries it.
+    fn conclude(
+        &self,
+        request: &admission::AdmissionRequest<'_>,
+        outcome: &Outcome,
+        span: &tracing::Span,
+        started: Instant,
+    ) -> Vec<u8> {
+        match outcome {
+            Outcome::Allowed(patch) => {
+                span.record("allowed", true)
+                    .record("patch_ops", patch.len());
+                tracing::debug!("Admitted");
+                self.count(Ending::Allowed, started);
+                admission::allow(&request.uid, patch)
+            }
+            Outcome::Denied(denial, message) => {
+                span.record("allowed", false).record("patch_ops", 0);
+                let pod = request.object.as_ref().map(Pod::name).unwrap_or_default();
+                let namespace = request.namespace.as_deref().unwrap_or("");
+                tracing::info!(uid = %request.uid, namespace, pod = %pod, reason = %message, "Denied");
+                let ending = if *denial == Denial::Forbidden {
+                    Ending::Denied
+                } else {
+                    Ending::Unavailable
+                };
+                self.count(ending, started);
+                admission::deny(&request.uid, *denial, message)
+            }
+        }
+    }
+
+    /// Answers are counted by status; a 200 has a counter of its own, taken
+    /// without a label lookup.
+    fn count_status(&self, status: StatusCode) {
+        match status.as_u16() {
+            200 => self.answered.inc(),
+            status => self
+                .app
+                .metrics
+                .http_requests
+                .get_or_create(&http_labels(status))
+                .inc(),
+        };
+    }
+
     /// Reads a review's body within [`MAX_REVIEW`] (413 beyond, before
     /// reading when the length is declared), holding its buffer's bytes of
     /// the budget (503 when they do not fit).
@@ -401,18 +431,53 @@ impl Webhook {
             delivery,
         };
         let org = self.organization(namespace).await?;
+        let (pull_records, resolved) = self.resolve_all(&org, &plan, &pulls).await?;
+        self.check_size(&plan, &resolved, delivery)
+            .map_err(Outcome::deny)?;
 
-        // Everything that can go wrong is gathered, so that one denial names
-        // every problem of the pod at once.
+        let env_secret = (delivery == Delivery::Secret && !plan.containers.is_empty())
+            .then(|| env_secret(&org, namespace, pod, &plan, &resolved));
+        if !request.dry_run() {
+            self.write_secrets(&admission, &pull_records, &resolved, env_secret.as_ref())
+                .await?;
+        }
+        let secret_name = env_secret.as_ref().map(EnvSecret::name);
+        let patch = self.patch(
+            pod,
+            &plan,
+            &pulls,
+            &resolved,
+            secret_name.as_deref(),
+            delivery,
+        );
+        self.trace(&admission, &resolved, secret_name.as_deref());
+
+        if !request.dry_run() {
+            self.record_plan(pod, namespace, &plan, &resolved)
+                .await
+                .map_err(store_unavailable)?;
+        }
+        Ok(patch)
+    }
+
+    /// Looks up the image pull secrets and resolves every secret the pod
+    /// names. Everything that can go wrong is gathered, so that one denial
+    /// names every problem of the pod at once.
+    async fn resolve_all(
+        &self,
+        org: &Organization,
+        plan: &Plan<'_>,
+        pulls: &[&str],
+    ) -> Result<(Vec<ImagePullSecret>, Resolved), Outcome> {
         let mut problems = Problems::default();
-        let pull_records = self.pull_records(&org, &pulls, &mut problems).await?;
+        let pull_records = self.pull_records(org, pulls, &mut problems).await?;
         let mut names = plan.secret_names();
         if !pull_records.is_empty() {
             names.extend(pull_records.iter().map(|r| r.password_secret.as_str()));
             names.sort_unstable();
             names.dedup();
         }
-        let resolved = match self.app.resolver.resolve(&org, &names).await {
+        let resolved = match self.app.resolver.resolve(org, &names).await {
             Ok(resolved) => resolved,
             Err(error) => {
                 self.resolution_failed(&error, &mut problems);
@@ -420,33 +485,25 @@ impl Webhook {
             }
         };
         problems.check()?;
-        self.check_size(&plan, &resolved, delivery)
-            .map_err(Outcome::deny)?;
+        Ok((pull_records, resolved))
+    }
 
-        let env_secret =
-            (delivery == Delivery::Secret && !plan.containers.is_empty()).then(|| EnvSecret {
-                organization_id: &org.id,
-                namespace,
-                owner: pod.owner().unwrap_or(("Pod", pod.name())),
-                values: plan
-                    .secret_names()
-                    .into_iter()
-                    .map(|name| {
-                        let s = &resolved[name];
-                        (name, s.secret.version, &s.value)
-                    })
-                    .collect(),
-            });
-        if !request.dry_run() {
-            self.write_secrets(&admission, &pull_records, &resolved, env_secret.as_ref())
-                .await?;
-        }
-
-        let secret_name = env_secret.as_ref().map(EnvSecret::name);
+    /// The patch. Each variable comes from the pod's Secret when there is one
+    /// (`secret_name`), else inline (`env`); with `exec` no value is placed
+    /// and the commands are wrapped instead.
+    fn patch(
+        &self,
+        pod: &Pod<'_>,
+        plan: &Plan<'_>,
+        pulls: &[&str],
+        resolved: &Resolved,
+        secret_name: Option<&str>,
+        delivery: Delivery,
+    ) -> Patch {
         let value = |name: &str| {
             resolved.get(name).map(|s| Injection {
                 version: s.secret.version,
-                source: match &secret_name {
+                source: match secret_name {
                     Some(secret) => EnvSource::SecretKey {
                         secret,
                         key: &s.secret.name,
@@ -459,27 +516,17 @@ impl Webhook {
             .iter()
             .map(|s| (s.secret.name.as_str(), s.secret.version))
             .collect();
-        let exec = self
-            .app
-            .settings
-            .exec
+        let settings = &self.app.settings.exec;
+        let exec = settings
             .ca_pem
             .as_deref()
+            .filter(|_| delivery == Delivery::Exec)
             .map(|ca_pem| ExecSetup {
-                url: &self.app.settings.exec.url,
+                url: &settings.url,
                 ca_pem,
-                image: &self.app.settings.exec.image,
+                image: &settings.image,
             });
-        let exec = exec.as_ref().filter(|_| delivery == Delivery::Exec);
-        let patch = build_patch(pod, &plan, value, &pulls, &stamp, exec);
-        self.trace(&admission, &resolved, secret_name.as_deref());
-
-        if !request.dry_run() {
-            self.record_plan(pod, namespace, &plan, &resolved)
-                .await
-                .map_err(store_unavailable)?;
-        }
-        Ok(patch)
+        build_patch(pod, plan, value, pulls, &stamp, exec.as_ref())
     }
 
     /// Refuses a pod whose values would make an answer (`env`) or a Secret
@@ -493,41 +540,7 @@ impl Webhook {
         delivery: Delivery,
     ) -> Result<(), String> {
         let limit = self.app.settings.max_injected_bytes;
-        let value = |name: &str| resolved.get(name).map_or(0, |s| s.value.expose().len());
-        let (size, whereto) = match delivery {
-            // The largest answer of the exec listener: one container's.
-            Delivery::Exec => {
-                let size = plan
-                    .containers
-                    .iter()
-                    .map(|c| {
-                        c.vars
-                            .iter()
-                            .map(|(var, secret)| var.len() + value(secret) + ENV_ENTRY_OVERHEAD)
-                            .sum::<usize>()
-                    })
-                    .max()
-                    .unwrap_or(0);
-                (size, "for one container")
-            }
-            Delivery::Env => {
-                let size: usize = plan
-                    .containers
-                    .iter()
-                    .flat_map(|c| c.vars.iter())
-                    .map(|(var, secret)| var.len() + value(secret) + ENV_ENTRY_OVERHEAD)
-                    .sum();
-                (size, "in the webhook's answer")
-            }
-            Delivery::Secret => {
-                let size: usize = plan
-                    .secret_names()
-                    .iter()
-                    .map(|name| name.len() + value(name))
-                    .sum();
-                (size, "in its Secret")
-            }
-        };
+        let (size, whereto) = injected_size(plan, resolved, delivery);
         if size <= limit {
             return Ok(());
         }
@@ -984,6 +997,69 @@ impl Problems {
             Denial::Forbidden
         };
         Outcome::Denied(denial, self.messages.join("; "))
+    }
+}
+
+/// The Secret that carries a pod's values under delivery `secret`.
+fn env_secret<'a>(
+    org: &'a Organization,
+    namespace: &'a str,
+    pod: &'a Pod<'_>,
+    plan: &Plan<'a>,
+    resolved: &'a Resolved,
+) -> EnvSecret<'a> {
+    EnvSecret {
+        organization_id: &org.id,
+        namespace,
+        owner: pod.owner().unwrap_or(("Pod", pod.name())),
+        values: plan
+            .secret_names()
+            .into_iter()
+            .map(|name| {
+                let s = &resolved[name];
+                (name, s.secret.version, &s.value)
+            })
+            .collect(),
+    }
+}
+
+/// The bytes a pod's values take where `delivery` puts them, and where
+/// that is: one container's answer from the exec listener, the webhook's
+/// answer, or the Secret.
+fn injected_size(
+    plan: &Plan<'_>,
+    resolved: &Resolved,
+    delivery: Delivery,
+) -> (usize, &'static str) {
+    let value = |name: &str| resolved.get(name).map_or(0, |s| s.value.expose().len());
+    let entry = |(var, secret): &(&str, &str)| var.len() + value(secret) + ENV_ENTRY_OVERHEAD;
+    match delivery {
+        Delivery::Exec => {
+            let largest = plan
+                .containers
+                .iter()
+                .map(|c| c.vars.iter().map(entry).sum::<usize>())
+                .max()
+                .unwrap_or(0);
+            (largest, "for one container")
+        }
+        Delivery::Env => {
+            let total = plan
+                .containers
+                .iter()
+                .flat_map(|c| c.vars.iter())
+                .map(entry)
+                .sum();
+            (total, "in the webhook's answer")
+        }
+        Delivery::Secret => {
+            let total = plan
+                .secret_names()
+                .iter()
+                .map(|name| name.len() + value(name))
+                .sum();
+            (total, "in its Secret")
+        }
     }
 }
 
