@@ -165,6 +165,12 @@ async fn forged_reviews_never_earn_a_value_without_a_client_ca() {
                         "the denial names both fixes: {message}"
                     );
                 }
+                // `exec` never puts a value in the answer; these containers
+                // have no command to wrap.
+                Some("exec") => {
+                    assert!(!allowed, "{text}");
+                    assert!(message(&answer).contains("no command"), "{text}");
+                }
                 Some(other) => {
                     assert!(!allowed, "{text}");
                     assert!(
@@ -510,7 +516,8 @@ async fn namespaces_without_a_role_binding_are_reported_and_their_pods_denied() 
             "create secrets",
             "update secrets",
             "delete secrets",
-            "list pods"
+            "list pods",
+            "get pods"
         ])
     );
     let fix = "kubectl create rolebinding agyn-secrets -n team-b --clusterrole=agyn-secrets-workload --serviceaccount=agyn-secrets:agyn-secrets";
