@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 CARGO ?= cargo
 
-.PHONY: run test test-rust test-deploy lint fmt bench bench-load e2e venv clean
+.PHONY: run test test-rust test-deploy lint fmt openapi bench bench-load e2e venv clean
 
 run:
 	$(CARGO) run --release -- serve --dev
@@ -30,6 +30,10 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+## The API's OpenAPI document, derived from the router and agyn-api's types.
+openapi:
+	$(CARGO) run --quiet --example openapi > docs/openapi.json.tmp && mv docs/openapi.json.tmp docs/openapi.json
 
 bench:
 	$(CARGO) bench -p agyn-secrets --bench admission

@@ -1,237 +1,73 @@
-//! The OpenAPI document served at `GET /openapi.json` describes the router
-//! exactly: every route and method, and nothing else.
-//!
-//! The routes are read from the source of `src/api/mod.rs` (the `/v1`
-//! router) and of `routes()` in `src/api/system.rs` (health, readiness,
-//! metrics and the document itself) with a plain text scan, so that a route
-//! added without documentation, or documentation left behind by a removed
-//! route, fails here. No server, no network.
+//! The OpenAPI document is derived from the router and the types of
+//! `agyn-api`; these tests hold it to what a running server does: the
+//! checked-in copy is what the server serves, every documented operation is
+//! routed, a documented path answers no other method, every `/v1` route
+//! needs the bearer token, and real error answers are documented for their
+//! route and match the error schema.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod common;
+
+use std::collections::BTreeSet;
 use std::path::Path;
 
-use serde_json::Value;
+use common::{Server, sqlite};
+use serde_json::{Value, json};
 
-const DOCUMENT: &str = include_str!("../src/api/openapi.json");
-
-/// The HTTP methods axum's routing functions are named after.
+/// The HTTP methods the API uses.
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
-/// Routes served by `system::routes()`, merged into the API router next to
-/// `/v1`. Parsed from the source like the rest; listed here so that a
-/// broken scan cannot pass by finding nothing.
-const SYSTEM_PATHS: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/openapi.json"];
+/// What fixes a stale checked-in document.
+const FIX: &str =
+    "docs/openapi.json is not what the server serves: run `make openapi` and commit the result";
 
-type Routes = BTreeMap<String, BTreeSet<String>>;
-
-fn document() -> Value {
-    serde_json::from_str(DOCUMENT).expect("src/api/openapi.json is valid JSON")
+fn checked_in() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.json");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}; {FIX}", path.display()))
 }
 
-fn source(relative: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    // Drop line comments, so that a commented-out route does not count.
-    text.lines()
-        .map(|line| {
-            if line.trim_start().starts_with("//") {
-                ""
-            } else {
-                line
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+/// A server whose source address may fail authentication often: the probes
+/// here send no token on purpose.
+async fn server() -> Server {
+    Server::start_with(&sqlite(), &["--auth-failures-per-minute", "100000"], &[]).await
 }
 
-/// The text between the parenthesis that opens at `open` (exclusive) and
-/// its match, skipping string literals.
-fn parenthesized(text: &str, open: usize) -> &str {
-    let bytes = text.as_bytes();
-    assert_eq!(bytes[open], b'(');
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for (i, &b) in bytes.iter().enumerate().skip(open) {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'(' => depth += 1,
-            b')' => {
-                depth -= 1;
-                if depth == 0 {
-                    return &text[open + 1..i];
-                }
-            }
-            _ => {}
-        }
-    }
-    panic!("unbalanced parentheses after byte {open}")
-}
-
-/// The first string literal in `text`.
-fn first_string(text: &str) -> Option<&str> {
-    let start = text.find('"')? + 1;
-    let len = text[start..].find('"')?;
-    Some(&text[start..start + len])
-}
-
-/// The methods chained in a route's method router: `get(…).post(…)`.
-fn methods_in(args: &str) -> BTreeSet<String> {
-    let bytes = args.as_bytes();
-    let mut found = BTreeSet::new();
-    for method in METHODS {
-        let call = format!("{method}(");
-        for (at, _) in args.match_indices(&call) {
-            // `get(` but not `organizations::get(`, `forget(`, `x.target(`.
-            let standalone = at == 0 || {
-                let before = bytes[at - 1];
-                !(before.is_ascii_alphanumeric() || before == b'_' || before == b':')
-            };
-            if standalone {
-                found.insert(method.to_owned());
+/// Every operation: method, path template, operation.
+fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+    let mut found = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths is an object") {
+        for (method, operation) in item.as_object().expect("a path item is an object") {
+            if METHODS.contains(&method.as_str()) {
+                found.push((method.clone(), path.clone(), operation.clone()));
             }
         }
     }
     found
 }
 
-/// Every `.route("…", …)` in `text`: its byte offset, path and methods.
-fn route_calls(text: &str) -> Vec<(usize, String, BTreeSet<String>)> {
-    text.match_indices(".route(")
-        .map(|(at, call)| {
-            let args = parenthesized(text, at + call.len() - 1);
-            let path = first_string(args)
-                .unwrap_or_else(|| panic!("a .route( call without a path: {args}"));
-            let methods = methods_in(args);
-            assert!(!methods.is_empty(), "route {path:?} has no method: {args}");
-            (at, path.to_owned(), methods)
+/// The path with every `{parameter}` filled in.
+fn concrete(template: &str) -> String {
+    template
+        .split('/')
+        .map(|segment| match segment {
+            "{org}" => "acme",
+            "{namespace}" => "team-a",
+            s if s.starts_with('{') => "no-such-object",
+            s => s,
         })
-        .collect()
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
-/// The byte range of the statement `let <name> = …;`.
-fn let_statement(text: &str, name: &str) -> Option<(usize, usize)> {
-    let start = text.find(&format!("let {name} ="))?;
-    let (mut depth, mut in_string) = (0i32, false);
-    for (i, b) in text.bytes().enumerate().skip(start) {
-        match b {
-            b'"' => in_string = !in_string,
-            _ if in_string => {}
-            b'(' | b'[' | b'{' => depth += 1,
-            b')' | b']' | b'}' => depth -= 1,
-            b';' if depth == 0 => return Some((start, i)),
-            _ => {}
-        }
+async fn send(server: &Server, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+    let mut request = common::http().request(method, format!("{}{path}", server.api));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
     }
-    None
-}
-
-/// The routes of `src/api/mod.rs` nested under a prefix, e.g. everything in
-/// `let v1 = Router::new()…;` given `.nest("/v1", v1)`, with the prefix.
-/// Routes outside a nested router (pages, if any) are not part of the API.
-fn api_routes() -> Routes {
-    let text = source("src/api/mod.rs");
-    let mut routes = Routes::new();
-    for (at, call) in text.match_indices(".nest(") {
-        let args = parenthesized(&text, at + call.len() - 1);
-        let prefix = first_string(args).expect(".nest( names a prefix");
-        let name = args
-            .rsplit(',')
-            .next()
-            .map(str::trim)
-            .expect(".nest( names a router");
-        let (start, end) = let_statement(&text, name)
-            .unwrap_or_else(|| panic!("no `let {name} = …;` for .nest({prefix:?}, {name})"));
-        for (offset, path, methods) in route_calls(&text) {
-            if (start..end).contains(&offset) {
-                let full = if path == "/" {
-                    prefix.to_owned()
-                } else {
-                    format!("{prefix}{path}")
-                };
-                routes.entry(full).or_default().extend(methods);
-            }
-        }
-    }
-    routes
-}
-
-/// The routes of `routes()` in `src/api/system.rs`.
-fn system_routes() -> Routes {
-    let text = source("src/api/system.rs");
-    let start = text
-        .find("fn routes(")
-        .expect("src/api/system.rs has fn routes()");
-    let open = start + text[start..].find('{').expect("fn routes() has a body");
-    let (mut depth, mut end) = (0i32, text.len());
-    for (i, b) in text.bytes().enumerate().skip(open) {
-        match b {
-            b'{' => depth += 1,
-            b'}' => {
-                depth -= 1;
-                if depth == 0 {
-                    end = i;
-                    break;
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut routes = Routes::new();
-    for (_, path, methods) in route_calls(&text[open..end]) {
-        routes.entry(path).or_default().extend(methods);
-    }
-    routes
-}
-
-/// Every route the API server answers, as `path → methods`.
-fn served() -> Routes {
-    let api = api_routes();
-    assert!(
-        api.contains_key("/v1/organizations") && api.len() > 10,
-        "the scan of src/api/mod.rs found too little: {api:?}"
-    );
-    let system = system_routes();
-    for path in SYSTEM_PATHS {
-        assert!(
-            system.contains_key(path),
-            "{path} not found in system::routes(): {system:?}"
-        );
-    }
-    let mut all = api;
-    for (path, methods) in system {
-        all.entry(path).or_default().extend(methods);
-    }
-    all
-}
-
-fn documented(doc: &Value) -> Routes {
-    doc["paths"]
-        .as_object()
-        .expect("paths is an object")
-        .iter()
-        .map(|(path, item)| {
-            let methods = item
-                .as_object()
-                .expect("a path item is an object")
-                .keys()
-                .filter(|k| {
-                    METHODS.contains(&k.as_str())
-                        || matches!(k.as_str(), "head" | "options" | "trace")
-                })
-                .cloned()
-                .collect();
-            (path.clone(), methods)
-        })
-        .collect()
+    let response = request.send().await.expect("the server answers");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap_or_default())
 }
 
 /// Follows `{"$ref": "#/…"}` within the document.
@@ -251,252 +87,476 @@ fn resolve<'a>(doc: &'a Value, value: &'a Value) -> &'a Value {
     }
 }
 
-fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
-    let mut found = Vec::new();
-    for (path, item) in doc["paths"].as_object().expect("paths") {
-        for (method, operation) in item.as_object().expect("path item") {
-            if METHODS.contains(&method.as_str()) {
-                found.push((path.clone(), method.clone(), operation));
+/// Checks `value` against `schema`, for the parts of JSON Schema the
+/// document uses: `$ref`, `type`, `enum`, `required`, `properties`,
+/// `additionalProperties: false`, `items`, `oneOf`, `allOf`, `maxItems` and
+/// `minimum`. Problems are added to `problems`, each with where it is.
+fn check(doc: &Value, schema: &Value, value: &Value, at: &str, problems: &mut Vec<String>) {
+    let schema = resolve(doc, schema);
+    if let Some(all) = schema["allOf"].as_array() {
+        for part in all {
+            check(doc, part, value, at, problems);
+        }
+    }
+    if let Some(one) = schema["oneOf"].as_array() {
+        let matching = one
+            .iter()
+            .filter(|part| {
+                let mut found = Vec::new();
+                check(doc, part, value, at, &mut found);
+                found.is_empty()
+            })
+            .count();
+        if matching != 1 {
+            problems.push(format!("{at}: matches {matching} of oneOf, not one"));
+        }
+    }
+    if let Some(types) = schema.get("type") {
+        let types: Vec<&str> = match types {
+            Value::String(one) => vec![one.as_str()],
+            Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        let actual = match value {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        };
+        let fits = types
+            .iter()
+            .any(|t| *t == actual || (*t == "number" && actual == "integer"));
+        if !fits {
+            problems.push(format!("{at}: is {actual}, not {types:?}"));
+            return;
+        }
+    }
+    if let Some(allowed) = schema["enum"].as_array()
+        && !allowed.contains(value)
+    {
+        problems.push(format!("{at}: {value} is not one of {allowed:?}"));
+    }
+    if let (Some(minimum), Some(n)) = (schema["minimum"].as_f64(), value.as_f64())
+        && n < minimum
+    {
+        problems.push(format!("{at}: {n} is below {minimum}"));
+    }
+    if let Value::Array(items) = value {
+        if let Some(max) = schema["maxItems"].as_u64()
+            && items.len() as u64 > max
+        {
+            problems.push(format!("{at}: more than {max} items"));
+        }
+        if let Some(item_schema) = schema.get("items") {
+            for (i, item) in items.iter().enumerate() {
+                check(doc, item_schema, item, &format!("{at}[{i}]"), problems);
             }
         }
     }
-    found
+    if let Value::Object(object) = value {
+        for name in schema["required"].as_array().into_iter().flatten() {
+            let name = name.as_str().unwrap_or_default();
+            if !object.contains_key(name) {
+                problems.push(format!("{at}: lacks required {name}"));
+            }
+        }
+        let properties = schema["properties"].as_object();
+        for (name, field) in object {
+            match properties.and_then(|p| p.get(name)) {
+                Some(field_schema) => {
+                    check(doc, field_schema, field, &format!("{at}.{name}"), problems);
+                }
+                None if schema["additionalProperties"] == Value::Bool(false) => {
+                    problems.push(format!("{at}: {name} is not documented"));
+                }
+                None => {}
+            }
+        }
+    }
 }
 
-#[test]
-fn is_openapi_3_1() {
-    let doc = document();
-    let version = doc["openapi"].as_str().expect("openapi is a string");
-    assert!(version.starts_with("3.1."), "openapi is {version}");
-    assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
+#[tokio::test]
+async fn the_checked_in_document_is_what_the_server_serves() {
+    assert!(
+        checked_in() == agyn_secrets::api::document(),
+        "{FIX} (the built document differs)"
+    );
+    let server = server().await;
+    let response = common::http()
+        .get(format!("{}/openapi.json", server.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/json",
+        "the document's content type"
+    );
+    let served = response.text().await.unwrap();
+    assert!(served == checked_in(), "{FIX}");
+
+    let doc: Value = serde_json::from_str(&served).expect("the document is JSON");
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1."))
+    );
     assert_eq!(
         doc["components"]["securitySchemes"]["bearerAuth"]["scheme"],
         "bearer"
     );
+    assert_eq!(doc["security"], json!([{"bearerAuth": []}]));
 }
 
-#[test]
-fn documents_every_route_and_method_and_nothing_else() {
-    let served = served();
-    let documented = documented(&document());
+#[tokio::test]
+async fn every_documented_operation_is_routed_and_nothing_else_on_its_path() {
+    let server = server().await;
+    let doc: Value = serde_json::from_str(agyn_secrets::api::document()).unwrap();
+    let operations = operations(&doc);
+    assert!(
+        operations.len() > 30,
+        "too few operations: {}",
+        operations.len()
+    );
     let mut problems = Vec::new();
-    for (path, methods) in &served {
-        match documented.get(path) {
-            None => problems.push(format!("{path} is served but not documented")),
-            Some(doc_methods) if doc_methods != methods => problems.push(format!(
-                "{path}: served methods {methods:?}, documented {doc_methods:?}"
-            )),
-            Some(_) => {}
-        }
-    }
-    for path in documented.keys() {
-        if !served.contains_key(path) {
-            problems.push(format!("{path} is documented but no router serves it"));
-        }
-    }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
-}
-
-#[test]
-fn every_ref_resolves() {
-    fn walk(doc: &Value, value: &Value, at: &str, bad: &mut Vec<String>) {
-        match value {
-            Value::Object(map) => {
-                for (key, child) in map {
-                    let here = format!("{at}/{key}");
-                    let target = match (key.as_str(), child) {
-                        ("$ref", Value::String(r)) => Some(r.as_str()),
-                        _ => None,
-                    };
-                    if let Some(reference) = target {
-                        let ok = reference
-                            .strip_prefix('#')
-                            .is_some_and(|p| doc.pointer(p).is_some());
-                        if !ok {
-                            bad.push(format!("{here}: {reference}"));
-                        }
-                    }
-                    walk(doc, child, &here, bad);
-                }
-                // Discriminator mappings are references too.
-                if let Some(mapping) = map
-                    .get("discriminator")
-                    .and_then(|d| d.get("mapping"))
-                    .and_then(Value::as_object)
-                {
-                    for (name, reference) in mapping {
-                        let ok = reference
-                            .as_str()
-                            .and_then(|r| r.strip_prefix('#'))
-                            .is_some_and(|p| doc.pointer(p).is_some());
-                        if !ok {
-                            bad.push(format!("{at}/discriminator/mapping/{name}: {reference}"));
-                        }
-                    }
-                }
-            }
-            Value::Array(items) => {
-                for (i, child) in items.iter().enumerate() {
-                    walk(doc, child, &format!("{at}/{i}"), bad);
-                }
-            }
-            _ => {}
-        }
-    }
-    let doc = document();
-    let mut bad = Vec::new();
-    walk(&doc, &doc, "#", &mut bad);
-    assert!(bad.is_empty(), "unresolved references:\n{}", bad.join("\n"));
-}
-
-#[test]
-fn operations_are_complete() {
-    let doc = document();
     let mut ids = BTreeSet::new();
-    let mut problems = Vec::new();
-    let bearer = doc["security"]
-        .as_array()
-        .is_some_and(|s| s.iter().any(|r| r.get("bearerAuth").is_some()));
-    assert!(bearer, "the document's default security is bearerAuth");
-    for (path, method, operation) in operations(&doc) {
-        let name = format!("{} {path}", method.to_uppercase());
-        match operation["operationId"].as_str() {
-            Some(id) if ids.insert(id.to_owned()) => {}
-            other => problems.push(format!("{name}: operationId {other:?} missing or repeated")),
+    for (method, template, operation) in &operations {
+        let name = format!("{} {template}", method.to_uppercase());
+        if !operation["operationId"]
+            .as_str()
+            .is_some_and(|id| ids.insert(id.to_owned()))
+        {
+            problems.push(format!("{name}: operationId missing or repeated"));
         }
-        let responses = operation["responses"].as_object();
-        if !responses.is_some_and(|r| r.keys().any(|status| status.starts_with('2'))) {
-            problems.push(format!("{name}: no success response"));
-        }
-
-        // Every path parameter is declared.
-        let declared: BTreeSet<String> = operation["parameters"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|p| resolve(&doc, p))
-            .filter(|p| p["in"] == "path")
-            .filter_map(|p| p["name"].as_str().map(str::to_owned))
-            .collect();
-        let in_path: BTreeSet<String> = path
-            .split('/')
-            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(str::to_owned)
-            .collect();
-        if declared != in_path {
-            problems.push(format!(
-                "{name}: path parameters {in_path:?}, declared {declared:?}"
-            ));
-        }
-
-        if !path.starts_with("/v1/") {
-            if operation["security"] != serde_json::json!([]) {
+        let path = concrete(template);
+        let (status, text) = send(&server, method, &path, None).await;
+        if template.starts_with("/v1/") {
+            // The token is checked by the handler itself, never by the
+            // fallback: a 401 means the route is there.
+            if status != 401 {
+                problems.push(format!(
+                    "{name}: without a token answers {status}, not 401: {text}"
+                ));
+            }
+            if operation.get("security").is_some() {
+                problems.push(format!("{name}: overrides the bearer security"));
+            }
+            if operation["responses"].get("401").is_none() {
+                problems.push(format!("{name}: does not document its 401"));
+            }
+        } else {
+            if !(200..300).contains(&status) && status != 503 {
+                problems.push(format!("{name}: answers {status}: {text}"));
+            }
+            if operation["security"] != json!([]) {
                 problems.push(format!("{name}: needs no token, so security is []"));
             }
-            continue;
         }
-
-        // /v1: bearer auth, the error shape, and strict request bodies.
-        if operation.get("security").is_some() {
-            problems.push(format!("{name}: overrides the bearer security"));
-        }
-        let responses = responses.expect("checked above");
-        if !responses.contains_key("401") {
-            problems.push(format!("{name}: no 401"));
-        }
-        for (status, response) in responses {
-            if status.starts_with('4') || status.starts_with('5') {
-                let schema =
-                    &resolve(&doc, response)["content"]["application/json"]["schema"]["$ref"];
-                let shared = matches!(
-                    schema.as_str(),
-                    Some("#/components/schemas/Error" | "#/components/schemas/ReferencedError")
-                );
-                if !shared {
-                    problems.push(format!("{name}: {status} is not the shared Error body"));
-                }
+    }
+    // A documented path answers no undocumented method.
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        for method in METHODS {
+            if item.get(method).is_some() {
+                continue;
+            }
+            let (status, _) = send(&server, method, &concrete(template), None).await;
+            if status != 405 {
+                problems.push(format!(
+                    "{} {template}: not documented, yet answers {status}, not 405",
+                    method.to_uppercase()
+                ));
             }
         }
-        if let Some(body) = operation.get("requestBody") {
-            let schema = resolve(&doc, &body["content"]["application/json"]["schema"]);
-            let variants: Vec<&Value> = match schema["oneOf"].as_array() {
-                Some(list) => list.iter().map(|v| resolve(&doc, v)).collect(),
-                None => vec![schema],
-            };
-            for variant in variants {
-                if variant["additionalProperties"] != Value::Bool(false) {
-                    problems.push(format!(
-                        "{name}: request body allows unknown fields, which the server refuses"
-                    ));
-                }
-            }
+    }
+    // Paths that are not documented are not served.
+    for path in [
+        "/v1",
+        "/v1/organizations/acme/secrets/x/value",
+        "/v1/tokens",
+        "/v2/organizations",
+    ] {
+        let (status, text) = send(&server, "get", path, None).await;
+        if status != 404 || !text.contains("no route") {
+            problems.push(format!("GET {path}: answers {status}: {text}"));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-#[test]
-fn values_are_write_only_and_tokens_appear_once() {
-    let doc = document();
-    let schemas = &doc["components"]["schemas"];
-    for name in ["Secret", "SecretList", "Token", "TokenList"] {
-        let text = schemas[name].to_string();
-        assert!(!text.contains("\"value\":"), "{name} exposes a value");
+/// A request that fails: method, path template, concrete path, token,
+/// body, and the status it must answer.
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    u16,
+);
+
+#[tokio::test]
+async fn error_answers_are_documented_for_their_route_and_match_the_error_schema() {
+    let server = server().await;
+    let doc: Value = serde_json::from_str(agyn_secrets::api::document()).unwrap();
+    let admin = server.client();
+    admin
+        .post("/v1/organizations", json!({"name": "acme"}))
+        .await
+        .expect(201);
+    let runtime = admin.create_token("acme", "app", "runtime").await;
+    admin
+        .post(
+            "/v1/organizations/acme/secrets",
+            json!({"name": "ghcr-token", "value": "t0k3n"}),
+        )
+        .await
+        .expect(201);
+    admin
+        .post(
+            "/v1/organizations/acme/image-pull-secrets",
+            json!({"name": "ghcr", "registry": "ghcr.io", "username": "bot", "password_secret": "ghcr-token"}),
+        )
+        .await
+        .expect(201);
+
+    let admin_token = server.admin_token.clone();
+    let cases: Vec<Case> = vec![
+        ("get", "/v1/whoami", "/v1/whoami", None, None, 401),
+        (
+            "get",
+            "/v1/organizations/{org}",
+            "/v1/organizations/nope",
+            Some(&admin_token),
+            None,
+            404,
+        ),
+        (
+            "get",
+            "/v1/organizations/{org}",
+            "/v1/organizations/acme",
+            Some(&runtime),
+            None,
+            403,
+        ),
+        (
+            "post",
+            "/v1/organizations",
+            "/v1/organizations",
+            Some(&admin_token),
+            Some(r#"{"name": "Not A Label"}"#),
+            422,
+        ),
+        (
+            "post",
+            "/v1/organizations",
+            "/v1/organizations",
+            Some(&admin_token),
+            Some(r#"{"name": "acme2", "colour": "red"}"#),
+            422,
+        ),
+        (
+            "post",
+            "/v1/organizations",
+            "/v1/organizations",
+            Some(&admin_token),
+            Some("{"),
+            400,
+        ),
+        (
+            "post",
+            "/v1/organizations",
+            "/v1/organizations",
+            Some(&admin_token),
+            Some(r#"{"name": "acme"}"#),
+            409,
+        ),
+        (
+            "get",
+            "/v1/organizations/{org}/secrets",
+            "/v1/organizations/acme/secrets?limit=0",
+            Some(&admin_token),
+            None,
+            422,
+        ),
+        (
+            "get",
+            "/v1/organizations/{org}/audit",
+            "/v1/organizations/acme/audit?colour=red",
+            Some(&admin_token),
+            None,
+            400,
+        ),
+        (
+            "delete",
+            "/v1/organizations/{org}/secrets/{id}",
+            "/v1/organizations/acme/secrets/ghcr-token?force=maybe",
+            Some(&admin_token),
+            None,
+            422,
+        ),
+        (
+            "delete",
+            "/v1/organizations/{org}/secrets/{id}",
+            "/v1/organizations/acme/secrets/ghcr-token",
+            Some(&admin_token),
+            None,
+            409,
+        ),
+        (
+            "post",
+            "/v1/organizations/{org}/resolve",
+            "/v1/organizations/acme/resolve",
+            Some(&runtime),
+            Some(r#"{"names": ["missing"], "consumer": "test"}"#),
+            404,
+        ),
+    ];
+    let mut problems = Vec::new();
+    let mut referenced = false;
+    for (method, template, path, token, body, expected) in cases {
+        let name = format!("{} {path}", method.to_uppercase());
+        let method_name = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let mut request = common::http().request(method_name, format!("{}{path}", server.api));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_owned());
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        if status != expected {
+            problems.push(format!("{name}: answered {status}, not {expected}: {text}"));
+            continue;
+        }
+        let Some(documented) = doc["paths"][template][method]["responses"]
+            .get(status.to_string())
+            .map(|r| resolve(&doc, r))
+        else {
+            problems.push(format!(
+                "{name}: answered {status}, which {template} does not document"
+            ));
+            continue;
+        };
+        let schema = &documented["content"]["application/json"]["schema"];
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        check(&doc, schema, &body, &name, &mut problems);
+        // The shared type reads it too, and the code's status is the one
+        // answered.
+        match serde_json::from_value::<agyn_api::ErrorBody>(body.clone()) {
+            Ok(error) => {
+                let code: agyn_api::ErrorCode =
+                    serde_json::from_value(json!(error.error.code)).unwrap();
+                if code.status() != status {
+                    problems.push(format!("{name}: code {code:?} is not for {status}"));
+                }
+                referenced |= error.references.is_some_and(|r| !r.is_empty());
+            }
+            Err(e) => problems.push(format!("{name}: not an ErrorBody ({e}): {text}")),
+        }
     }
-    for name in ["CreateLocalSecretRequest", "RotateSecretRequest"] {
-        assert_eq!(
-            schemas[name]["properties"]["value"]["writeOnly"], true,
-            "{name}.value is write-only"
-        );
+    assert!(referenced, "the delete guard's references were checked");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[tokio::test]
+async fn answers_match_the_documented_success_schemas() {
+    let server = server().await;
+    let doc: Value = serde_json::from_str(agyn_secrets::api::document()).unwrap();
+    let admin = server.client();
+    admin
+        .post("/v1/organizations", json!({"name": "acme"}))
+        .await
+        .expect(201);
+    admin
+        .post(
+            "/v1/organizations/acme/secrets",
+            json!({"name": "db", "value": "s3cr3t"}),
+        )
+        .await
+        .expect(201);
+    let mut problems = Vec::new();
+    for (template, path) in [
+        ("/v1/whoami", "/v1/whoami"),
+        ("/v1/organizations", "/v1/organizations"),
+        ("/v1/organizations/{org}", "/v1/organizations/acme"),
+        (
+            "/v1/organizations/{org}/secrets",
+            "/v1/organizations/acme/secrets",
+        ),
+        (
+            "/v1/organizations/{org}/secrets/{id}",
+            "/v1/organizations/acme/secrets/db",
+        ),
+        (
+            "/v1/organizations/{org}/audit",
+            "/v1/organizations/acme/audit",
+        ),
+        (
+            "/v1/organizations/{org}/tokens",
+            "/v1/organizations/acme/tokens",
+        ),
+    ] {
+        let reply = admin.get(path).await;
+        if reply.status != 200 {
+            problems.push(format!("GET {path}: {} {}", reply.status, reply.text));
+            continue;
+        }
+        let schema = &resolve(&doc, &doc["paths"][template]["get"]["responses"]["200"])["content"]
+            ["application/json"]["schema"];
+        check(&doc, schema, &reply.body, path, &mut problems);
     }
-    assert!(schemas["Token"]["properties"].get("token").is_none());
-    let created = schemas["CreatedToken"].to_string();
-    assert!(created.contains("\"token\""));
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 #[test]
-fn every_list_documents_its_pages() {
-    let doc = document();
+fn lists_document_their_pages_and_values_are_write_only() {
+    let doc: Value = serde_json::from_str(agyn_secrets::api::document()).unwrap();
     let mut lists = BTreeSet::new();
     let mut problems = Vec::new();
-    for (path, method, operation) in operations(&doc) {
-        let ok = &operation["responses"]["200"];
+    for (method, template, operation) in operations(&doc) {
         let schema = resolve(
             &doc,
-            &resolve(&doc, ok)["content"]["application/json"]["schema"],
+            &resolve(&doc, &operation["responses"]["200"])["content"]["application/json"]["schema"],
         );
         if schema["properties"]["items"]["type"] != "array" {
             continue;
         }
-        let name = format!("{} {path}", method.to_uppercase());
-        lists.insert(path.clone());
-        let query: BTreeMap<String, &Value> = operation["parameters"]
+        let name = format!("{} {template}", method.to_uppercase());
+        lists.insert(template.clone());
+        let query: Vec<&Value> = operation["parameters"]
             .as_array()
             .into_iter()
             .flatten()
-            .map(|p| resolve(&doc, p))
             .filter(|p| p["in"] == "query")
-            .filter_map(|p| Some((p["name"].as_str()?.to_owned(), p)))
             .collect();
-        match query.get("limit") {
-            Some(limit)
-                if limit["schema"]["minimum"] == 1
-                    && limit["schema"]["maximum"] == 500
-                    && limit["schema"]["default"] == 100 => {}
-            other => problems.push(format!("{name}: limit is {other:?}, not 1 to 500 (100)")),
+        let limit = query.iter().find(|p| p["name"] == "limit");
+        if !limit.is_some_and(|l| {
+            l["schema"]["minimum"] == 1
+                && l["schema"]["maximum"] == 500
+                && l["schema"]["default"] == 100
+        }) {
+            problems.push(format!("{name}: limit is not 1 to 500, default 100"));
         }
-        if query.get("cursor").map(|c| &c["schema"]["type"]) != Some(&Value::from("string")) {
+        if !query
+            .iter()
+            .any(|p| p["name"] == "cursor" && p["schema"]["type"] == "string")
+        {
             problems.push(format!("{name}: no string cursor"));
         }
-        if schema["properties"]["next_cursor"]["type"] != "string" {
-            problems.push(format!("{name}: the page has no next_cursor"));
-        }
-        let required = schema["required"].as_array().cloned().unwrap_or_default();
-        if required.contains(&Value::from("next_cursor")) {
-            problems.push(format!("{name}: next_cursor is absent on the last page"));
-        }
-        if operation["responses"].get("422").is_none() {
-            problems.push(format!("{name}: a bad limit or cursor is 422"));
+        if schema["properties"]["next_cursor"]["type"] != "string"
+            || schema["required"]
+                .as_array()
+                .is_some_and(|r| r.contains(&json!("next_cursor")))
+        {
+            problems.push(format!("{name}: next_cursor is not an optional string"));
         }
     }
     let expected: BTreeSet<String> = [
@@ -513,5 +573,18 @@ fn every_list_documents_its_pages() {
     .map(str::to_owned)
     .collect();
     assert_eq!(lists, expected, "the lists of the API");
+
+    let schemas = &doc["components"]["schemas"];
+    for name in ["CreateSecret", "UpdateSecret"] {
+        if schemas[name]["properties"]["value"]["writeOnly"] != true {
+            problems.push(format!("{name}.value is not write-only"));
+        }
+    }
+    for name in ["Secret", "Token"] {
+        let properties = &schemas[name]["properties"];
+        if properties.get("value").is_some() || properties.get("token").is_some() {
+            problems.push(format!("{name} shows a value or a token"));
+        }
+    }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

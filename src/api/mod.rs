@@ -1,6 +1,9 @@
 //! The companion API: JSON over HTTP under `/v1`, plus health, readiness,
-//! metrics and the OpenAPI document.
+//! metrics and the OpenAPI document. The request and response types are
+//! `agyn-api`'s; every route is added with its `#[utoipa::path]`, so the
+//! document served at `/openapi.json` lists exactly what the router serves.
 
+mod doc;
 mod extract;
 mod namespaces;
 mod organizations;
@@ -16,81 +19,61 @@ use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post, put};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+pub use doc::document;
 pub use extract::MAX_BODY;
 
 use crate::app::App;
 use crate::metrics::HttpLabels;
 
+/// Every route of the API, each with its documentation.
+fn routes() -> OpenApiRouter<Arc<App>> {
+    let v1 = OpenApiRouter::new()
+        .routes(routes!(organizations::whoami))
+        .routes(routes!(organizations::create, organizations::list))
+        .routes(routes!(organizations::get))
+        .routes(routes!(
+            organizations::create_token,
+            organizations::list_tokens
+        ))
+        .routes(routes!(
+            organizations::get_token,
+            organizations::delete_token
+        ))
+        .routes(routes!(secrets::create, secrets::list))
+        .routes(routes!(secrets::get, secrets::update, secrets::delete))
+        .routes(routes!(secrets::references))
+        .routes(routes!(providers::create, providers::list))
+        .routes(routes!(
+            providers::get,
+            providers::update,
+            providers::delete
+        ))
+        .routes(routes!(providers::check))
+        .routes(routes!(pull_secrets::create, pull_secrets::list))
+        .routes(routes!(pull_secrets::get, pull_secrets::delete))
+        .routes(routes!(secrets::resolve))
+        .routes(routes!(system::audit))
+        .routes(routes!(namespaces::list))
+        .routes(routes!(
+            namespaces::put,
+            namespaces::get,
+            namespaces::delete
+        ));
+    OpenApiRouter::with_openapi(doc::ApiDoc::openapi())
+        .nest("/v1", v1)
+        .merge(system::routes())
+}
+
 /// The API's routes, with `pages` (the web console) served beside them:
 /// under the same request counting, and with the API's 404 for any path
 /// neither knows.
 pub fn router(app: Arc<App>, pages: Router<Arc<App>>) -> Router {
-    let v1 = Router::new()
-        .route("/whoami", get(organizations::whoami))
-        .route(
-            "/organizations",
-            post(organizations::create).get(organizations::list),
-        )
-        .route("/organizations/{org}", get(organizations::get))
-        .route(
-            "/organizations/{org}/tokens",
-            post(organizations::create_token).get(organizations::list_tokens),
-        )
-        .route(
-            "/organizations/{org}/tokens/{id}",
-            get(organizations::get_token).delete(organizations::delete_token),
-        )
-        .route(
-            "/organizations/{org}/secrets",
-            post(secrets::create).get(secrets::list),
-        )
-        .route(
-            "/organizations/{org}/secrets/{id}",
-            get(secrets::get)
-                .patch(secrets::update)
-                .delete(secrets::delete),
-        )
-        .route(
-            "/organizations/{org}/secrets/{id}/references",
-            get(secrets::references),
-        )
-        .route(
-            "/organizations/{org}/providers",
-            post(providers::create).get(providers::list),
-        )
-        .route(
-            "/organizations/{org}/providers/{id}",
-            get(providers::get)
-                .patch(providers::update)
-                .delete(providers::delete),
-        )
-        .route(
-            "/organizations/{org}/providers/{id}/check",
-            post(providers::check),
-        )
-        .route(
-            "/organizations/{org}/image-pull-secrets",
-            post(pull_secrets::create).get(pull_secrets::list),
-        )
-        .route(
-            "/organizations/{org}/image-pull-secrets/{id}",
-            get(pull_secrets::get).delete(pull_secrets::delete),
-        )
-        .route("/organizations/{org}/resolve", post(secrets::resolve))
-        .route("/organizations/{org}/audit", get(system::audit))
-        .route("/namespaces", get(namespaces::list))
-        .route(
-            "/namespaces/{namespace}",
-            put(namespaces::put)
-                .get(namespaces::get)
-                .delete(namespaces::delete),
-        );
-    Router::new()
-        .nest("/v1", v1)
-        .merge(system::routes())
-        .merge(pages)
+    let api: Router<Arc<App>> = routes().into();
+    api.merge(pages)
         .route_layer(middleware::from_fn_with_state(app.clone(), track))
         .fallback(system::not_found)
         .with_state(app)

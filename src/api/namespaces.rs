@@ -3,30 +3,19 @@
 
 use std::sync::Arc;
 
+use agyn_api as api;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
 
+use super::doc::{Authenticated, Body, Forbidden, NotFound, Paged};
 use super::extract::{Caller, JsonBody};
-use super::organizations::{Items, Page, check_name};
+use super::organizations::{Page, check_name, page_of};
 use crate::app::App;
-use crate::cluster::Access;
 use crate::http::{ApiError, ApiResult};
 use crate::store::{NamespaceBinding, format_time};
 
-#[derive(Debug, Serialize)]
-pub struct BindingView {
-    namespace: String,
-    organization_id: String,
-    created_at: String,
-    /// What the product may do in the namespace, on `PUT` and `GET` of one
-    /// binding: Secrets and pods, granted by a RoleBinding there.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    access: Option<Access>,
-}
-
-impl From<NamespaceBinding> for BindingView {
+impl From<NamespaceBinding> for api::NamespaceBinding {
     fn from(b: NamespaceBinding) -> Self {
         Self {
             namespace: b.namespace,
@@ -37,32 +26,33 @@ impl From<NamespaceBinding> for BindingView {
     }
 }
 
-impl BindingView {
-    /// The binding with the product's access to its namespace.
-    async fn with_access(binding: NamespaceBinding, app: &App) -> Self {
-        let access = app.cluster.access(&binding.namespace).await;
-        if !access.ok {
-            tracing::info!(namespace = %binding.namespace, reason = access.message.as_deref().unwrap_or(""), "Bound namespace lacks Kubernetes access");
-        }
-        Self {
-            access: Some(access),
-            ..binding.into()
-        }
+/// The binding with the product's access to its namespace.
+async fn with_access(binding: NamespaceBinding, app: &App) -> api::NamespaceBinding {
+    let access = app.cluster.access(&binding.namespace).await;
+    if !access.ok {
+        tracing::info!(namespace = %binding.namespace, reason = access.message.as_deref().unwrap_or(""), "Bound namespace lacks Kubernetes access");
+    }
+    api::NamespaceBinding {
+        access: Some(api::NamespaceAccess {
+            checked: access.checked,
+            ok: access.ok,
+            missing: access.missing,
+            message: access.message,
+        }),
+        ..binding.into()
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PutBinding {
-    organization: String,
-}
-
+#[utoipa::path(put, path = "/namespaces/{namespace}", operation_id = "bindNamespace", tag = "namespaces",
+    summary = "Bind a namespace to an organization", description = "Admin only. Binding a bound namespace again moves it.", params(("namespace" = String, Path, description = "The Kubernetes namespace.", example = "team-a")),
+    request_body = api::BindNamespace,
+    responses((status = 201, description = "Bound.", body = api::NamespaceBinding), (status = 200, description = "Already bound; now to this organization.", body = api::NamespaceBinding), Authenticated, Forbidden, Body))]
 pub async fn put(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path(namespace): Path<String>,
-    JsonBody(body): JsonBody<PutBinding>,
-) -> ApiResult<(StatusCode, Json<BindingView>)> {
+    JsonBody(body): JsonBody<api::BindNamespace>,
+) -> ApiResult<(StatusCode, Json<api::NamespaceBinding>)> {
     caller.require_admin()?;
     check_name("namespace", &namespace)?;
     let org = app
@@ -84,14 +74,17 @@ pub async fn put(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(BindingView::with_access(binding, &app).await)))
+    Ok((status, Json(with_access(binding, &app).await)))
 }
 
+#[utoipa::path(get, path = "/namespaces/{namespace}", operation_id = "getNamespaceBinding", tag = "namespaces",
+    summary = "Get a namespace binding", description = "Admin only.", params(("namespace" = String, Path, description = "The Kubernetes namespace.", example = "team-a")),
+    responses((status = 200, description = "The binding, with the product's access there.", body = api::NamespaceBinding), Authenticated, Forbidden, NotFound))]
 pub async fn get(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path(namespace): Path<String>,
-) -> ApiResult<Json<BindingView>> {
+) -> ApiResult<Json<api::NamespaceBinding>> {
     caller.require_admin()?;
     let binding = app
         .store
@@ -102,22 +95,28 @@ pub async fn get(
                 "namespace {namespace:?} is not bound to an organization"
             ))
         })?;
-    Ok(Json(BindingView::with_access(binding, &app).await))
+    Ok(Json(with_access(binding, &app).await))
 }
 
+#[utoipa::path(get, path = "/namespaces", operation_id = "listNamespaceBindings", tag = "namespaces",
+    summary = "List namespace bindings", description = "Admin only.", params(api::PageQuery),
+    responses((status = 200, description = "One page.", body = api::Page<api::NamespaceBinding>), Authenticated, Forbidden, Paged))]
 pub async fn list(
     State(app): State<Arc<App>>,
     caller: Caller,
     page: Page,
-) -> ApiResult<Json<Items<BindingView>>> {
+) -> ApiResult<Json<api::Page<api::NamespaceBinding>>> {
     caller.require_admin()?;
-    Ok(Items::of(
+    Ok(page_of(
         app.store
             .page_namespace_bindings(page.cursor(), page.limit)
             .await?,
     ))
 }
 
+#[utoipa::path(delete, path = "/namespaces/{namespace}", operation_id = "unbindNamespace", tag = "namespaces",
+    summary = "Unbind a namespace", description = "Admin only.", params(("namespace" = String, Path, description = "The Kubernetes namespace.", example = "team-a")),
+    responses((status = 204, description = "Unbound."), Authenticated, Forbidden, NotFound))]
 pub async fn delete(
     State(app): State<Arc<App>>,
     caller: Caller,

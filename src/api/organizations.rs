@@ -2,26 +2,23 @@
 
 use std::sync::Arc;
 
+use agyn_api as api;
 use axum::Json;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use serde::{Deserialize, Serialize};
 
+use super::doc::{Authenticated, Body, Conflict, Forbidden, NotFound, Paged};
 use super::extract::{Access, Caller, JsonBody, organization_for};
 use crate::app::App;
 use crate::http::{ApiError, ApiResult};
 use crate::store::{Organization, Role, Token, format_time};
 use crate::validate::{DNS_LABEL_RULE, is_dns_label};
 
-#[derive(Debug, Serialize)]
-pub struct OrganizationView {
-    id: String,
-    name: String,
-    created_at: String,
-}
+const MAX_PAGE: usize = api::MAX_PAGE;
+const DEFAULT_PAGE: usize = api::DEFAULT_PAGE;
 
-impl From<Organization> for OrganizationView {
+impl From<Organization> for api::Organization {
     fn from(org: Organization) -> Self {
         Self {
             id: org.id,
@@ -31,52 +28,48 @@ impl From<Organization> for OrganizationView {
     }
 }
 
-#[derive(Debug, Serialize)]
-pub struct TokenView {
-    id: String,
-    name: String,
-    role: Role,
-    organization_id: Option<String>,
-    created_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    token: Option<String>,
-}
-
-impl From<Token> for TokenView {
+impl From<Token> for api::Token {
     fn from(token: Token) -> Self {
         Self {
             id: token.id,
             name: token.name,
-            role: token.role,
+            role: token.role.into(),
             organization_id: token.organization_id,
             created_at: format_time(token.created_at),
-            token: None,
         }
     }
 }
 
-/// Most items one page of a list holds.
-pub const MAX_PAGE: usize = 500;
-/// Items in a page when the request gives no `limit`.
-pub const DEFAULT_PAGE: usize = 100;
-
-/// One page of a list: `{"items": [...], "next_cursor": "..."}`, with
-/// `next_cursor` only when more items follow.
-#[derive(Debug, Serialize)]
-pub struct Items<T> {
-    pub items: Vec<T>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
+impl From<Role> for api::Role {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Admin => api::Role::Admin,
+            Role::Owner => api::Role::Owner,
+            Role::Member => api::Role::Member,
+            Role::Runtime => api::Role::Runtime,
+        }
+    }
 }
 
-impl<T> Items<T> {
-    /// A page of the store's records, and the cursor after it.
-    pub fn of<S: Into<T>>((records, next_cursor): (Vec<S>, Option<String>)) -> Json<Self> {
-        Json(Items {
-            items: records.into_iter().map(Into::into).collect(),
-            next_cursor,
-        })
+impl From<api::Role> for Role {
+    fn from(role: api::Role) -> Self {
+        match role {
+            api::Role::Admin => Role::Admin,
+            api::Role::Owner => Role::Owner,
+            api::Role::Member => Role::Member,
+            api::Role::Runtime => Role::Runtime,
+        }
     }
+}
+
+/// A page of the store's records, and the cursor after it.
+pub fn page_of<T, S: Into<T>>(
+    (records, next_cursor): (Vec<S>, Option<String>),
+) -> Json<api::Page<T>> {
+    Json(api::Page {
+        items: records.into_iter().map(Into::into).collect(),
+        next_cursor,
+    })
 }
 
 /// Which page of a list to answer: `?limit=` (1 to [`MAX_PAGE`], default
@@ -85,13 +78,6 @@ impl<T> Items<T> {
 #[derive(Debug)]
 pub struct Page {
     pub limit: usize,
-    cursor: Option<String>,
-}
-
-/// The page parameters as they come, checked by [`Page::new`].
-#[derive(Debug, Deserialize)]
-struct PageQuery {
-    limit: Option<String>,
     cursor: Option<String>,
 }
 
@@ -124,7 +110,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Page {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> ApiResult<Self> {
-        let Query(query) = Query::<PageQuery>::from_request_parts(parts, state)
+        let Query(query) = Query::<api::PageQuery>::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
         Page::new(query.limit.as_deref(), query.cursor)
@@ -139,17 +125,15 @@ pub fn check_name(field: &str, name: &str) -> ApiResult<()> {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateOrganization {
-    name: String,
-}
-
+#[utoipa::path(post, path = "/organizations", operation_id = "createOrganization", tag = "organizations",
+    summary = "Create an organization", description = "Admin only.",
+    request_body = api::CreateOrganization,
+    responses((status = 201, description = "Created.", body = api::Organization), Authenticated, Forbidden, Body, Conflict))]
 pub async fn create(
     State(app): State<Arc<App>>,
     caller: Caller,
-    JsonBody(body): JsonBody<CreateOrganization>,
-) -> ApiResult<(StatusCode, Json<OrganizationView>)> {
+    JsonBody(body): JsonBody<api::CreateOrganization>,
+) -> ApiResult<(StatusCode, Json<api::Organization>)> {
     caller.require_admin()?;
     check_name("name", &body.name)?;
     let org = app
@@ -160,11 +144,14 @@ pub async fn create(
 }
 
 /// Admins see every organization; everyone else sees their own.
+#[utoipa::path(get, path = "/organizations", operation_id = "listOrganizations", tag = "organizations",
+    summary = "List organizations", params(api::PageQuery),
+    responses((status = 200, description = "One page.", body = api::Page<api::Organization>), Authenticated, Forbidden, Paged))]
 pub async fn list(
     State(app): State<Arc<App>>,
     caller: Caller,
     page: Page,
-) -> ApiResult<Json<Items<OrganizationView>>> {
+) -> ApiResult<Json<api::Page<api::Organization>>> {
     let only = match (&caller.0.role, &caller.0.organization_id) {
         (Role::Admin, _) => None,
         (Role::Runtime, _) => {
@@ -173,20 +160,23 @@ pub async fn list(
             ));
         }
         (_, Some(id)) => Some(id.as_str()),
-        (_, None) => return Ok(Items::of((Vec::<Organization>::new(), None))),
+        (_, None) => return Ok(page_of((Vec::<Organization>::new(), None))),
     };
-    Ok(Items::of(
+    Ok(page_of(
         app.store
             .list_organizations(only, page.cursor(), page.limit)
             .await?,
     ))
 }
 
+#[utoipa::path(get, path = "/organizations/{org}", operation_id = "getOrganization", tag = "organizations",
+    summary = "Get an organization", description = "Member+.", params(("org" = String, Path, description = "The organization's id or name.", example = "acme")),
+    responses((status = 200, description = "The organization.", body = api::Organization), Authenticated, Forbidden, NotFound))]
 pub async fn get(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path(org): Path<String>,
-) -> ApiResult<Json<OrganizationView>> {
+) -> ApiResult<Json<api::Organization>> {
     Ok(Json(
         organization_for(&app, &caller, &org, Access::Read)
             .await?
@@ -194,46 +184,39 @@ pub async fn get(
     ))
 }
 
-#[derive(Debug, Serialize)]
-pub struct WhoAmI {
-    token_id: String,
-    name: String,
-    role: Role,
-    organization: Option<OrganizationView>,
-}
-
 /// The caller's own token: its role and organization, for clients such as
 /// the console and the Terraform provider.
-pub async fn whoami(State(app): State<Arc<App>>, caller: Caller) -> ApiResult<Json<WhoAmI>> {
+#[utoipa::path(get, path = "/whoami", operation_id = "whoami", tag = "organizations",
+    summary = "The caller's own token",
+    responses((status = 200, description = "The token, its role and its organization.", body = api::WhoAmI), Authenticated))]
+pub async fn whoami(State(app): State<Arc<App>>, caller: Caller) -> ApiResult<Json<api::WhoAmI>> {
     let organization = match &caller.0.organization_id {
         Some(id) => app.store.find_organization(id).await?.map(Into::into),
         None => None,
     };
     let Token { id, name, role, .. } = caller.0;
-    Ok(Json(WhoAmI {
+    Ok(Json(api::WhoAmI {
         token_id: id,
         name,
-        role,
+        role: role.into(),
         organization,
     }))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateToken {
-    name: String,
-    role: Role,
-}
-
+#[utoipa::path(post, path = "/organizations/{org}/tokens", operation_id = "createToken", tag = "tokens",
+    summary = "Create a token", description = "Owner or admin; `owner` tokens need an admin.", params(("org" = String, Path, description = "The organization's id or name.", example = "acme")),
+    request_body = api::CreateToken,
+    responses((status = 201, description = "Created; `token` is shown this once.", body = api::CreatedToken), Authenticated, Forbidden, NotFound, Body, Conflict))]
 pub async fn create_token(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path(org): Path<String>,
-    JsonBody(body): JsonBody<CreateToken>,
-) -> ApiResult<(StatusCode, Json<TokenView>)> {
+    JsonBody(body): JsonBody<api::CreateToken>,
+) -> ApiResult<(StatusCode, Json<api::CreatedToken>)> {
     let org = organization_for(&app, &caller, &org, Access::Write).await?;
     check_name("name", &body.name)?;
-    match body.role {
+    let role = Role::from(body.role);
+    match role {
         Role::Admin => {
             return Err(ApiError::invalid(
                 "role",
@@ -249,32 +232,40 @@ pub async fn create_token(
     }
     let (token, plaintext) = app
         .store
-        .create_token(Some(&org.id), &body.name, body.role, &caller.actor())
+        .create_token(Some(&org.id), &body.name, role, &caller.actor())
         .await?;
-    let mut view = TokenView::from(token);
-    view.token = Some(plaintext.expose().to_owned());
-    Ok((StatusCode::CREATED, Json(view)))
+    let created = api::CreatedToken {
+        metadata: token.into(),
+        token: plaintext.expose().to_owned(),
+    };
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
+#[utoipa::path(get, path = "/organizations/{org}/tokens", operation_id = "listTokens", tag = "tokens",
+    summary = "List tokens", description = "Owner or admin.", params(("org" = String, Path, description = "The organization's id or name.", example = "acme"), api::PageQuery),
+    responses((status = 200, description = "One page.", body = api::Page<api::Token>), Authenticated, Forbidden, NotFound, Paged))]
 pub async fn list_tokens(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path(org): Path<String>,
     page: Page,
-) -> ApiResult<Json<Items<TokenView>>> {
+) -> ApiResult<Json<api::Page<api::Token>>> {
     let org = organization_for(&app, &caller, &org, Access::Write).await?;
-    Ok(Items::of(
+    Ok(page_of(
         app.store
             .list_tokens(&org.id, page.cursor(), page.limit)
             .await?,
     ))
 }
 
+#[utoipa::path(get, path = "/organizations/{org}/tokens/{id}", operation_id = "getToken", tag = "tokens",
+    summary = "Get a token", description = "Owner or admin.", params(("org" = String, Path, description = "The organization's id or name.", example = "acme"), ("id" = String, Path, description = "The token's id.")),
+    responses((status = 200, description = "The token's metadata.", body = api::Token), Authenticated, Forbidden, NotFound))]
 pub async fn get_token(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path((org, id)): Path<(String, String)>,
-) -> ApiResult<Json<TokenView>> {
+) -> ApiResult<Json<api::Token>> {
     let org = organization_for(&app, &caller, &org, Access::Write).await?;
     let token = app
         .store
@@ -284,6 +275,9 @@ pub async fn get_token(
     Ok(Json(token.into()))
 }
 
+#[utoipa::path(delete, path = "/organizations/{org}/tokens/{id}", operation_id = "deleteToken", tag = "tokens",
+    summary = "Revoke a token", description = "Owner or admin.", params(("org" = String, Path, description = "The organization's id or name.", example = "acme"), ("id" = String, Path, description = "The token's id.")),
+    responses((status = 204, description = "Revoked."), Authenticated, Forbidden, NotFound))]
 pub async fn delete_token(
     State(app): State<Arc<App>>,
     caller: Caller,

@@ -5,44 +5,32 @@
 
 use std::sync::Arc;
 
+use agyn_api as api;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::doc::{Authenticated, Body, Conflict, Forbidden, NotFound, Paged};
 use super::extract::{Access, Caller, JsonBody, organization_for};
-use super::organizations::{Items, Page, check_name};
+use super::organizations::{Page, check_name, page_of};
 use crate::app::App;
 use crate::http::{ApiError, ApiResult};
 use crate::resolve::{Invalid, Kind, ResolveError, Validated, kind, kind_names};
 use crate::store::{NewProvider, Provider, ProviderChanges, Role, SecretContent, format_time};
 
-/// A provider as the API shows it: the common fields, and its kind's
-/// settings beside them (for Vault: `address`, `namespace`, `ca_pem`,
-/// `auth`). Credentials are names of local secrets, never values.
-#[derive(Debug)]
-pub struct ProviderView(Map<String, Value>);
-
-impl Serialize for ProviderView {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(serializer)
-    }
-}
-
-impl From<Provider> for ProviderView {
+impl From<Provider> for api::Provider {
     fn from(p: Provider) -> Self {
-        let mut view = Map::new();
-        view.insert("id".into(), p.id.into());
-        view.insert("organization_id".into(), p.organization_id.into());
-        view.insert("name".into(), p.name.into());
-        view.insert("kind".into(), p.kind.into());
-        for (key, value) in p.settings {
-            view.entry(key).or_insert(value);
+        let mut settings = p.settings;
+        settings.insert("kind".into(), p.kind.into());
+        Self {
+            id: p.id,
+            organization_id: p.organization_id,
+            name: p.name,
+            settings,
+            created_at: format_time(p.created_at),
+            updated_at: format_time(p.updated_at),
         }
-        view.insert("created_at".into(), format_time(p.created_at).into());
-        view.insert("updated_at".into(), format_time(p.updated_at).into());
-        ProviderView(view)
     }
 }
 
@@ -103,12 +91,16 @@ fn take_string(body: &mut Map<String, Value>, field: &str) -> ApiResult<Option<S
     }
 }
 
+#[utoipa::path(post, path = "/organizations/{org}/providers", operation_id = "createProvider", tag = "providers",
+    summary = "Create a provider", description = "Owner or admin; auth methods that log in with the product's own identity (`kubernetes`, `web-identity`) need an admin.", params(("org" = String, Path, description = "The organization's id or name.", example = "acme")),
+    request_body = api::CreateProvider,
+    responses((status = 201, description = "Created.", body = api::Provider), Authenticated, Forbidden, NotFound, Body, Conflict))]
 pub async fn create(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path(org): Path<String>,
     JsonBody(mut body): JsonBody<Map<String, Value>>,
-) -> ApiResult<(StatusCode, Json<ProviderView>)> {
+) -> ApiResult<(StatusCode, Json<api::Provider>)> {
     let org = organization_for(&app, &caller, &org, Access::Write).await?;
     let name =
         take_string(&mut body, "name")?.ok_or_else(|| ApiError::invalid("name", "is required"))?;
@@ -131,25 +123,31 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(provider.into())))
 }
 
+#[utoipa::path(get, path = "/organizations/{org}/providers", operation_id = "listProviders", tag = "providers",
+    summary = "List providers", description = "Member+.", params(("org" = String, Path, description = "The organization's id or name.", example = "acme"), api::PageQuery),
+    responses((status = 200, description = "One page.", body = api::Page<api::Provider>), Authenticated, Forbidden, NotFound, Paged))]
 pub async fn list(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path(org): Path<String>,
     page: Page,
-) -> ApiResult<Json<Items<ProviderView>>> {
+) -> ApiResult<Json<api::Page<api::Provider>>> {
     let org = organization_for(&app, &caller, &org, Access::Read).await?;
-    Ok(Items::of(
+    Ok(page_of(
         app.store
             .list_providers(&org.id, page.cursor(), page.limit)
             .await?,
     ))
 }
 
+#[utoipa::path(get, path = "/organizations/{org}/providers/{id}", operation_id = "getProvider", tag = "providers",
+    summary = "Get a provider", description = "Member+.", params(("org" = String, Path, description = "The organization's id or name.", example = "acme"), ("id" = String, Path, description = "The provider's id or name.", example = "vault-prod")),
+    responses((status = 200, description = "The provider.", body = api::Provider), Authenticated, Forbidden, NotFound))]
 pub async fn get(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path((org, id)): Path<(String, String)>,
-) -> ApiResult<Json<ProviderView>> {
+) -> ApiResult<Json<api::Provider>> {
     let org = organization_for(&app, &caller, &org, Access::Read).await?;
     let provider = app
         .store
@@ -163,12 +161,16 @@ pub async fn get(
 /// stored (`auth` as a whole), `null` removes an optional one, and the
 /// result is checked as a whole by the provider's kind. `name` and `kind`
 /// cannot change.
+#[utoipa::path(patch, path = "/organizations/{org}/providers/{id}", operation_id = "updateProvider", tag = "providers",
+    summary = "Change a provider", description = "Owner or admin.", params(("org" = String, Path, description = "The organization's id or name.", example = "acme"), ("id" = String, Path, description = "The provider's id or name.", example = "vault-prod")),
+    request_body = api::UpdateProvider,
+    responses((status = 200, description = "The provider as it is now.", body = api::Provider), Authenticated, Forbidden, NotFound, Body))]
 pub async fn update(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path((org, id)): Path<(String, String)>,
     JsonBody(body): JsonBody<Map<String, Value>>,
-) -> ApiResult<Json<ProviderView>> {
+) -> ApiResult<Json<api::Provider>> {
     let org = organization_for(&app, &caller, &org, Access::Write).await?;
     for fixed in [
         "name",
@@ -221,6 +223,9 @@ pub async fn update(
     Ok(Json(provider.into()))
 }
 
+#[utoipa::path(delete, path = "/organizations/{org}/providers/{id}", operation_id = "deleteProvider", tag = "providers",
+    summary = "Delete a provider", description = "Owner or admin. Refused while a secret points at it.", params(("org" = String, Path, description = "The organization's id or name.", example = "acme"), ("id" = String, Path, description = "The provider's id or name.", example = "vault-prod")),
+    responses((status = 204, description = "Deleted."), Authenticated, Forbidden, NotFound, Conflict))]
 pub async fn delete(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -233,20 +238,17 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Serialize)]
-pub struct CheckResult {
-    ok: bool,
-    message: String,
-}
-
 /// Tries the provider's login (a token lookup for token auth) and reports
 /// the outcome. A provider that cannot be reached or refuses the login is
 /// still a 200, with `ok: false`; no credential is ever in the answer.
+#[utoipa::path(post, path = "/organizations/{org}/providers/{id}/check", operation_id = "checkProvider", tag = "providers",
+    summary = "Check a provider's connection", description = "Owner or admin. A provider that cannot be reached or refuses the login is still a 200, with `ok: false`.", params(("org" = String, Path, description = "The organization's id or name.", example = "acme"), ("id" = String, Path, description = "The provider's id or name.", example = "vault-prod")),
+    responses((status = 200, description = "The outcome.", body = api::ProviderCheck), Authenticated, Forbidden, NotFound))]
 pub async fn check(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path((org, id)): Path<(String, String)>,
-) -> ApiResult<Json<CheckResult>> {
+) -> ApiResult<Json<api::ProviderCheck>> {
     let org = organization_for(&app, &caller, &org, Access::Write).await?;
     let provider = app
         .store
@@ -259,5 +261,5 @@ pub async fn check(
         Err(error) => (false, error.to_string()),
     };
     tracing::info!(organization = %org.name, provider = %provider.name, ok, "Checked provider");
-    Ok(Json(CheckResult { ok, message }))
+    Ok(Json(api::ProviderCheck { ok, message }))
 }

@@ -2,30 +2,19 @@
 
 use std::sync::Arc;
 
+use agyn_api as api;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
 
+use super::doc::{Authenticated, Body, Conflict, Forbidden, NotFound, Paged};
 use super::extract::{Access, Caller, JsonBody, organization_for};
-use super::organizations::{Items, Page, check_name};
+use super::organizations::{Page, check_name, page_of};
 use crate::app::App;
 use crate::http::{ApiError, ApiResult};
 use crate::store::{ImagePullSecret, NewImagePullSecret, format_time};
 
-#[derive(Debug, Serialize)]
-pub struct ImagePullSecretView {
-    id: String,
-    organization_id: String,
-    name: String,
-    registry: String,
-    username: String,
-    password_secret: String,
-    created_at: String,
-    updated_at: String,
-}
-
-impl From<ImagePullSecret> for ImagePullSecretView {
+impl From<ImagePullSecret> for api::ImagePullSecret {
     fn from(r: ImagePullSecret) -> Self {
         Self {
             id: r.id,
@@ -38,15 +27,6 @@ impl From<ImagePullSecret> for ImagePullSecretView {
             updated_at: format_time(r.updated_at),
         }
     }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateImagePullSecret {
-    name: String,
-    registry: String,
-    username: String,
-    password_secret: String,
 }
 
 fn check_text(field: &str, text: &str, max: usize) -> ApiResult<()> {
@@ -63,12 +43,16 @@ fn check_text(field: &str, text: &str, max: usize) -> ApiResult<()> {
     }
 }
 
+#[utoipa::path(post, path = "/organizations/{org}/image-pull-secrets", operation_id = "createImagePullSecret", tag = "image-pull-secrets",
+    summary = "Create an image pull secret", description = "Owner or admin.", params(("org" = String, Path, description = "The organization's id or name.", example = "acme")),
+    request_body = api::CreateImagePullSecret,
+    responses((status = 201, description = "Created.", body = api::ImagePullSecret), Authenticated, Forbidden, NotFound, Body, Conflict))]
 pub async fn create(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path(org): Path<String>,
-    JsonBody(body): JsonBody<CreateImagePullSecret>,
-) -> ApiResult<(StatusCode, Json<ImagePullSecretView>)> {
+    JsonBody(body): JsonBody<api::CreateImagePullSecret>,
+) -> ApiResult<(StatusCode, Json<api::ImagePullSecret>)> {
     let org = organization_for(&app, &caller, &org, Access::Write).await?;
     check_name("name", &body.name)?;
     // `agyn-pull-<name>` must itself be a valid Secret name.
@@ -94,25 +78,31 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(record.into())))
 }
 
+#[utoipa::path(get, path = "/organizations/{org}/image-pull-secrets", operation_id = "listImagePullSecrets", tag = "image-pull-secrets",
+    summary = "List image pull secrets", description = "Member+.", params(("org" = String, Path, description = "The organization's id or name.", example = "acme"), api::PageQuery),
+    responses((status = 200, description = "One page.", body = api::Page<api::ImagePullSecret>), Authenticated, Forbidden, NotFound, Paged))]
 pub async fn list(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path(org): Path<String>,
     page: Page,
-) -> ApiResult<Json<Items<ImagePullSecretView>>> {
+) -> ApiResult<Json<api::Page<api::ImagePullSecret>>> {
     let org = organization_for(&app, &caller, &org, Access::Read).await?;
-    Ok(Items::of(
+    Ok(page_of(
         app.store
             .list_image_pull_secrets(&org.id, page.cursor(), page.limit)
             .await?,
     ))
 }
 
+#[utoipa::path(get, path = "/organizations/{org}/image-pull-secrets/{id}", operation_id = "getImagePullSecret", tag = "image-pull-secrets",
+    summary = "Get an image pull secret", description = "Member+.", params(("org" = String, Path, description = "The organization's id or name.", example = "acme"), ("id" = String, Path, description = "The image pull secret's id or name.", example = "ghcr")),
+    responses((status = 200, description = "The image pull secret.", body = api::ImagePullSecret), Authenticated, Forbidden, NotFound))]
 pub async fn get(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path((org, id)): Path<(String, String)>,
-) -> ApiResult<Json<ImagePullSecretView>> {
+) -> ApiResult<Json<api::ImagePullSecret>> {
     let org = organization_for(&app, &caller, &org, Access::Read).await?;
     let record = app
         .store
@@ -122,6 +112,9 @@ pub async fn get(
     Ok(Json(record.into()))
 }
 
+#[utoipa::path(delete, path = "/organizations/{org}/image-pull-secrets/{id}", operation_id = "deleteImagePullSecret", tag = "image-pull-secrets",
+    summary = "Delete an image pull secret", description = "Owner or admin.", params(("org" = String, Path, description = "The organization's id or name.", example = "acme"), ("id" = String, Path, description = "The image pull secret's id or name.", example = "ghcr")),
+    responses((status = 204, description = "Deleted."), Authenticated, Forbidden, NotFound))]
 pub async fn delete(
     State(app): State<Arc<App>>,
     caller: Caller,

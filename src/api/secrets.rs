@@ -1,17 +1,20 @@
 //! Secrets: metadata, rotation, references, the delete guard, and the
 //! runtime `resolve` endpoint, the one route that returns values.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use agyn_api as api;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 
+use super::doc::{
+    Authenticated, Body, Conflict, Forbidden, InvalidQuery, NotFound, Paged, Referenced,
+    StrictQuery, Upstream,
+};
 use super::extract::{Access, Caller, JsonBody, organization_for};
-use super::organizations::{Items, Page, check_name};
+use super::organizations::{Page, check_name, page_of};
 use crate::app::App;
 use crate::crypto::SecretValue;
 use crate::http::{ApiError, ApiResult};
@@ -24,25 +27,9 @@ use crate::store::{
 /// Largest accepted secret value.
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 
-#[derive(Debug, Serialize)]
-pub struct SecretView {
-    id: String,
-    organization_id: String,
-    name: String,
-    storage: Storage,
-    provider_id: Option<String>,
-    remote_path: Option<String>,
-    remote_key: Option<String>,
-    version: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    value_set: Option<bool>,
-    created_at: String,
-    updated_at: String,
-}
-
-impl From<Secret> for SecretView {
+impl From<Secret> for api::Secret {
     fn from(secret: Secret) -> Self {
-        let storage = secret.storage();
+        let storage = secret.storage().into();
         let (remote, value_set) = match secret.content {
             SecretContent::Local(_) => (None, Some(true)),
             SecretContent::Remote(remote) => (Some(remote), None),
@@ -63,15 +50,27 @@ impl From<Secret> for SecretView {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateSecret {
-    name: String,
-    storage: Option<Storage>,
-    value: Option<SecretValue>,
-    provider_id: Option<String>,
-    remote_path: Option<String>,
-    remote_key: Option<String>,
+impl From<Storage> for api::Storage {
+    fn from(storage: Storage) -> Self {
+        match storage {
+            Storage::Local => api::Storage::Local,
+            Storage::Remote => api::Storage::Remote,
+        }
+    }
+}
+
+impl From<api::Storage> for Storage {
+    fn from(storage: api::Storage) -> Self {
+        match storage {
+            api::Storage::Local => Storage::Local,
+            api::Storage::Remote => Storage::Remote,
+        }
+    }
+}
+
+/// The value of a request, from here on zeroized and redacted by type.
+fn secret_value(text: api::SecretText) -> SecretValue {
+    SecretValue::new(text.into_string())
 }
 
 fn check_value(value: &SecretValue) -> ApiResult<()> {
@@ -142,17 +141,21 @@ async fn remote_ref(
     })
 }
 
+#[utoipa::path(post, path = "/organizations/{org}/secrets", operation_id = "createSecret", tag = "secrets",
+    summary = "Create a secret", description = "Owner or admin. A local secret (`value`) or a remote one (`provider_id`, `remote_path`, `remote_key`).", params(("org" = String, Path, description = "The organization's id or name.", example = "acme")),
+    request_body = api::CreateSecret,
+    responses((status = 201, description = "Created; the answer never holds the value.", body = api::Secret), Authenticated, Forbidden, NotFound, Body, Conflict))]
 pub async fn create(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path(org): Path<String>,
-    JsonBody(body): JsonBody<CreateSecret>,
-) -> ApiResult<(StatusCode, Json<SecretView>)> {
+    JsonBody(body): JsonBody<api::CreateSecret>,
+) -> ApiResult<(StatusCode, Json<api::Secret>)> {
     let org = organization_for(&app, &caller, &org, Access::Write).await?;
     check_name("name", &body.name)?;
     let remote_given =
         body.provider_id.is_some() || body.remote_path.is_some() || body.remote_key.is_some();
-    let storage = match (body.storage, &body.value, remote_given) {
+    let storage = match (body.storage.map(Storage::from), &body.value, remote_given) {
         (Some(storage), _, _) => storage,
         (None, Some(_), false) => Storage::Local,
         (None, None, true) => Storage::Remote,
@@ -179,6 +182,7 @@ pub async fn create(
             }
             let value = body
                 .value
+                .map(secret_value)
                 .ok_or_else(|| ApiError::invalid("value", "is required for a local secret"))?;
             check_value(&value)?;
             NewSecret::Local(value)
@@ -209,14 +213,17 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(secret.into())))
 }
 
+#[utoipa::path(get, path = "/organizations/{org}/secrets", operation_id = "listSecrets", tag = "secrets",
+    summary = "List secrets", description = "Member+.", params(("org" = String, Path, description = "The organization's id or name.", example = "acme"), api::PageQuery),
+    responses((status = 200, description = "One page.", body = api::Page<api::Secret>), Authenticated, Forbidden, NotFound, Paged))]
 pub async fn list(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path(org): Path<String>,
     page: Page,
-) -> ApiResult<Json<Items<SecretView>>> {
+) -> ApiResult<Json<api::Page<api::Secret>>> {
     let org = organization_for(&app, &caller, &org, Access::Read).await?;
-    Ok(Items::of(
+    Ok(page_of(
         app.store
             .list_secrets(&org.id, page.cursor(), page.limit)
             .await?,
@@ -230,41 +237,33 @@ async fn find(app: &App, organization_id: &str, id: &str) -> ApiResult<Secret> {
         .ok_or_else(|| ApiError::NotFound(format!("secret {id:?} not found")))
 }
 
+#[utoipa::path(get, path = "/organizations/{org}/secrets/{id}", operation_id = "getSecret", tag = "secrets",
+    summary = "Get a secret's metadata", description = "Member+.", params(("org" = String, Path, description = "The organization's id or name.", example = "acme"), ("id" = String, Path, description = "The secret's id or name.", example = "stripe-api-key")),
+    responses((status = 200, description = "The secret's metadata.", body = api::Secret), Authenticated, Forbidden, NotFound))]
 pub async fn get(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path((org, id)): Path<(String, String)>,
-) -> ApiResult<Json<SecretView>> {
+) -> ApiResult<Json<api::Secret>> {
     let org = organization_for(&app, &caller, &org, Access::Read).await?;
     Ok(Json(find(&app, &org.id, &id).await?.into()))
 }
 
-/// `null` clears a field; absence leaves it as it is.
-fn nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateSecret {
-    value: Option<SecretValue>,
-    provider_id: Option<String>,
-    remote_path: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
-    remote_key: Option<Option<String>>,
-}
-
 /// Rotates a local value, or repoints a remote secret.
+#[utoipa::path(patch, path = "/organizations/{org}/secrets/{id}", operation_id = "updateSecret", tag = "secrets",
+    summary = "Rotate or repoint a secret", description = "Owner or admin.", params(("org" = String, Path, description = "The organization's id or name.", example = "acme"), ("id" = String, Path, description = "The secret's id or name.", example = "stripe-api-key")),
+    request_body = api::UpdateSecret,
+    responses((status = 200, description = "The secret as it is now.", body = api::Secret), Authenticated, Forbidden, NotFound, Body, Conflict))]
 pub async fn update(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path((org, id)): Path<(String, String)>,
-    JsonBody(body): JsonBody<UpdateSecret>,
-) -> ApiResult<Json<SecretView>> {
+    JsonBody(body): JsonBody<api::UpdateSecret>,
+) -> ApiResult<Json<api::Secret>> {
     let org = organization_for(&app, &caller, &org, Access::Write).await?;
     let repoint =
         body.provider_id.is_some() || body.remote_path.is_some() || body.remote_key.is_some();
-    let secret = match (body.value, repoint) {
+    let secret = match (body.value.map(secret_value), repoint) {
         (Some(_), true) => {
             return Err(ApiError::invalid(
                 "value",
@@ -320,47 +319,45 @@ pub async fn update(
     Ok(Json(secret.into()))
 }
 
+#[utoipa::path(get, path = "/organizations/{org}/secrets/{id}/references", operation_id = "listSecretReferences", tag = "secrets",
+    summary = "List what uses a secret", description = "Member+.", params(("org" = String, Path, description = "The organization's id or name.", example = "acme"), ("id" = String, Path, description = "The secret's id or name.", example = "stripe-api-key"), api::PageQuery),
+    responses((status = 200, description = "One page.", body = api::Page<api::Reference>), Authenticated, Forbidden, NotFound, Paged))]
 pub async fn references(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path((org, id)): Path<(String, String)>,
     page: Page,
-) -> ApiResult<Json<Items<Reference>>> {
+) -> ApiResult<Json<api::Page<api::Reference>>> {
     let org = organization_for(&app, &caller, &org, Access::Read).await?;
     let secret = find(&app, &org.id, &id).await?;
-    Ok(Items::of(
+    Ok(page_of(
         app.store
             .list_references(&secret, page.cursor(), page.limit)
             .await?,
     ))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeleteQuery {
-    force: Option<String>,
-}
-
-impl DeleteQuery {
-    /// `force` is `true` or `false`; anything else is a 422 naming it.
-    fn force(&self) -> ApiResult<bool> {
-        match self.force.as_deref() {
-            None | Some("false") => Ok(false),
-            Some("true") => Ok(true),
-            Some(_) => Err(ApiError::invalid("force", "must be true or false")),
-        }
+/// `force` is `true` or `false`; anything else is a 422 naming it.
+fn force(query: &api::DeleteSecretQuery) -> ApiResult<bool> {
+    match query.force.as_deref() {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(ApiError::invalid("force", "must be true or false")),
     }
 }
 
+#[utoipa::path(delete, path = "/organizations/{org}/secrets/{id}", operation_id = "deleteSecret", tag = "secrets",
+    summary = "Delete a secret", description = "Owner or admin. Refused while something uses the secret, unless `force=true`.", params(("org" = String, Path, description = "The organization's id or name.", example = "acme"), ("id" = String, Path, description = "The secret's id or name.", example = "stripe-api-key"), api::DeleteSecretQuery),
+    responses((status = 204, description = "Deleted."), Authenticated, Forbidden, NotFound, StrictQuery, InvalidQuery, Referenced))]
 pub async fn delete(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path((org, id)): Path<(String, String)>,
-    query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<api::DeleteSecretQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Response> {
     let Query(query) =
         query.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
-    let force = query.force()?;
+    let force = force(&query)?;
     let org = organization_for(&app, &caller, &org, Access::Write).await?;
     match app
         .store
@@ -392,27 +389,19 @@ fn referenced(references: Vec<Reference>, total: u64) -> ApiResult<Response> {
     })
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResolveRequest {
-    names: Vec<String>,
-    consumer: String,
-}
-
-#[derive(Serialize)]
-pub struct ResolveResponse {
-    values: BTreeMap<String, String>,
-}
-
 /// Largest number of names one `resolve` call may ask for.
 const MAX_RESOLVE_NAMES: usize = 100;
 
+#[utoipa::path(post, path = "/organizations/{org}/resolve", operation_id = "resolveSecrets", tag = "runtime",
+    summary = "Resolve values (runtime)", description = "Runtime tokens only. The one route that answers values; every call is audited and records the consumer as a reference of each secret.", params(("org" = String, Path, description = "The organization's id or name.", example = "acme")),
+    request_body = api::ResolveRequest,
+    responses((status = 200, description = "The values, by name.", body = api::ResolveResponse), Authenticated, Forbidden, NotFound, Body, Upstream))]
 pub async fn resolve(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path(org): Path<String>,
-    JsonBody(body): JsonBody<ResolveRequest>,
-) -> ApiResult<Json<ResolveResponse>> {
+    JsonBody(body): JsonBody<api::ResolveRequest>,
+) -> ApiResult<Json<api::ResolveResponse>> {
     let org = organization_for(&app, &caller, &org, Access::Resolve).await?;
     if body.names.is_empty() || body.names.len() > MAX_RESOLVE_NAMES {
         return Err(ApiError::invalid(
@@ -450,5 +439,5 @@ pub async fn resolve(
         .into_iter()
         .map(|s| (s.secret.name.clone(), s.value.expose().to_owned()))
         .collect();
-    Ok(Json(ResolveResponse { values }))
+    Ok(Json(api::ResolveResponse { values }))
 }

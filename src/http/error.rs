@@ -1,17 +1,17 @@
 //! The error answer shared by the listeners: its status, its JSON body, and
 //! how store and resolver errors map onto it.
 
+use agyn_api::{ErrorBody, ErrorCode};
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::resolve::ResolveError;
 use crate::store::{Reference, StoreError};
 
 /// Every error the API, the console and the exec listener answer with, and
 /// the webhook's answer to a body that is not an AdmissionReview. The body is
-/// `{"error":{"code":…,"message":…[,"field":…]}}`.
+/// `agyn_api::ErrorBody`: `{"error":{"code":…,"message":…[,"field":…]}}`.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -68,55 +68,50 @@ impl ApiError {
         }
     }
 
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    fn code(&self) -> ErrorCode {
         match self {
-            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            ApiError::Unauthorized | ApiError::Unauthenticated(_) => {
-                (StatusCode::UNAUTHORIZED, "unauthorized")
-            }
-            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            ApiError::Referenced { .. } => (StatusCode::CONFLICT, "referenced"),
-            ApiError::PayloadTooLarge { .. } => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
-            }
-            ApiError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
-            ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-            ApiError::RateLimited { .. } | ApiError::TooManyCalls { .. } => {
-                (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
-            }
-            ApiError::BadGateway(_) => (StatusCode::BAD_GATEWAY, "provider_error"),
-            ApiError::GatewayTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "provider_timeout"),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::BadRequest(_) => ErrorCode::BadRequest,
+            ApiError::Unauthorized | ApiError::Unauthenticated(_) => ErrorCode::Unauthorized,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::Conflict(_) => ErrorCode::Conflict,
+            ApiError::Referenced { .. } => ErrorCode::Referenced,
+            ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            ApiError::RequestTimeout => ErrorCode::RequestTimeout,
+            ApiError::Validation { .. } => ErrorCode::ValidationFailed,
+            ApiError::RateLimited { .. } | ApiError::TooManyCalls { .. } => ErrorCode::RateLimited,
+            ApiError::BadGateway(_) => ErrorCode::ProviderError,
+            ApiError::GatewayTimeout(_) => ErrorCode::ProviderTimeout,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
+        let code = self.code();
+        let status =
+            StatusCode::from_u16(code.status()).expect("every error code has a valid status");
         if let ApiError::Internal(cause) = &self {
             tracing::error!(error = format!("{cause:#}"), "Internal error");
         }
         if let ApiError::Unavailable(cause) = &self {
             tracing::warn!(error = %cause, "Service unavailable");
         }
-        let mut error = json!({ "code": code, "message": self.to_string() });
+        let mut body = ErrorBody::new(code, self.to_string());
         if let ApiError::Validation {
             field: Some(field), ..
         } = &self
         {
-            error["field"] = json!(field);
+            body.error.field = Some(field.clone());
         }
-        let mut body = json!({ "error": error });
         if let ApiError::Referenced {
             references, total, ..
         } = &self
         {
-            body["references"] = json!(references);
-            body["reference_count"] = json!(total);
+            body.references = Some(references.iter().cloned().map(Into::into).collect());
+            body.reference_count = Some(*total);
         }
         let mut response = (status, Json(body)).into_response();
         if let ApiError::RateLimited { retry_after } | ApiError::TooManyCalls { retry_after } = self
@@ -130,6 +125,43 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+impl From<Reference> for agyn_api::Reference {
+    fn from(reference: Reference) -> Self {
+        match reference {
+            Reference::Pod {
+                namespace,
+                pod,
+                owner_kind,
+                owner_name,
+                container,
+                env_var,
+                first_seen_at,
+                last_seen_at,
+            } => Self::Pod {
+                namespace,
+                pod,
+                owner_kind,
+                owner_name,
+                container,
+                env_var,
+                first_seen_at,
+                last_seen_at,
+            },
+            Reference::Runtime {
+                consumer,
+                first_seen_at,
+                last_seen_at,
+            } => Self::Runtime {
+                consumer,
+                first_seen_at,
+                last_seen_at,
+            },
+            Reference::ImagePullSecret { id, name } => Self::ImagePullSecret { id, name },
+            Reference::Provider { id, name } => Self::Provider { id, name },
+        }
     }
 }
 

@@ -10,6 +10,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 use tf_provider::{AttributePath, Diagnostics};
 
+use agyn_api::{ErrorDetail, Page};
+
 use crate::diagnostics::Report;
 use crate::references::Reference;
 
@@ -100,35 +102,23 @@ pub fn attribute_path(field: &str) -> AttributePath {
     path
 }
 
-/// The error body: `{"error":{"code","message","field"?},"references"?,
-/// "reference_count"?}`.
+/// The error body (`agyn_api::ErrorBody`), read so that a reference of a
+/// kind this provider does not know yet still counts.
 #[derive(Deserialize)]
 struct ErrorBody {
     error: ErrorDetail,
     #[serde(default)]
-    references: Vec<Reference>,
+    references: Option<Vec<Reference>>,
     #[serde(default)]
     reference_count: Option<usize>,
 }
 
-/// One page of a list: `{"items": [...], "next_cursor"?}`; the cursor is
-/// there while more items follow.
-#[derive(Deserialize)]
-struct Page<T> {
-    items: Vec<T>,
-    #[serde(default)]
-    next_cursor: Option<String>,
-}
-
 /// The largest page the API gives.
-const PAGE_LIMIT: usize = 500;
+const PAGE_LIMIT: usize = agyn_api::MAX_PAGE;
 
-#[derive(Deserialize)]
-struct ErrorDetail {
-    code: String,
-    message: String,
-    #[serde(default)]
-    field: Option<String>,
+/// A request of `agyn_api` as the JSON body the client sends.
+pub fn body<T: serde::Serialize>(request: &T) -> Json {
+    serde_json::to_value(request).expect("a request of the API is JSON")
 }
 
 /// A configured connection to one agyn-secrets API.
@@ -203,7 +193,7 @@ impl Client {
                     body.error.code,
                     body.error.message,
                     body.error.field,
-                    body.references,
+                    body.references.unwrap_or_default(),
                     body.reference_count,
                 ),
                 Err(_) => (

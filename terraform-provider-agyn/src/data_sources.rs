@@ -122,7 +122,7 @@ impl DataSource for SecretDataSource {
                 organization_id: config.organization_id.clone(),
                 id: known(view.id),
                 name: known(view.name),
-                storage: known(view.storage),
+                storage: known(crate::resources::storage_name(view.storage)),
                 provider_id: nullable(view.provider_id),
                 remote_path: nullable(view.remote_path),
                 remote_key: nullable(view.remote_key),

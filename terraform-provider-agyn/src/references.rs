@@ -5,34 +5,13 @@ use std::fmt;
 use serde::Deserialize;
 
 /// One use of a secret (`GET …/secrets/{id}/references`, or the
-/// `references` of a 409 answer to a delete).
+/// `references` of a 409 answer to a delete), or a kind of use this
+/// provider does not know yet, which still counts.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(untagged)]
 pub enum Reference {
-    Pod {
-        namespace: String,
-        pod: String,
-        #[serde(default)]
-        owner_kind: Option<String>,
-        #[serde(default)]
-        owner_name: Option<String>,
-        container: String,
-        env_var: String,
-    },
-    ImagePullSecret {
-        id: String,
-        name: String,
-    },
-    Provider {
-        id: String,
-        name: String,
-    },
-    Runtime {
-        consumer: String,
-    },
-    /// A kind this provider does not know yet; still counted.
-    #[serde(other)]
-    Other,
+    Known(agyn_api::Reference),
+    Other(serde_json::Value),
 }
 
 impl Reference {
@@ -43,21 +22,27 @@ impl Reference {
     pub fn is_configuration(&self) -> bool {
         matches!(
             self,
-            Reference::ImagePullSecret { .. } | Reference::Provider { .. }
+            Reference::Known(
+                agyn_api::Reference::ImagePullSecret { .. } | agyn_api::Reference::Provider { .. }
+            )
         )
     }
 }
 
 impl fmt::Display for Reference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Reference::Pod {
+        let Reference::Known(known) = self else {
+            return f.write_str("another object");
+        };
+        match known {
+            agyn_api::Reference::Pod {
                 namespace,
                 pod,
                 owner_kind,
                 owner_name,
                 container,
                 env_var,
+                ..
             } => {
                 write!(f, "pod {namespace}/{pod}")?;
                 match (owner_kind.as_deref(), owner_name.as_deref()) {
@@ -68,12 +53,15 @@ impl fmt::Display for Reference {
                 }
                 write!(f, " container {container} env {env_var}")
             }
-            Reference::ImagePullSecret { id, name } => {
+            agyn_api::Reference::ImagePullSecret { id, name } => {
                 write!(f, "image pull secret {name:?} (id {id})")
             }
-            Reference::Provider { id, name } => write!(f, "secret provider {name:?} (id {id})"),
-            Reference::Runtime { consumer } => write!(f, "runtime consumer {consumer}"),
-            Reference::Other => f.write_str("another object"),
+            agyn_api::Reference::Provider { id, name } => {
+                write!(f, "secret provider {name:?} (id {id})")
+            }
+            agyn_api::Reference::Runtime { consumer, .. } => {
+                write!(f, "runtime consumer {consumer}")
+            }
         }
     }
 }
@@ -124,11 +112,11 @@ mod tests {
         "pod team-a/web-7d9- (ReplicaSet web-7d9) container app env STRIPE_KEY"
     )]
     #[case::bare_pod(
-        json!({"kind":"pod","namespace":"team-a","pod":"web","owner_kind":null,"owner_name":null,"container":"app","env_var":"KEY"}),
+        json!({"kind":"pod","namespace":"team-a","pod":"web","owner_kind":null,"owner_name":null,"container":"app","env_var":"KEY","first_seen_at":"t","last_seen_at":"t"}),
         "pod team-a/web container app env KEY"
     )]
     #[case::empty_owner(
-        json!({"kind":"pod","namespace":"ns","pod":"p","owner_kind":"","owner_name":"","container":"c","env_var":"V"}),
+        json!({"kind":"pod","namespace":"ns","pod":"p","owner_kind":"","owner_name":"","container":"c","env_var":"V","first_seen_at":"t","last_seen_at":"t"}),
         "pod ns/p container c env V"
     )]
     #[case::image_pull_secret(
@@ -149,17 +137,23 @@ mod tests {
         assert_eq!(reference.to_string(), text);
     }
 
+    fn runtime(consumer: &str) -> Reference {
+        Reference::Known(agyn_api::Reference::Runtime {
+            consumer: consumer.into(),
+            first_seen_at: "t".into(),
+            last_seen_at: "t".into(),
+        })
+    }
+
     #[test]
     fn the_detail_lists_every_reference_and_the_way_out() {
         let detail = in_use_detail(
             &[
-                Reference::Runtime {
-                    consumer: "llm".into(),
-                },
-                Reference::Provider {
+                runtime("llm"),
+                Reference::Known(agyn_api::Reference::Provider {
                     id: "1".into(),
                     name: "vault".into(),
-                },
+                }),
             ],
             2,
         );
@@ -172,11 +166,8 @@ mod tests {
 
     #[test]
     fn a_long_list_names_the_first_fifty_and_counts_the_rest() {
-        let references: Vec<Reference> = (0..60)
-            .map(|i| Reference::Runtime {
-                consumer: format!("consumer-{i}"),
-            })
-            .collect();
+        let references: Vec<Reference> =
+            (0..60).map(|i| runtime(&format!("consumer-{i}"))).collect();
         // All 60 known, of 60.
         let text = list(&references, 60);
         assert_eq!(text.lines().count(), 51);

@@ -3,7 +3,6 @@
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tf_provider::schema::Schema;
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
@@ -12,22 +11,12 @@ use super::{
     Scoped, answered, changed, check_name, delete_scoped, import_scoped, organization_moved,
     read_scoped, scoped_path,
 };
-use crate::client::Shared;
+use crate::client::{Shared, body};
 use crate::diagnostics::Report;
 use crate::schema::{Computed, Required, block, schema, string};
 use crate::values::{known, text};
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct ImagePullSecretView {
-    id: String,
-    organization_id: String,
-    name: String,
-    registry: String,
-    username: String,
-    password_secret: String,
-    created_at: String,
-    updated_at: String,
-}
+use agyn_api::ImagePullSecret as ImagePullSecretView;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -235,11 +224,11 @@ impl Resource for ImagePullSecretResource {
         _meta: ValueEmpty,
     ) -> Option<(ImagePullSecretState, ValueEmpty)> {
         let client = self.0.client(diags)?;
-        let body = json!({
-            "name": text(&planned.name)?,
-            "registry": text(&planned.registry)?,
-            "username": text(&planned.username)?,
-            "password_secret": text(&planned.password_secret)?,
+        let body = body(&agyn_api::CreateImagePullSecret {
+            name: text(&planned.name)?.to_owned(),
+            registry: text(&planned.registry)?.to_owned(),
+            username: text(&planned.username)?.to_owned(),
+            password_secret: text(&planned.password_secret)?.to_owned(),
         });
         let path = scoped_path(
             text(&planned.organization_id)?,

@@ -10,10 +10,9 @@ mod secret_provider;
 pub use image_pull_secret::ImagePullSecretResource;
 pub use namespace_binding::NamespaceBindingResource;
 pub use organization::OrganizationResource;
-pub use secret::{SecretResource, SecretView};
+pub use secret::{SecretResource, SecretView, storage_name};
 pub use secret_provider::SecretProviderResource;
 
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tf_provider::value::Value;
 use tf_provider::{AttributePath, Diagnostics};
@@ -23,12 +22,7 @@ use crate::diagnostics::Report;
 use crate::values::{DNS_LABEL_RULE, is_dns_label, known, text};
 
 /// `GET /v1/organizations/{org}`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct OrganizationView {
-    pub id: String,
-    pub name: String,
-    pub created_at: String,
-}
+pub use agyn_api::Organization as OrganizationView;
 
 /// `/v1/organizations/{org}`.
 pub fn organization_path(organization: &str) -> String {

@@ -3,23 +3,17 @@
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tf_provider::schema::Schema;
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use super::{changed, check_name, organization_in_state, organization_moved};
-use crate::client::{Client, Shared, segment};
+use crate::client::{Client, Shared, body, segment};
 use crate::diagnostics::Report;
 use crate::schema::{Computed, Required, block, schema, string};
 use crate::values::{known, text};
 
-#[derive(Debug, Clone, Deserialize)]
-struct BindingView {
-    namespace: String,
-    organization_id: String,
-    created_at: String,
-}
+use agyn_api::NamespaceBinding as BindingView;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -55,7 +49,9 @@ impl NamespaceBindingResource {
         action: &str,
     ) -> Option<BindingState> {
         let namespace = text(&planned.namespace)?;
-        let body = json!({ "organization": text(&planned.organization_id)? });
+        let body = body(&agyn_api::BindNamespace {
+            organization: text(&planned.organization_id)?.to_owned(),
+        });
         match client.put::<BindingView>(&path(namespace), &body).await {
             Ok(view) => Some(planned.with_view(view)),
             Err(e) => {

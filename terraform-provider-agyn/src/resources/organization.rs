@@ -2,13 +2,12 @@
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tf_provider::schema::Schema;
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use super::{OrganizationView, check_name, organization_path};
-use crate::client::Shared;
+use crate::client::{Shared, body};
 use crate::diagnostics::Report;
 use crate::schema::{Computed, Required, block, schema, string};
 use crate::values::{known, text};
@@ -146,7 +145,10 @@ impl Resource for OrganizationResource {
         let client = self.0.client(diags)?;
         let name = text(&planned.name)?.to_owned();
         match client
-            .post::<OrganizationView>("/v1/organizations", &json!({ "name": name }))
+            .post::<OrganizationView>(
+                "/v1/organizations",
+                &body(&agyn_api::CreateOrganization { name: name.clone() }),
+            )
             .await
         {
             Ok(view) => Some((OrganizationState::from_view(view), private_state)),

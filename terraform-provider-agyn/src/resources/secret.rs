@@ -2,9 +2,9 @@
 //! remote one (a reference to a value in a secret provider: Vault or
 //! OpenBao, or AWS Secrets Manager).
 
+use agyn_api as api;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use tf_provider::schema::Schema;
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
@@ -14,7 +14,7 @@ use super::{
     Scoped, answered, changed, check_name, import_scoped, organization_moved, read_scoped,
     scoped_path,
 };
-use crate::client::{Client, Error, Shared};
+use crate::client::{Client, Error, Shared, body};
 use crate::diagnostics::Report;
 use crate::references::{Reference, in_use_detail};
 use crate::schema::{
@@ -34,29 +34,16 @@ const REMOTE_FIELDS: [&str; 3] = ["provider_id", "remote_path", "remote_key"];
 /// Manager, where leaving it out takes a plain-string secret whole).
 const REMOTE_REQUIRED: [&str; 2] = ["provider_id", "remote_path"];
 
-/// A provider as a remote secret needs to know it.
-#[derive(Debug, Clone, Deserialize)]
-struct ProviderRef {
-    id: String,
-    name: String,
-    kind: String,
-}
-
 /// A secret's metadata as the API returns it: never a value.
-#[derive(Debug, Clone, Deserialize)]
-pub struct SecretView {
-    pub id: String,
-    pub organization_id: String,
-    pub name: String,
-    pub storage: String,
-    pub provider_id: Option<String>,
-    pub remote_path: Option<String>,
-    pub remote_key: Option<String>,
-    pub version: i64,
-    #[serde(default)]
-    pub value_set: Option<bool>,
-    pub created_at: String,
-    pub updated_at: String,
+pub use agyn_api::Secret as SecretView;
+
+/// `local` or `remote`, as the API spells it.
+pub fn storage_name(storage: api::Storage) -> String {
+    match storage {
+        api::Storage::Local => LOCAL,
+        api::Storage::Remote => REMOTE,
+    }
+    .to_owned()
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -170,7 +157,7 @@ impl Scoped for SecretState {
             id: known(view.id),
             organization_id: self.organization_id.clone(),
             name: known(view.name),
-            value: if view.storage == LOCAL {
+            value: if view.storage == api::Storage::Local {
                 self.value.clone()
             } else {
                 Value::Null
@@ -178,7 +165,7 @@ impl Scoped for SecretState {
             provider_id: nullable(view.provider_id),
             remote_path: nullable(view.remote_path),
             remote_key: nullable(view.remote_key),
-            storage: known(view.storage),
+            storage: known(storage_name(view.storage)),
             version: Value::Value(view.version),
             force_delete: force_delete_or_default(&self.force_delete),
             created_at: known(view.created_at),
@@ -261,7 +248,7 @@ impl SecretResource {
         };
         let client = self.0.client(diags)?;
         if let Some(provider) = find_provider(&client, org, provider_id).await
-            && provider.kind == VAULT
+            && provider.kind() == VAULT
         {
             diags.fail(
                 "remote_key is required for a secret read from a Vault provider",
@@ -282,9 +269,9 @@ async fn find_provider(
     client: &Client,
     organization: &str,
     id_or_name: &str,
-) -> Option<ProviderRef> {
+) -> Option<api::Provider> {
     client
-        .find::<ProviderRef>(&scoped_path(organization, "providers", Some(id_or_name)))
+        .find::<api::Provider>(&scoped_path(organization, "providers", Some(id_or_name)))
         .await
         .ok()
         .flatten()
@@ -565,25 +552,23 @@ impl Resource for SecretResource {
         let client = self.0.client(diags)?;
         let org = text(&planned.organization_id)?;
         let name = text(&planned.name)?;
-        let body = match text(&planned.storage) {
-            Some(LOCAL) => json!({
-                "name": name,
-                "storage": LOCAL,
-                "value": text(&planned.value)?,
-            }),
-            _ => {
-                let mut body = json!({
-                    "name": name,
-                    "storage": REMOTE,
-                    "provider_id": text(&planned.provider_id)?,
-                    "remote_path": text(&planned.remote_path)?,
-                });
-                if let Some(key) = text(&planned.remote_key) {
-                    body["remote_key"] = json!(key);
-                }
-                body
-            }
+        let request = match text(&planned.storage) {
+            Some(LOCAL) => api::CreateSecret {
+                name: name.to_owned(),
+                storage: Some(api::Storage::Local),
+                value: Some(api::SecretText::new(text(&planned.value)?)),
+                ..Default::default()
+            },
+            _ => api::CreateSecret {
+                name: name.to_owned(),
+                storage: Some(api::Storage::Remote),
+                provider_id: Some(text(&planned.provider_id)?.to_owned()),
+                remote_path: Some(text(&planned.remote_path)?.to_owned()),
+                remote_key: text(&planned.remote_key).map(str::to_owned),
+                ..Default::default()
+            },
         };
+        let body = body(&request);
         let answer = client
             .post(&scoped_path(org, SecretState::COLLECTION, None), &body)
             .await;
@@ -601,29 +586,33 @@ impl Resource for SecretResource {
         private_state: ValueEmpty,
         _meta: ValueEmpty,
     ) -> Option<(SecretState, ValueEmpty)> {
-        let body = if text(&planned.storage) == Some(LOCAL) {
+        let request = if text(&planned.storage) == Some(LOCAL) {
             if changed(&prior.value, &planned.value) {
-                Some(json!({ "value": text(&planned.value)? }))
+                Some(api::UpdateSecret {
+                    value: Some(api::SecretText::new(text(&planned.value)?)),
+                    ..Default::default()
+                })
             } else {
                 None
             }
         } else if self.remote_changed(diags, &prior, &planned).await? {
             // A null remote_key clears the key: the whole value is read.
-            Some(json!({
-                "provider_id": text(&planned.provider_id)?,
-                "remote_path": text(&planned.remote_path)?,
-                "remote_key": text(&planned.remote_key),
-            }))
+            Some(api::UpdateSecret {
+                provider_id: Some(text(&planned.provider_id)?.to_owned()),
+                remote_path: Some(text(&planned.remote_path)?.to_owned()),
+                remote_key: Some(text(&planned.remote_key).map(str::to_owned)),
+                ..Default::default()
+            })
         } else {
             None
         };
         // Only force_delete (or the spelling of the organization) changed:
         // nothing to send.
-        let Some(body) = body else {
+        let Some(request) = request else {
             return Some((planned, private_state));
         };
         let client = self.0.client(diags)?;
-        let answer = client.patch(&prior.path()?, &body).await;
+        let answer = client.patch(&prior.path()?, &body(&request)).await;
         let state = answered(diags, &planned, answer, "updating")?;
         let state = keep_provider_spelling(&self.0, diags, &planned.provider_id, state).await;
         Some((state, private_state))
@@ -731,7 +720,11 @@ mod tests {
             id: "s1".into(),
             organization_id: "o1".into(),
             name: "stripe-api-key".into(),
-            storage: storage.into(),
+            storage: if storage == LOCAL {
+                api::Storage::Local
+            } else {
+                api::Storage::Remote
+            },
             provider_id: (storage == REMOTE).then(|| "p1".into()),
             remote_path: (storage == REMOTE).then(|| "kv/data/x".into()),
             remote_key: (storage == REMOTE).then(|| "value".into()),

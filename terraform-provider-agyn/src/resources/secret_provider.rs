@@ -242,7 +242,9 @@ impl Auth {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// The `auth` setting of either kind, every method's fields optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 struct AuthView {
     method: String,
     token_secret: Option<String>,
@@ -275,21 +277,14 @@ impl AuthView {
 
 /// A provider as the API shows it: the common fields and its kind's
 /// settings beside them.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ProviderView {
-    id: String,
-    organization_id: String,
-    name: String,
-    kind: String,
-    address: Option<String>,
-    namespace: Option<String>,
-    ca_pem: Option<String>,
-    region: Option<String>,
-    endpoint: Option<String>,
-    sts_endpoint: Option<String>,
-    auth: AuthView,
-    created_at: String,
-    updated_at: String,
+pub use agyn_api::Provider as ProviderView;
+
+/// A string setting of the provider's kind, when set.
+fn setting(view: &ProviderView, name: &str) -> Option<String> {
+    view.settings
+        .get(name)
+        .and_then(Json::as_str)
+        .map(str::to_owned)
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -646,18 +641,23 @@ impl Scoped for ProviderState {
             .auth
             .as_ref_option()
             .map_or(Value::Null, |auth| auth.jwt_path.clone());
+        let auth: AuthView = view
+            .settings
+            .get("auth")
+            .and_then(|auth| serde_json::from_value(auth.clone()).ok())
+            .unwrap_or_default();
         ProviderState {
+            kind: known(view.kind().to_owned()),
+            address: url_in_state(&self.address, setting(&view, "address")),
+            namespace: nullable(setting(&view, "namespace")),
+            ca_pem: nullable(setting(&view, "ca_pem")),
+            region: nullable(setting(&view, "region")),
+            endpoint: url_in_state(&self.endpoint, setting(&view, "endpoint")),
+            sts_endpoint: url_in_state(&self.sts_endpoint, setting(&view, "sts_endpoint")),
             id: known(view.id),
             organization_id: self.organization_id.clone(),
             name: known(view.name),
-            kind: known(view.kind),
-            address: url_in_state(&self.address, view.address),
-            namespace: nullable(view.namespace),
-            ca_pem: nullable(view.ca_pem),
-            region: nullable(view.region),
-            endpoint: url_in_state(&self.endpoint, view.endpoint),
-            sts_endpoint: url_in_state(&self.sts_endpoint, view.sts_endpoint),
-            auth: Value::Value(view.auth.into_auth(jwt_path)),
+            auth: Value::Value(auth.into_auth(jwt_path)),
             created_at: known(view.created_at),
             updated_at: known(view.updated_at),
         }
