@@ -143,6 +143,39 @@ pub fn service_names(service: &str, namespace: &str) -> Vec<String> {
     ]
 }
 
+/// The files `certs generate` writes into `out`, and with `client` the API
+/// server's too.
+fn generated_files(client: bool) -> Vec<&'static str> {
+    let mut files = vec!["ca.crt", "ca.key", "tls.crt", "tls.key", "ca-bundle.b64"];
+    if client {
+        files.extend([
+            "client.crt",
+            "client.key",
+            "kube-apiserver/webhook-kubeconfig.yaml",
+            "kube-apiserver/admission-config.yaml",
+        ]);
+    }
+    files
+}
+
+/// Refuses to write into `out` when it already holds any of the files
+/// `certs generate` would write, naming them.
+pub fn refuse_to_replace(out: &Path, client: bool) -> anyhow::Result<()> {
+    let present: Vec<&str> = generated_files(client)
+        .into_iter()
+        .filter(|name| out.join(name).exists())
+        .collect();
+    anyhow::ensure!(
+        present.is_empty(),
+        "{} already holds {}; nothing was written. A new CA needs a new caBundle in the webhook \
+         configuration (and, with --client, new credentials for the API server): keep these, \
+         choose another --out, or pass --force to replace them",
+        out.display(),
+        present.join(", ")
+    );
+    Ok(())
+}
+
 /// Writes `ca.crt`, `ca.key`, `tls.crt`, `tls.key` and `ca-bundle.b64` (the
 /// caBundle of the MutatingWebhookConfiguration) into `out`; with `client`,
 /// also `client.crt` and `client.key`, a client certificate for the API

@@ -47,7 +47,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             client,
             apiserver_config_dir,
+            force,
         }) => {
+            if !force {
+                certs::refuse_to_replace(&out, client)?;
+            }
             let mut written = certs::generate(&service, &namespace, &out, client)?;
             if client {
                 written.extend(certs::write_apiserver_config(
@@ -97,6 +101,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if !admin {
                 bail!("only admin tokens are made here; organization tokens come from the API");
             }
+            require_existing_database(&database)?;
             let store = connect(&database).await?;
             store.migrate().await?;
             let (_, token) = store.create_token(None, &name, Role::Admin, "cli").await?;
@@ -268,6 +273,30 @@ async fn connect(args: &DatabaseArgs) -> anyhow::Result<Store> {
         .with_context(|| format!("connect to the database at {}", redact_url(url)))
 }
 
+/// `token create` works on a database a server already uses: a mistyped
+/// SQLite path must not make an empty one and print a token no server
+/// accepts.
+fn require_existing_database(args: &DatabaseArgs) -> anyhow::Result<()> {
+    if let Some(path) = args.database_url.as_deref().and_then(sqlite_path) {
+        anyhow::ensure!(
+            Path::new(path).exists(),
+            "no SQLite database at {path}; check --database-url (AGYN_DATABASE_URL). \
+             `token create` never makes a database: start the server, or run \
+             `agyn-secrets migrate`, to create one"
+        );
+    }
+    Ok(())
+}
+
+/// The file of a `sqlite:` URL; `None` for other databases and in-memory ones.
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
 /// A database URL with its password replaced, for messages.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -284,7 +313,22 @@ pub fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{redact_url, sqlite_path};
+
+    #[test]
+    fn sqlite_files_are_found_in_their_urls() {
+        assert_eq!(
+            sqlite_path("sqlite://data/agyn.db?mode=rwc"),
+            Some("data/agyn.db")
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///var/lib/agyn.db"),
+            Some("/var/lib/agyn.db")
+        );
+        assert_eq!(sqlite_path("sqlite:agyn.db"), Some("agyn.db"));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://agyn@db/agyn"), None);
+    }
 
     #[test]
     fn database_passwords_are_redacted() {

@@ -106,9 +106,10 @@ pub struct ServerArgs {
     )]
     pub workload_role: String,
 
-    /// Address of the admission webhook (HTTPS).
-    #[arg(long, env = "AGYN_WEBHOOK_ADDR", default_value = "0.0.0.0:8443")]
-    pub webhook_addr: SocketAddr,
+    /// Address of the admission webhook (HTTPS): `0.0.0.0:8443`, or
+    /// `127.0.0.1:8443` under `--dev`.
+    #[arg(long, env = "AGYN_WEBHOOK_ADDR")]
+    pub webhook_addr: Option<SocketAddr>,
 
     /// Threads that serve the webhook's connections, each with its own
     /// single-threaded runtime; by default two per CPU the process may use,
@@ -145,9 +146,10 @@ pub struct ServerArgs {
     #[arg(long, env = "AGYN_EXEC_IMAGE", default_value = concat!("ghcr.io/agyn/agyn-secrets:", env!("CARGO_PKG_VERSION")))]
     pub exec_image: String,
 
-    /// Address of the companion API (HTTP).
-    #[arg(long, env = "AGYN_API_ADDR", default_value = "0.0.0.0:8080")]
-    pub api_addr: SocketAddr,
+    /// Address of the companion API and the web console (plain HTTP):
+    /// `0.0.0.0:8080`, or `127.0.0.1:8080` under `--dev`.
+    #[arg(long, env = "AGYN_API_ADDR")]
+    pub api_addr: Option<SocketAddr>,
 
     /// Kubeconfig for the Kubernetes API; in-cluster configuration when absent.
     #[arg(long, env = "AGYN_KUBECONFIG")]
@@ -335,6 +337,12 @@ pub enum CertsCommand {
             default_value = "/etc/kubernetes/agyn-secrets"
         )]
         apiserver_config_dir: PathBuf,
+        /// Replace certificates already in the output directory. Without it
+        /// nothing is written when any of the files exists: a new CA needs a
+        /// new caBundle in the webhook configuration, and with `--client`
+        /// new credentials for the API server.
+        #[arg(long)]
+        force: bool,
     },
 }
 

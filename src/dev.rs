@@ -40,10 +40,12 @@ pub async fn prepare(data_dir: &Path, server: &mut ServerArgs) -> anyhow::Result
         server.tls.tls_cert = Some(cert);
         server.tls.tls_key = Some(key);
     }
-    // The exec listener, for pods on this machine only.
-    server
-        .exec_addr
-        .get_or_insert(std::net::SocketAddr::from(([127, 0, 0, 1], 8444)));
+    // Every listener on this machine only: the API is plain HTTP and dev
+    // mode hands out values to any caller.
+    let loopback = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    server.api_addr.get_or_insert(loopback(8080));
+    server.webhook_addr.get_or_insert(loopback(8443));
+    server.exec_addr.get_or_insert(loopback(8444));
     server
         .exec_url
         .get_or_insert_with(|| "https://localhost:8444".to_owned());

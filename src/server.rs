@@ -85,10 +85,11 @@ pub async fn run(app: Arc<App>, args: &ServerArgs, roles: Roles) -> anyhow::Resu
         None
     };
     let api = if roles != Roles::Webhook {
+        let api_addr = args.api_addr.unwrap_or(DEFAULT_API_ADDR);
         Some(
-            TcpListener::bind(args.api_addr)
+            TcpListener::bind(api_addr)
                 .await
-                .with_context(|| format!("bind the API to {}", args.api_addr))?,
+                .with_context(|| format!("bind the API to {api_addr}"))?,
         )
     } else {
         None
@@ -102,7 +103,8 @@ pub async fn run(app: Arc<App>, args: &ServerArgs, roles: Roles) -> anyhow::Resu
     }
     if let Some(listener) = api {
         let router = crate::api::router(app.clone(), crate::console::routes());
-        tracing::info!(addr = %listener.local_addr()?, "API listening");
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, url = browser_url(addr), "API and console listening");
         let shutdown = shutdown.clone();
         tasks.spawn(async move { serve(listener, router, shutdown).await });
     }
@@ -137,9 +139,10 @@ impl WebhookListeners {
             .map(ReloadingClientCa::load)
             .transpose()
             .context("load the webhook's client CA (--webhook-client-ca)")?;
-        let webhook = TcpListener::bind(args.webhook_addr)
+        let webhook_addr = args.webhook_addr.unwrap_or(DEFAULT_WEBHOOK_ADDR);
+        let webhook = TcpListener::bind(webhook_addr)
             .await
-            .with_context(|| format!("bind the webhook to {}", args.webhook_addr))?;
+            .with_context(|| format!("bind the webhook to {webhook_addr}"))?;
         let exec = if app.settings.exec.enabled {
             let exec_addr = args.exec_addr.unwrap_or(DEFAULT_EXEC_ADDR);
             let listener = TcpListener::bind(exec_addr)
@@ -263,9 +266,23 @@ pub async fn serve_tls(
     Ok(())
 }
 
-/// Where the exec listener listens unless told.
-const DEFAULT_EXEC_ADDR: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 8444);
+/// Where the listeners listen unless told (`serve --dev` chooses loopback).
+const DEFAULT_WEBHOOK_ADDR: SocketAddr = any_address(8443);
+const DEFAULT_EXEC_ADDR: SocketAddr = any_address(8444);
+const DEFAULT_API_ADDR: SocketAddr = any_address(8080);
+
+const fn any_address(port: u16) -> SocketAddr {
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), port)
+}
+
+/// The URL a person opens for the API and the console on `addr`.
+fn browser_url(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() || addr.ip().is_loopback() {
+        format!("http://localhost:{}/", addr.port())
+    } else {
+        format!("http://{addr}/")
+    }
+}
 /// Connection threads of the exec listener: its calls come once per
 /// container start, not once per admission.
 const EXEC_THREADS: NonZeroUsize = NonZeroUsize::new(1).unwrap();
@@ -549,6 +566,16 @@ impl Drop for AbortOnDrop {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_console_url_is_one_a_browser_opens() {
+        let url = |addr: &str| browser_url(addr.parse().unwrap());
+        assert_eq!(url("0.0.0.0:8080"), "http://localhost:8080/");
+        assert_eq!(url("127.0.0.1:8081"), "http://localhost:8081/");
+        assert_eq!(url("[::]:8080"), "http://localhost:8080/");
+        assert_eq!(url("10.1.2.3:8080"), "http://10.1.2.3:8080/");
+        assert_eq!(url("[fd00::1]:8080"), "http://[fd00::1]:8080/");
+    }
 
     fn n(count: usize) -> NonZeroUsize {
         NonZeroUsize::new(count).unwrap()

@@ -237,6 +237,8 @@ impl Server {
             .database_url
             .get_or_insert_with(|| format!("sqlite://{}?mode=rwc", path("agyn-secrets.db")))
             .clone();
+        // As an operator would: the database first, then a token in it.
+        run(&["migrate", "--database-url", &url]);
         let token = run(&["token", "create", "--admin", "--database-url", &url]);
         std::fs::write(self.data_dir.join("admin-token"), token).unwrap();
     }
