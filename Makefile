@@ -48,9 +48,12 @@ e2e:
 ## A local virtualenv with the test tools (OpenBao, Helm SDK, kubernetes-validate, pytest).
 venv: $(VENV)/.installed
 
+## The tests' build watches .venv/bin for the tools it holds; a new .venv is
+## announced by touching the build script that looks (test-support/macros).
 $(VENV)/.installed: tests/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch test-support/macros/build.rs
 	touch $@
 
 clean:

@@ -2,8 +2,9 @@
 # Runs a command with a throwaway PostgreSQL server on a free loopback port,
 # exported as AGYN_TEST_POSTGRES_URL. The server and its files are removed
 # when the command ends. Without PostgreSQL binaries the command runs alone
-# (the PostgreSQL test cases then skip loudly, or fail under
-# AGYN_TEST_REQUIRE_ALL=1).
+# (the PostgreSQL test cases are then reported as ignored, or the tests fail
+# to build under AGYN_TEST_REQUIRE_ALL=1). With the binaries but without this
+# script, each PostgreSQL case starts a throwaway server of its own.
 set -euo pipefail
 
 pg_bin=""

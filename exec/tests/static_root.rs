@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use agyn_test_support_macros::needs;
 use common::dns::{Data, DnsServer, Zone};
 use common::https::{HttpsServer, Reply, Step};
 use common::{OTHER_VALUE, Pki, TOKEN, VALUE, assert_no_secret, env_body};
@@ -190,6 +191,7 @@ fn assert_values_printed(output: &Output) {
     );
 }
 
+#[needs(busybox, root)]
 #[test]
 fn runs_in_an_empty_root_with_a_name_from_the_hosts_file() {
     if !preconditions() {
@@ -211,6 +213,7 @@ fn runs_in_an_empty_root_with_a_name_from_the_hosts_file() {
     );
 }
 
+#[needs(busybox, root)]
 #[test]
 fn runs_in_an_empty_root_with_a_name_from_dns() {
     if !preconditions() {
@@ -242,6 +245,7 @@ fn runs_in_an_empty_root_with_a_name_from_dns() {
     assert_eq!(server.received()[0].sni.as_deref(), Some(DNS_NAME));
 }
 
+#[needs(busybox, root)]
 #[test]
 fn installs_itself_in_an_empty_root() {
     if !preconditions() {

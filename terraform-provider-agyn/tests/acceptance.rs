@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Server, Terraform, skip};
+use common::{Server, Terraform, needs, skip, sqlite};
 use serde_json::{Value, json};
 
 /// The configuration from the issue, unchanged, plus what it needs: an
@@ -175,15 +175,16 @@ fn pod_review() -> Value {
     })
 }
 
+#[needs(terraform)]
 #[tokio::test(flavor = "multi_thread")]
 async fn terraform_manages_secrets_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
-    if common::on_path("terraform").is_none() {
+    if common::tool("terraform").is_none() {
         skip("terraform is not on PATH; the Terraform acceptance test was not run");
         return;
     }
-    let server = Server::start(tmp.path()).await;
-    let api = server.api();
+    let server = Server::start(&sqlite()).await;
+    let api = server.client();
     let endpoint = server.api.clone();
     let tf_env = |stripe: &'static str| {
         Terraform::new(
@@ -202,25 +203,35 @@ async fn terraform_manages_secrets_end_to_end() {
     tf.write("main.tf", &main_tf(false));
     tf.ok(&["apply", "-auto-approve", "-no-color"]);
     let secrets = "/v1/organizations/acme/secrets";
-    let stripe = api.get(&format!("{secrets}/stripe-api-key")).await;
+    let stripe = api
+        .get(&format!("{secrets}/stripe-api-key"))
+        .await
+        .expect(200);
     assert_eq!(stripe["storage"], "local");
     assert_eq!(stripe["version"], 1);
     assert_eq!(stripe["value_set"], true);
-    let provider = api.get("/v1/organizations/acme/providers/vault-prod").await;
+    let provider = api
+        .get("/v1/organizations/acme/providers/vault-prod")
+        .await
+        .expect(200);
     assert_eq!(
         provider["auth"],
         json!({"method": "token", "token_secret": "vault-token"})
     );
-    let remote = api.get(&format!("{secrets}/stripe-api-key-remote")).await;
+    let remote = api
+        .get(&format!("{secrets}/stripe-api-key-remote"))
+        .await
+        .expect(200);
     assert_eq!(remote["storage"], "remote");
     assert_eq!(remote["provider_id"], provider["id"]);
     assert_eq!(remote["remote_path"], "kv/data/prod/stripe-api-key");
     assert_eq!(remote["remote_key"], "value");
     let pull = api
         .get("/v1/organizations/acme/image-pull-secrets/ghcr")
-        .await;
+        .await
+        .expect(200);
     assert_eq!(pull["password_secret"], "registry-password");
-    let binding = api.get("/v1/namespaces/team-a").await;
+    let binding = api.get("/v1/namespaces/team-a").await.expect(200);
     assert_eq!(binding["organization_id"], stripe["organization_id"]);
 
     // 2. A second plan finds nothing to do.
@@ -234,7 +245,10 @@ async fn terraform_manages_secrets_end_to_end() {
         !output.contains("sk_test_second"),
         "the value leaked:\n{output}"
     );
-    let stripe = api.get(&format!("{secrets}/stripe-api-key")).await;
+    let stripe = api
+        .get(&format!("{secrets}/stripe-api-key"))
+        .await
+        .expect(200);
     assert_eq!(stripe["version"], 2);
     assert_eq!(
         tf.ok(&["output", "-raw", "stripe_version"]).lines().last(),
@@ -245,13 +259,14 @@ async fn terraform_manages_secrets_end_to_end() {
     // 4. Secrets made through the API are imported: with an import block
     //    (`<organization>/<secret>`), and with `terraform import` by bare id.
     let legacy = api
-        .create(
+        .post(
             secrets,
             json!({"name": "legacy-token", "storage": "local", "value": "made-by-hand"}),
         )
-        .await;
+        .await
+        .expect(201);
     let legacy_remote = api
-        .create(
+        .post(
             secrets,
             json!({
                 "name": "legacy-remote",
@@ -260,7 +275,8 @@ async fn terraform_manages_secrets_end_to_end() {
                 "remote_key": "password",
             }),
         )
-        .await;
+        .await
+        .expect(201);
     tf.write("imported.tf", IMPORTED_TF);
     let remote_id = legacy_remote["id"].as_str().unwrap();
     let output = tf.ok(&[
@@ -274,10 +290,16 @@ async fn terraform_manages_secrets_end_to_end() {
     assert!(output.contains("1 imported"), "{output}");
     assert!(output.contains("0 added"), "{output}");
     // The API never returns the value, so the configured one is written.
-    let after = api.get(&format!("{secrets}/legacy-token")).await;
+    let after = api
+        .get(&format!("{secrets}/legacy-token"))
+        .await
+        .expect(200);
     assert_eq!(after["id"], legacy["id"]);
     assert_eq!(after["version"], 2);
-    let after = api.get(&format!("{secrets}/legacy-remote")).await;
+    let after = api
+        .get(&format!("{secrets}/legacy-remote"))
+        .await
+        .expect(200);
     assert_eq!(after["version"], 1, "a remote import changes nothing");
     tf.assert_no_changes();
 
@@ -286,7 +308,8 @@ async fn terraform_manages_secrets_end_to_end() {
     assert_eq!(answer["response"]["allowed"], true, "{answer}");
     let references = api
         .get(&format!("{secrets}/stripe-api-key/references"))
-        .await;
+        .await
+        .expect(200);
     assert_eq!(references["items"][0]["kind"], "pod", "{references}");
     let run = tf.run(&["destroy", "-auto-approve", "-no-color"]);
     assert_ne!(run.code, Some(0), "destroy succeeded:\n{}", run.output);
@@ -303,8 +326,11 @@ async fn terraform_manages_secrets_end_to_end() {
         run.output
     );
     assert!(run.output.contains("force_delete = true"), "{}", run.output);
-    assert_eq!(api.status(&format!("{secrets}/stripe-api-key")).await, 200);
-    assert_eq!(api.status("/v1/namespaces/team-a").await, 200);
+    assert_eq!(
+        api.get(&format!("{secrets}/stripe-api-key")).await.status,
+        200
+    );
+    assert_eq!(api.get("/v1/namespaces/team-a").await.status, 200);
 
     // 6. force_delete = true: apply (no API call), then destroy succeeds.
     tf.write("main.tf", &main_tf(true));
@@ -314,7 +340,9 @@ async fn terraform_manages_secrets_end_to_end() {
         "{output}"
     );
     assert_eq!(
-        api.get(&format!("{secrets}/stripe-api-key")).await["version"],
+        api.get(&format!("{secrets}/stripe-api-key"))
+            .await
+            .expect(200)["version"],
         2
     );
     let output = tf.ok(&["destroy", "-auto-approve", "-no-color"]);
@@ -322,16 +350,20 @@ async fn terraform_manages_secrets_end_to_end() {
         output.contains("Organization \"acme\" was not deleted"),
         "{output}"
     );
-    assert_eq!(api.get(secrets).await["items"], json!([]));
+    assert_eq!(api.get(secrets).await.expect(200)["items"], json!([]));
     assert_eq!(
-        api.get("/v1/organizations/acme/providers").await["items"],
+        api.get("/v1/organizations/acme/providers")
+            .await
+            .expect(200)["items"],
         json!([])
     );
     assert_eq!(
-        api.get("/v1/organizations/acme/image-pull-secrets").await["items"],
+        api.get("/v1/organizations/acme/image-pull-secrets")
+            .await
+            .expect(200)["items"],
         json!([])
     );
-    assert_eq!(api.status("/v1/namespaces/team-a").await, 404);
+    assert_eq!(api.get("/v1/namespaces/team-a").await.status, 404);
     drop(server);
 }
 
@@ -364,44 +396,48 @@ resource "agyn_secret" "deep" {
 /// The provider reads lists to their end: an import by bare id searches
 /// every organization, past the API's largest page, and a destroy that is
 /// refused counts every reference.
+#[needs(terraform)]
 #[tokio::test(flavor = "multi_thread")]
 async fn terraform_reads_lists_to_the_end() {
     let tmp = tempfile::tempdir().unwrap();
-    if common::on_path("terraform").is_none() {
+    if common::tool("terraform").is_none() {
         skip("terraform is not on PATH; the Terraform acceptance test was not run");
         return;
     }
-    let server = Server::start(tmp.path()).await;
-    let api = server.api();
+    let server = Server::start(&sqlite()).await;
+    let api = server.client();
     // More organizations than one page of 500; the secret's sorts last.
     for i in 0..501 {
-        api.create("/v1/organizations", json!({"name": format!("org-{i:03}")}))
-            .await;
+        api.post("/v1/organizations", json!({"name": format!("org-{i:03}")}))
+            .await
+            .expect(201);
     }
-    api.create("/v1/organizations", json!({"name": "zz-last"}))
-        .await;
+    api.post("/v1/organizations", json!({"name": "zz-last"}))
+        .await
+        .expect(201);
     let deep = api
-        .create(
+        .post(
             "/v1/organizations/zz-last/secrets",
             json!({"name": "deep", "value": "made-by-hand"}),
         )
-        .await;
+        .await
+        .expect(201);
     let runtime = api
-        .create(
+        .post(
             "/v1/organizations/zz-last/tokens",
             json!({"name": "llm", "role": "runtime"}),
         )
-        .await;
-    let runtime = server.api_as(runtime["token"].as_str().unwrap());
+        .await
+        .expect(201);
+    let runtime = server.client_as(runtime["token"].as_str().unwrap());
     for i in 0..60 {
-        let (status, body) = runtime
-            .send(
-                "POST",
+        runtime
+            .post(
                 "/v1/organizations/zz-last/resolve",
-                Some(json!({"names": ["deep"], "consumer": format!("consumer-{i:02}")})),
+                json!({"names": ["deep"], "consumer": format!("consumer-{i:02}")}),
             )
-            .await;
-        assert_eq!(status, 200, "{body}");
+            .await
+            .expect(200);
     }
 
     let tf = Terraform::new(
@@ -442,7 +478,9 @@ async fn terraform_reads_lists_to_the_end() {
     );
     assert!(run.output.contains("and 10 more"), "{}", run.output);
     assert_eq!(
-        api.status("/v1/organizations/zz-last/secrets/deep").await,
+        api.get("/v1/organizations/zz-last/secrets/deep")
+            .await
+            .status,
         200
     );
     drop(server);
@@ -518,15 +556,16 @@ fn aws_tf(settings: &str) -> String {
 /// setting in place, clear one, import, destroy; and a remote secret
 /// without `remote_key`, which reads back as null and plans no change.
 /// Creating a provider does not contact AWS, so none is needed here.
+#[needs(terraform)]
 #[tokio::test(flavor = "multi_thread")]
 async fn terraform_manages_aws_secrets_manager_providers() {
     let tmp = tempfile::tempdir().unwrap();
-    if common::on_path("terraform").is_none() {
+    if common::tool("terraform").is_none() {
         skip("terraform is not on PATH; the Terraform acceptance test was not run");
         return;
     }
-    let server = Server::start(tmp.path()).await;
-    let api = server.api();
+    let server = Server::start(&sqlite()).await;
+    let api = server.client();
     let tf = Terraform::new(
         tmp.path(),
         &[
@@ -546,18 +585,18 @@ async fn terraform_manages_aws_secrets_manager_providers() {
     // 1. Create.
     tf.write("main.tf", &aws_tf(r#"region = "eu-west-1""#));
     tf.ok(&["apply", "-auto-approve", "-no-color"]);
-    let created = api.get(&format!("{providers}/aws-prod")).await;
+    let created = api.get(&format!("{providers}/aws-prod")).await.expect(200);
     assert_eq!(created["kind"], "aws-secrets-manager");
     assert_eq!(created["region"], "eu-west-1");
     assert_eq!(created["auth"], static_auth);
     for absent in ["endpoint", "sts_endpoint", "ca_pem", "address"] {
         assert!(created.get(absent).is_none(), "{absent} in {created}");
     }
-    let whole = api.get(&format!("{secrets}/db-url")).await;
+    let whole = api.get(&format!("{secrets}/db-url")).await.expect(200);
     assert_eq!(whole["provider_id"], created["id"]);
     assert_eq!(whole["remote_path"], "prod/db-url");
     assert_eq!(whole["remote_key"], Value::Null);
-    let keyed = api.get(&format!("{secrets}/db-password")).await;
+    let keyed = api.get(&format!("{secrets}/db-password")).await.expect(200);
     assert_eq!(keyed["remote_key"], "password");
     tf.assert_no_changes();
 
@@ -575,20 +614,23 @@ async fn terraform_manages_aws_secrets_manager_providers() {
         output.contains("0 added, 1 changed, 0 destroyed"),
         "{output}"
     );
-    let updated = api.get(&format!("{providers}/aws-prod")).await;
+    let updated = api.get(&format!("{providers}/aws-prod")).await.expect(200);
     assert_eq!(updated["id"], created["id"]);
     assert_eq!(updated["region"], "eu-central-1");
     assert_eq!(
         updated["endpoint"],
         "https://secretsmanager.eu-central-1.amazonaws.com"
     );
-    assert_eq!(api.get(&format!("{secrets}/db-url")).await["version"], 1);
+    assert_eq!(
+        api.get(&format!("{secrets}/db-url")).await.expect(200)["version"],
+        1
+    );
     tf.assert_no_changes();
 
     // 3. Leaving the endpoint out again removes it.
     tf.write("main.tf", &aws_tf(r#"region = "eu-central-1""#));
     tf.ok(&["apply", "-auto-approve", "-no-color"]);
-    let cleared = api.get(&format!("{providers}/aws-prod")).await;
+    let cleared = api.get(&format!("{providers}/aws-prod")).await.expect(200);
     assert!(cleared.get("endpoint").is_none(), "{cleared}");
     assert_eq!(cleared["region"], "eu-central-1");
     tf.assert_no_changes();
@@ -613,8 +655,8 @@ async fn terraform_manages_aws_secrets_manager_providers() {
 
     // 5. Destroy.
     tf.ok(&["destroy", "-auto-approve", "-no-color"]);
-    assert_eq!(api.get(providers).await["items"], json!([]));
-    assert_eq!(api.get(secrets).await["items"], json!([]));
+    assert_eq!(api.get(providers).await.expect(200)["items"], json!([]));
+    assert_eq!(api.get(secrets).await.expect(200)["items"], json!([]));
     drop(server);
 }
 
@@ -637,15 +679,16 @@ resource "agyn_secret_provider" "vault_cluster" {
 /// Settings that do not fit the provider's kind or auth method fail the
 /// plan, naming the attribute, before anything reaches the API; `jwt_path`
 /// at its old default only warns and is never sent.
+#[needs(terraform)]
 #[tokio::test(flavor = "multi_thread")]
 async fn terraform_checks_provider_settings_at_plan_time() {
     let tmp = tempfile::tempdir().unwrap();
-    if common::on_path("terraform").is_none() {
+    if common::tool("terraform").is_none() {
         skip("terraform is not on PATH; the Terraform acceptance test was not run");
         return;
     }
-    let server = Server::start(tmp.path()).await;
-    let api = server.api();
+    let server = Server::start(&sqlite()).await;
+    let api = server.client();
     let tf = Terraform::new(
         tmp.path(),
         &[
@@ -737,7 +780,7 @@ resource "agyn_secret_provider" "bad" {
         assert!(run.output.contains(line), "{}", run.output);
     }
     // Nothing reached the API: not even the organization was created.
-    assert_eq!(api.status("/v1/organizations/acme").await, 404);
+    assert_eq!(api.get("/v1/organizations/acme").await.status, 404);
 
     // The old default of jwt_path: a warning, the provider is created, and
     // the API never sees the path.
@@ -757,7 +800,8 @@ resource "agyn_secret_provider" "bad" {
     assert!(output.contains("--service-account-token-file"), "{output}");
     let provider = api
         .get("/v1/organizations/acme/providers/vault-cluster")
-        .await;
+        .await
+        .expect(200);
     assert_eq!(
         provider["auth"],
         json!({"method": "kubernetes", "role": "agyn-secrets", "mount": "kubernetes"})
@@ -774,7 +818,8 @@ resource "agyn_secret_provider" "bad" {
     );
     let after = api
         .get("/v1/organizations/acme/providers/vault-cluster")
-        .await;
+        .await
+        .expect(200);
     assert_eq!(after["updated_at"], provider["updated_at"]);
     tf.assert_no_changes();
 
@@ -812,7 +857,10 @@ resource "agyn_secret" "db" {
         ),
     );
     tf.ok(&["apply", "-auto-approve", "-no-color"]);
-    let secret = api.get("/v1/organizations/acme/secrets/db").await;
+    let secret = api
+        .get("/v1/organizations/acme/secrets/db")
+        .await
+        .expect(200);
     assert_eq!(secret["provider_id"], provider["id"]);
     tf.assert_no_changes();
     tf.ok(&["destroy", "-auto-approve", "-no-color"]);

@@ -28,7 +28,9 @@ pub fn require_all() -> bool {
     std::env::var_os("AGYN_TEST_REQUIRE_ALL").is_some_and(|v| v == "1")
 }
 
-/// Skips a test loudly, or fails it when `AGYN_TEST_REQUIRE_ALL=1`.
+/// For a test that runs although something it needs is missing (the build,
+/// through `#[needs(...)]`, found it, and it has gone since): skips loudly, or
+/// fails when `AGYN_TEST_REQUIRE_ALL=1`.
 pub fn skip(reason: &str) {
     if require_all() {
         panic!("AGYN_TEST_REQUIRE_ALL=1 but this test cannot run: {reason}");

@@ -8,23 +8,16 @@
 //! `tests/api.rs`), 404s for other organizations' objects and the basic
 //! per-source limit (`tests/api.rs`).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Api, Server, TestDb};
+use common::{Api, Server, sqlite};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const VALUE: &str = "sk_live_HostileInputValue_3f9a";
-
-fn sqlite() -> TestDb {
-    TestDb {
-        label: "sqlite",
-        url: None,
-    }
-}
 
 async fn seeded() -> Server {
     let server = Server::start(&sqlite()).await;

@@ -3,15 +3,13 @@
 //! Kubernetes auth, renewal of short-lived tokens, and what a pod is told
 //! when the provider is sealed, stopped, slow or has no value.
 
-mod common;
-#[path = "common/openbao.rs"]
-mod openbao;
-#[path = "common/remote.rs"]
-mod remote;
+use crate::common;
+use crate::common::openbao;
+use crate::common::remote;
 
 use std::time::{Duration, Instant};
 
-use common::{Api, Server};
+use common::{Api, Server, needs};
 use openbao::{OpenBao, ROOT_TOKEN, SlowProxy, TokenReviews, service_account_jwt};
 use remote::{
     ORG, admit, assert_never_exposed, check, counter, denied, errors, local_secret, remote_secret,
@@ -83,6 +81,7 @@ async fn approle_provider(owner: &Api, address: &str, role_id: &str, secret_id: 
     .await
 }
 
+#[needs(bao)]
 #[tokio::test]
 async fn kv_v2_and_v1_values_reach_pods_and_a_rotation_reaches_the_next_pod() {
     let Some((bao, server, owner)) = setup(&[]).await else {
@@ -176,6 +175,7 @@ async fn kv_v2_and_v1_values_reach_pods_and_a_rotation_reaches_the_next_pod() {
     .await;
 }
 
+#[needs(bao)]
 #[tokio::test]
 async fn missing_deleted_and_destroyed_values_deny_naming_provider_and_path() {
     let Some((bao, server, owner)) = setup(&[]).await else {
@@ -269,6 +269,7 @@ async fn missing_deleted_and_destroyed_values_deny_naming_provider_and_path() {
     .await;
 }
 
+#[needs(bao)]
 #[tokio::test]
 async fn approle_logs_in_once_and_renews_a_short_lived_token_across_admissions() {
     let Some((bao, server, owner)) = setup(&[]).await else {
@@ -326,6 +327,7 @@ async fn approle_logs_in_once_and_renews_a_short_lived_token_across_admissions()
     assert_never_exposed(&server, &[STRIPE_V1, &secret_id, "not-the-secret-id-9f1e"]).await;
 }
 
+#[needs(bao)]
 #[tokio::test]
 async fn kubernetes_auth_logs_in_with_the_service_account_token() {
     // The token file is the server's to name, never the API's.
@@ -461,6 +463,7 @@ async fn kubernetes_auth_logs_in_with_the_service_account_token() {
     assert_never_exposed(&server, &[STRIPE_V1, &jwt]).await;
 }
 
+#[needs(bao)]
 #[tokio::test]
 async fn a_sealed_server_denies_saying_it_is_sealed() {
     let Some((bao, server, owner)) = setup(&[]).await else {
@@ -491,6 +494,7 @@ async fn a_sealed_server_denies_saying_it_is_sealed() {
     assert_eq!(errors(&server, "acme/bao", "sealed").await, 3.0);
 }
 
+#[needs(bao)]
 #[tokio::test]
 async fn a_stopped_server_denies_in_time_and_admission_recovers_when_it_is_back() {
     let Some((mut bao, server, owner)) = setup(&[]).await else {
@@ -526,6 +530,7 @@ async fn a_stopped_server_denies_in_time_and_admission_recovers_when_it_is_back(
     assert_eq!(env["STRIPE"], STRIPE_V2);
 }
 
+#[needs(bao)]
 #[tokio::test]
 async fn a_slow_server_times_out_within_the_deadline_and_recovers_without_a_restart() {
     let Some((bao, server, owner)) = setup(&["--provider-timeout", "1s"]).await else {
@@ -560,6 +565,7 @@ async fn a_slow_server_times_out_within_the_deadline_and_recovers_without_a_rest
     assert_eq!(errors(&server, "acme/bao", "timeout").await, 2.0);
 }
 
+#[needs(bao)]
 #[tokio::test]
 async fn a_burst_of_pods_keeps_at_most_32_requests_in_flight_to_a_provider() {
     let Some((bao, server, owner)) = setup(&[]).await else {
@@ -597,6 +603,7 @@ async fn a_burst_of_pods_keeps_at_most_32_requests_in_flight_to_a_provider() {
     );
 }
 
+#[needs(bao)]
 #[tokio::test]
 async fn check_reports_whether_a_provider_works_and_edits_apply_at_once() {
     let Some((bao, server, owner)) = setup(&[]).await else {
@@ -716,6 +723,7 @@ async fn check_reports_whether_a_provider_works_and_edits_apply_at_once() {
     assert_never_exposed(&server, &[STRIPE_V1, &token, "s.not-a-real-token"]).await;
 }
 
+#[needs(bao)]
 #[tokio::test]
 async fn tls_needs_the_provider_ca() {
     let Some(bao) = OpenBao::start_tls().await else {
@@ -747,6 +755,7 @@ async fn tls_needs_the_provider_ca() {
     assert_eq!(env["STRIPE"], STRIPE_V1);
 }
 
+#[needs(bao)]
 #[tokio::test]
 async fn a_server_that_lost_its_tokens_gets_a_fresh_login() {
     let Some((mut bao, server, owner)) = setup(&[]).await else {

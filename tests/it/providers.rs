@@ -4,9 +4,8 @@
 //! what listens where, token files named through the API, operator ranges,
 //! and the API fields whose spelling was loose (`provider_id`, `force`).
 
-mod common;
-#[path = "common/remote.rs"]
-mod remote;
+use crate::common;
+use crate::common::remote;
 
 use std::sync::{Arc, Mutex};
 

@@ -1,12 +1,12 @@
 //! The admission path reads through a cache; a change made through one
 //! replica must be what the very next admission on any replica sees.
 
-mod common;
-#[path = "common/openbao.rs"]
-mod openbao;
+use crate::common;
+use crate::common::openbao;
 
-use common::{Server, TestDb, apply_patch, fixture};
+use common::{Backend, Server, apply_patch, fixture, needs};
 use openbao::OpenBao;
+use rstest::rstest;
 use serde_json::json;
 
 const REMOTE_VALUE: &str = "sk_live_cache_remote_7b2e41";
@@ -38,17 +38,11 @@ fn value_of(server_answer: &serde_json::Value, review: &serde_json::Value) -> St
         .to_owned()
 }
 
+#[needs(postgres, bao)]
 #[tokio::test]
 async fn two_replicas_on_one_postgres_see_every_change_at_once() {
-    let Ok(base) = std::env::var("AGYN_TEST_POSTGRES_URL") else {
-        common::skip(
-            "AGYN_TEST_POSTGRES_URL is not set; the two-replica cache test needs PostgreSQL",
-        );
+    let Some(db) = Backend::Postgres.db().await else {
         return;
-    };
-    let db = TestDb {
-        label: "postgres",
-        url: Some(common::fresh_postgres(&base).await),
     };
     let a = Server::start(&db).await;
     a.seed("acme", "team-a", &[("stripe-api-key", "v1")]).await;
@@ -171,27 +165,32 @@ async fn two_replicas_on_one_postgres_see_every_change_at_once() {
     );
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[needs(postgres)]
+#[case::postgres(Backend::Postgres)]
 #[tokio::test]
-async fn one_process_sees_its_own_changes_at_once() {
-    for db in common::databases().await {
-        let server = Server::start(&db).await;
-        server.seed("acme", "team-a", &[]).await;
-        let review = fixture("pod-envfrom-only.json");
-        // Absent first (cached as absent), then created: the next admission has it.
-        assert_eq!(server.review(&review).await["response"]["allowed"], false);
-        server
-            .client()
-            .post(
-                "/v1/organizations/acme/secrets",
-                json!({"name": "stripe-api-key", "storage": "local", "value": "created"}),
-            )
-            .await
-            .expect(201);
-        assert_eq!(
-            value_of(&server.review(&review).await, &review),
-            "created",
-            "{}",
-            db.label
-        );
-    }
+async fn one_process_sees_its_own_changes_at_once(#[case] backend: Backend) {
+    let Some(db) = backend.db().await else {
+        return;
+    };
+    let server = Server::start(&db).await;
+    server.seed("acme", "team-a", &[]).await;
+    let review = fixture("pod-envfrom-only.json");
+    // Absent first (cached as absent), then created: the next admission has it.
+    assert_eq!(server.review(&review).await["response"]["allowed"], false);
+    server
+        .client()
+        .post(
+            "/v1/organizations/acme/secrets",
+            json!({"name": "stripe-api-key", "storage": "local", "value": "created"}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(
+        value_of(&server.review(&review).await, &review),
+        "created",
+        "{}",
+        db.label
+    );
 }

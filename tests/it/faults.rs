@@ -5,25 +5,18 @@
 //! OpenBao stopped, sealed and slow are in `tests/vault.rs`; garbage TLS
 //! files in `tests/tls.rs`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Api, OwnPostgres, Server, TestDb, apply_patch, review_with_env};
+use common::{Api, OwnPostgres, Server, TestDb, apply_patch, needs, review_with_env, sqlite};
 use serde_json::{Value, json};
 
 const VALUE: &str = "sk_live_FaultsValue_6b2e0d";
 const ROTATED: &str = "sk_live_FaultsRotated_77c1aa";
 const NEW_VALUE: &str = "sk_live_FaultsNewSecret_19fe";
-
-fn sqlite() -> TestDb {
-    TestDb {
-        label: "sqlite",
-        url: None,
-    }
-}
 
 async fn readyz(api: &str) -> (u16, Value) {
     let response = reqwest::get(format!("{api}/readyz")).await.unwrap();
@@ -99,17 +92,14 @@ where
 // ---------------------------------------------------------------------------
 // PostgreSQL stopped in the middle of a run
 
+#[needs(postgres)]
 #[tokio::test]
 async fn postgres_stopped_mid_run_denies_quickly_and_recovers_on_its_own() {
     let Some(pg) = OwnPostgres::start() else {
         return;
     };
     let url = common::fresh_postgres(&pg.base_url()).await;
-    let server = Server::start(&TestDb {
-        label: "postgres",
-        url: Some(url),
-    })
-    .await;
+    let server = Server::start(&TestDb::postgres(url)).await;
     let owner = server
         .seed("acme", "team-a", &[("stripe-api-key", VALUE)])
         .await;
@@ -515,19 +505,21 @@ impl Drop for DiskServer {
 }
 
 fn integrity_check(db: &Path) -> String {
-    let output = Command::new("sqlite3")
+    let Some(sqlite3) = common::tool("sqlite3") else {
+        common::skip("the sqlite3 command is missing; integrity not checked");
+        return "ok".into();
+    };
+    let output = Command::new(sqlite3)
         .arg(db)
         .arg("PRAGMA integrity_check;")
-        .output();
-    match output {
-        Ok(output) if output.status.success() => {
-            String::from_utf8_lossy(&output.stdout).trim().to_owned()
-        }
-        _ => {
-            common::skip("the sqlite3 command is missing; integrity not checked");
-            "ok".into()
-        }
-    }
+        .output()
+        .expect("run sqlite3");
+    assert!(
+        output.status.success(),
+        "sqlite3: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
 /// A value of 60 KiB, different per index (ciphertext does not compress,
@@ -544,6 +536,7 @@ fn big_value(i: usize) -> String {
     value
 }
 
+#[needs(sqlite3)]
 #[tokio::test]
 async fn a_full_disk_gives_a_clear_error_and_no_corruption() {
     let disk = SmallDisk::new();

@@ -8,7 +8,7 @@
 //!
 //! The last three are also checked through the real server, with fewer cases.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -596,10 +596,7 @@ fn admission_review(uid: &str, pod: &Value) -> Value {
 #[test]
 fn through_the_server_denials_carry_no_value_and_patches_apply() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let db = common::TestDb {
-        label: "sqlite",
-        url: None,
-    };
+    let db = common::TestDb::sqlite();
     let salt = uuid::Uuid::new_v4().simple().to_string();
     let values: Vec<String> = SECRETS
         .iter()

@@ -4,7 +4,7 @@
 //! Screenshots of every page at 1280 and 390 px wide are written to
 //! `target/console-screenshots/` for people to look at.
 
-mod common;
+use crate::common;
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -15,10 +15,8 @@ use base64::Engine;
 use futures::FutureExt;
 use serde_json::{Value, json};
 
-use common::{Server, TestDb, fixture, free_port, skip};
+use common::{Server, TestDb, fixture, free_port, needs, skip};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// The W3C WebDriver key of an element reference.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 const WIDE: u32 = 1280;
@@ -42,6 +40,12 @@ fn screenshot_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots")
 }
 
+/// Chromium and its WebDriver, `(chromium, chromedriver)`, where the build
+/// looked for them.
+fn chromium() -> Option<(PathBuf, PathBuf)> {
+    Some((common::tool("chromium")?, common::tool("chromedriver")?))
+}
+
 /// A chromedriver process and one browser session in it.
 struct Browser {
     http: reqwest::Client,
@@ -55,9 +59,10 @@ struct Browser {
 
 impl Browser {
     async fn start(console: &str) -> Browser {
+        let (chromium, chromedriver) = chromium().expect("chromium, there when the test began");
         let port = free_port();
         let logs = tempfile::tempdir().unwrap();
-        let driver = Command::new(CHROMEDRIVER)
+        let driver = Command::new(chromedriver)
             .arg(format!("--port={port}"))
             .arg(format!(
                 "--log-path={}",
@@ -89,7 +94,7 @@ impl Browser {
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
-                "binary": CHROMIUM,
+                "binary": chromium,
                 "args": [
                     "--headless",
                     "--no-sandbox",
@@ -353,11 +358,7 @@ impl Drop for Browser {
 }
 
 async fn start_server() -> Server {
-    Server::start(&TestDb {
-        label: "sqlite",
-        url: None,
-    })
-    .await
+    Server::start(&TestDb::sqlite()).await
 }
 
 /// The console is served by the API address with a strict policy, and
@@ -429,15 +430,14 @@ async fn console_is_served_with_strict_headers() {
     assert_eq!(server.client().get("/healthz").await.status, 200);
 }
 
+#[needs(chromium)]
 #[tokio::test]
 async fn console_in_headless_chromium() {
-    for tool in [CHROMIUM, CHROMEDRIVER] {
-        if !Path::new(tool).exists() {
-            skip(&format!(
-                "{tool} is missing; install Debian's chromium and chromium-driver to run the console test"
-            ));
-            return;
-        }
+    if chromium().is_none() {
+        skip(
+            "chromium or chromedriver is missing; install Debian's chromium and chromium-driver to run the console test",
+        );
+        return;
     }
     let server = start_server().await;
     let mut browser = Browser::start(&server.api).await;

@@ -1,9 +1,8 @@
 //! Image pull secrets written through the Kubernetes API at admission, and
 //! cleaned up once unused. The API server is a loopback stand-in.
 
-mod common;
-#[path = "common/kube.rs"]
-mod kube_api;
+use crate::common;
+use crate::common::kube as kube_api;
 
 use std::time::{Duration, Instant};
 
@@ -22,15 +21,7 @@ async fn setup(extra: &[&str]) -> (Server, FakeApi, tempfile::TempDir) {
     let kubeconfig = api.kubeconfig(dir.path());
     let mut args = vec!["--kubeconfig", kubeconfig.to_str().unwrap()];
     args.extend_from_slice(extra);
-    let server = Server::start_with(
-        &TestDb {
-            label: "sqlite",
-            url: None,
-        },
-        &args,
-        &[],
-    )
-    .await;
+    let server = Server::start_with(&TestDb::sqlite(), &args, &[]).await;
     let owner = server
         .seed(
             "acme",

@@ -5,7 +5,7 @@
 //! needs the bearer token, and real error answers are documented for their
 //! route and match the error schema.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;

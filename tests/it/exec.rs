@@ -3,13 +3,12 @@
 //! that answers a container's values to its pod's own bound token, checked
 //! with a TokenReview against a loopback Kubernetes API.
 
-mod common;
-#[path = "common/kube.rs"]
-mod kube_api;
+use crate::common;
+use crate::common::kube as kube_api;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::{Server, WEBHOOK_HOST, apply_patch, fixture, patch_ops, sqlite};
+use common::{Server, WEBHOOK_HOST, apply_patch, fixture, needs, patch_ops, sqlite};
 use kube_api::FakeApi;
 use serde_json::{Value, json};
 
@@ -502,13 +501,14 @@ async fn run_in_root(
 /// and the pod's bound token. The root holds only the static wrapper,
 /// busybox and the files the kubelet would mount, as a distroless or scratch
 /// image would.
+#[needs(busybox, root)]
 #[tokio::test]
 async fn the_wrapped_command_starts_with_the_values_in_an_image_without_libc() {
     if !common::is_root() {
         common::skip("the exec end-to-end test runs the wrapper under chroot, which needs root");
         return;
     }
-    if !std::path::Path::new("/bin/busybox").exists() {
+    if common::tools::busybox().is_none() {
         common::skip("the exec end-to-end test needs /bin/busybox (Debian: busybox-static)");
         return;
     }

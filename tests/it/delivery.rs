@@ -3,9 +3,8 @@
 //! `secret` delivery through a loopback Kubernetes API, and the product's
 //! access to bound namespaces.
 
-mod common;
-#[path = "common/kube.rs"]
-mod kube_api;
+use crate::common;
+use crate::common::kube as kube_api;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

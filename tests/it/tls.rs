@@ -2,7 +2,7 @@
 //! and a broken pair never replaces a working one. Its connections are
 //! spread over the connection threads, and each stays on its thread.
 
-mod common;
+use crate::common;
 
 use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
@@ -29,11 +29,7 @@ async fn handshake_ok(ca_pem: &[u8], server: &Server) -> bool {
 
 #[tokio::test]
 async fn certificate_rotation_and_broken_files() {
-    let server = Server::start(&TestDb {
-        label: "sqlite",
-        url: None,
-    })
-    .await;
+    let server = Server::start(&TestDb::sqlite()).await;
     let tls_dir = server.data_dir.join("tls");
     let old = server.ca_pem();
     assert!(handshake_ok(&old, &server).await);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{free_port, record_secret, venv_tool};
+use crate::common::{free_port, record_secret, tool};
 
 pub const REGION: &str = "eu-west-1";
 /// The access key the tests configure; moto takes any.
@@ -18,24 +18,13 @@ pub const ACCESS_KEY_ID: &str = "AKIAAGYNTESTKEY00001";
 /// Its secret, kept by the product as a local secret.
 pub const SECRET_ACCESS_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYagynSECRET1";
 
-/// moto's server, if installed.
-fn python() -> Option<PathBuf> {
-    let python = venv_tool("python3")?;
-    let ok = Command::new(&python)
-        .args(["-c", "import moto.server"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    ok.then_some(python)
-}
-
 /// A moto server on a loopback port, killed on drop.
 pub struct Moto {
     /// `http://127.0.0.1:<port>`, the endpoint of every service.
     pub endpoint: String,
     pub port: u16,
-    python: PathBuf,
+    /// moto's `moto_server` script.
+    program: PathBuf,
     dir: tempfile::TempDir,
     child: Option<Child>,
     http: reqwest::Client,
@@ -44,7 +33,7 @@ pub struct Moto {
 impl Moto {
     /// Starts a server, or skips (returns `None`) when moto is missing.
     pub async fn start() -> Option<Moto> {
-        let Some(python) = python() else {
+        let Some(program) = tool("moto_server") else {
             crate::common::skip("moto is not installed (PyPI `moto[server]`); run `make venv`");
             return None;
         };
@@ -52,7 +41,7 @@ impl Moto {
         let mut moto = Moto {
             endpoint: format!("http://127.0.0.1:{port}"),
             port,
-            python,
+            program,
             dir: tempfile::tempdir().unwrap(),
             child: None,
             http: crate::common::http(),
@@ -67,8 +56,8 @@ impl Moto {
             .append(true)
             .open(self.dir.path().join("moto.log"))
             .unwrap();
-        let child = Command::new(&self.python)
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p"])
+        let child = Command::new(&self.program)
+            .args(["-H", "127.0.0.1", "-p"])
             .arg(self.port.to_string())
             .env("HOME", self.dir.path())
             .env_remove("AWS_ACCESS_KEY_ID")
