@@ -18,6 +18,7 @@ use crate::http::{self, HttpError, MAX_ANSWER};
 use crate::resolve::{ResolveError, Resolver};
 use crate::secret::{Token, Values};
 use crate::settings::{Settings, SettingsError};
+use crate::sys::describe_io;
 
 /// The largest token file read; projected tokens are about a kilobyte.
 const MAX_TOKEN: u64 = 64 << 10;
@@ -105,7 +106,7 @@ impl<'s> Client<'s> {
         }
         // The provider is named here rather than taken from the process default, so that
         // a program embedding this library with another provider installed still works.
-        let provider = Arc::new(crypto_provider());
+        let provider = Arc::new(crate::sys::crypto_provider());
         let mut tls = ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|error| Error::Ca(error.to_string()))?
@@ -307,51 +308,6 @@ fn timed_out(error: io::Error) -> io::Error {
     }
 }
 
-/// A short, lower-case description of an I/O error, for one log line.
-pub(crate) fn describe_io(error: &io::Error) -> String {
-    use io::ErrorKind::*;
-    match error.kind() {
-        ConnectionRefused => "connection refused".into(),
-        ConnectionReset => "connection reset".into(),
-        ConnectionAborted => "connection aborted".into(),
-        TimedOut | WouldBlock => "timed out".into(),
-        UnexpectedEof => "the connection closed early".into(),
-        HostUnreachable => "host unreachable".into(),
-        NetworkUnreachable => "network unreachable".into(),
-        AddrNotAvailable => "address not available".into(),
-        NotFound => "not found".into(),
-        PermissionDenied => "permission denied".into(),
-        _ => error.to_string(),
-    }
-}
-
-/// The crypto library this build was made with (see the features in Cargo.toml).
-fn crypto_provider() -> rustls::crypto::CryptoProvider {
-    #[cfg(feature = "aws-lc-rs")]
-    return rustls::crypto::aws_lc_rs::default_provider();
-    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
-    return rustls::crypto::ring::default_provider();
-}
-
-#[cfg(not(any(feature = "ring", feature = "aws-lc-rs")))]
-compile_error!("agyn-secrets-exec needs one of the features `ring` or `aws-lc-rs`");
-
-/// Fills `buf` with random bytes from the operating system.
-pub(crate) fn random(buf: &mut [u8]) {
-    if crypto_provider().secure_random.fill(buf).is_err() {
-        // Only jitter and DNS ids come from here; the clock is a poor but usable stand-in
-        // on a kernel without getrandom.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0)
-            ^ std::process::id();
-        for (i, byte) in buf.iter_mut().enumerate() {
-            *byte = (nanos >> ((i % 4) * 8)) as u8;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,12 +343,5 @@ mod tests {
             .to_string();
         assert!(missing.contains("not found"), "{missing}");
         assert!(missing.contains("projected token volume"), "{missing}");
-    }
-
-    #[test]
-    fn describes_io_errors_briefly() {
-        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
-        assert_eq!(describe_io(&refused), "connection refused");
-        assert_eq!(describe_io(&io::ErrorKind::WouldBlock.into()), "timed out");
     }
 }

@@ -77,7 +77,7 @@ fn give_up(settings: &Settings, reason: Transient) -> Error {
 
 fn jitter() -> u32 {
     let mut bytes = [0; 4];
-    crate::client::random(&mut bytes);
+    crate::sys::random(&mut bytes);
     u32::from_ne_bytes(bytes)
 }
 

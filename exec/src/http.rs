@@ -63,7 +63,7 @@ pub(crate) struct Answer {
 /// Why an answer could not be read. None of these carry any byte of the answer.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum HttpError {
-    #[error("{}", crate::client::describe_io(.0))]
+    #[error("{}", crate::sys::describe_io(.0))]
     Io(io::Error),
     #[error("the connection closed before the answer was complete")]
     Closed,

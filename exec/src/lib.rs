@@ -28,6 +28,7 @@ pub mod resolve;
 mod run;
 mod secret;
 mod settings;
+mod sys;
 
 use std::ffi::OsString;
 use std::io::Write as _;

@@ -37,7 +37,7 @@ pub(crate) fn exec(command: Vec<OsString>, values: Values) -> ExitCode {
     } else {
         eprintln!(
             "{PREFIX} command {program:?} cannot be executed: {}",
-            crate::client::describe_io(&error)
+            crate::sys::describe_io(&error)
         );
         ExitCode::from(EXIT_NOT_EXECUTABLE)
     }

@@ -12,11 +12,11 @@
 
 use serde_json::json;
 
-use super::patch::{ContainerPlan, Patch, Plan};
+use super::ops::Patch;
+pub use super::plan::INSTALLER;
+use super::plan::{ContainerPlan, Plan};
 use super::pod::{Container, EnvSource, Spec};
 
-/// The init container that installs the wrapper.
-pub const INSTALLER: &str = "agyn-secrets-exec";
 /// Where the wrapper is installed, in every wrapped container.
 pub const WRAPPER_DIR: &str = "/agyn-secrets";
 /// The wrapper itself.

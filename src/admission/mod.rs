@@ -2,7 +2,9 @@
 
 mod annotations;
 pub mod exec;
+mod ops;
 mod patch;
+mod plan;
 mod pod;
 mod review;
 
@@ -10,9 +12,9 @@ pub use annotations::{
     Delivery, EnvEntry, ParseError, parse_delivery, parse_env, parse_pull_secrets, quote,
 };
 pub use exec::ExecSetup;
-pub use patch::{
-    ContainerList, ContainerPlan, Injection, Patch, PatchError, Plan, build_patch, plan_env,
-};
+pub use ops::{Injection, Patch};
+pub use patch::build_patch;
+pub use plan::{ContainerList, ContainerPlan, PatchError, Plan, plan_env};
 pub use pod::{Annotations, Container, EnvSource, EnvVar, Meta, Pod, Spec, Str};
 pub use review::{
     AdmissionRequest, Denial, GroupVersionKind, ReviewError, allow, deny, parse_review,

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::patch::Patch;
+use super::ops::Patch;
 use super::pod::{Pod, PodWire, Str, StrictPod};
 
 const API_VERSION: &str = "admission.k8s.io/v1";

@@ -1,6 +1,6 @@
 use sqlx::{AnyConnection, Row};
 
-use super::organizations::{decode_cursor, fetch_limit, into_page};
+use super::paging::{decode_cursor, fetch_limit, into_page};
 use super::{AuditEvent, Result, Store, format_time, new_id, now_ms};
 
 /// The name cursors of the audit log carry.

@@ -2,7 +2,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::audit::Change;
-use super::organizations::{decode_cursor, fetch_limit, into_page};
+use super::paging::{decode_cursor, fetch_limit, into_page};
 use super::{NamespaceBinding, Result, Store, now_ms};
 
 /// The name cursors of the binding list carry.

@@ -9,6 +9,7 @@ mod bindings;
 mod cache;
 mod model;
 mod organizations;
+mod paging;
 mod providers;
 mod pull_secrets;
 mod references;

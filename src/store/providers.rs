@@ -2,7 +2,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::audit::Change;
-use super::organizations::{decode_cursor, fetch_limit, into_page};
+use super::paging::{decode_cursor, fetch_limit, into_page};
 use super::{Provider, Result, Store, StoreError, conflict_on_unique, new_id, now_ms};
 
 /// Most secrets named in the refusal to delete a provider they use.

@@ -2,7 +2,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::audit::Change;
-use super::organizations::{decode_cursor, fetch_limit, into_page};
+use super::paging::{decode_cursor, fetch_limit, into_page};
 use super::{ImagePullSecret, Result, Store, StoreError, conflict_on_unique, new_id, now_ms};
 
 /// The name cursors of the image pull secrets list carry.

@@ -1,7 +1,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::organizations::{decode_cursor, fetch_limit, into_page};
+use super::paging::{decode_cursor, fetch_limit, into_page};
 use super::{PodReference, Reference, Result, Secret, Store, StoreError, format_time, now_ms};
 
 /// Most recorded references (pods and runtime consumers together) that one

@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::audit::Change;
-use super::organizations::{decode_cursor, fetch_limit, into_page};
+use super::paging::{decode_cursor, fetch_limit, into_page};
 use super::references::{InUse, hold_secret, in_use};
 use super::{
     RemoteRef, Result, Secret, SecretContent, Store, StoreError, conflict_on_unique, new_id, now_ms,

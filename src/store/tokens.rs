@@ -7,7 +7,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::audit::Change;
-use super::organizations::{decode_cursor, fetch_limit, into_page};
+use super::paging::{decode_cursor, fetch_limit, into_page};
 use super::{Result, Role, Store, StoreError, Token, now_ms};
 use crate::crypto::SecretValue;
 

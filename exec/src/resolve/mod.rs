@@ -185,9 +185,7 @@ impl Resolver {
                         wire::RCODE_NAME_ERROR => return Outcome::NoSuchName,
                         rcode => last = format!("{server} answered {}", wire::rcode_name(rcode)),
                     },
-                    Err(error) => {
-                        last = format!("{server}: {}", crate::client::describe_io(&error))
-                    }
+                    Err(error) => last = format!("{server}: {}", crate::sys::describe_io(&error)),
                 }
             }
         }
@@ -218,7 +216,7 @@ fn time_left(until: Instant) -> io::Result<Duration> {
 
 fn random_id() -> u16 {
     let mut bytes = [0; 2];
-    crate::client::random(&mut bytes);
+    crate::sys::random(&mut bytes);
     u16::from_ne_bytes(bytes)
 }
 
