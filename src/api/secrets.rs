@@ -153,26 +153,43 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<api::Secret>)> {
     let org = organization_for(&app, &caller, &org, Access::Write).await?;
     check_name("name", &body.name)?;
+    let name = body.name.clone();
+    let new = new_secret(&app, &org.id, body).await?;
+    let keys = app.keys.current();
+    let secret = app
+        .store
+        .create_secret(&org.id, &name, new, &keys, &caller.actor())
+        .await?;
+    Ok((StatusCode::CREATED, Json(secret.into())))
+}
+
+/// The storage a create asks for: given, or told by the fields present.
+fn storage_of(body: &api::CreateSecret, remote_given: bool) -> ApiResult<Storage> {
+    match (body.storage.map(Storage::from), &body.value, remote_given) {
+        (Some(storage), _, _) => Ok(storage),
+        (None, Some(_), false) => Ok(Storage::Local),
+        (None, None, true) => Ok(Storage::Remote),
+        (None, Some(_), true) => Err(ApiError::invalid(
+            "value",
+            "give either value or provider_id, remote_path and remote_key, not both",
+        )),
+        (None, None, false) => Err(ApiError::invalid(
+            "storage",
+            "is required: \"local\" or \"remote\"",
+        )),
+    }
+}
+
+/// What a create asks for: a local value, or a reference to a provider,
+/// with `storage` given or told by the fields present.
+async fn new_secret(
+    app: &App,
+    organization_id: &str,
+    body: api::CreateSecret,
+) -> ApiResult<NewSecret> {
     let remote_given =
         body.provider_id.is_some() || body.remote_path.is_some() || body.remote_key.is_some();
-    let storage = match (body.storage.map(Storage::from), &body.value, remote_given) {
-        (Some(storage), _, _) => storage,
-        (None, Some(_), false) => Storage::Local,
-        (None, None, true) => Storage::Remote,
-        (None, Some(_), true) => {
-            return Err(ApiError::invalid(
-                "value",
-                "give either value or provider_id, remote_path and remote_key, not both",
-            ));
-        }
-        (None, None, false) => {
-            return Err(ApiError::invalid(
-                "storage",
-                "is required: \"local\" or \"remote\"",
-            ));
-        }
-    };
-    let new = match storage {
+    match storage_of(&body, remote_given)? {
         Storage::Local => {
             if remote_given {
                 return Err(ApiError::invalid(
@@ -185,7 +202,7 @@ pub async fn create(
                 .map(secret_value)
                 .ok_or_else(|| ApiError::invalid("value", "is required for a local secret"))?;
             check_value(&value)?;
-            NewSecret::Local(value)
+            Ok(NewSecret::Local(value))
         }
         Storage::Remote => {
             if body.value.is_some() {
@@ -200,17 +217,18 @@ pub async fn create(
             let remote_path = body.remote_path.ok_or_else(|| {
                 ApiError::invalid("remote_path", "is required for a remote secret")
             })?;
-            NewSecret::Remote(
-                remote_ref(&app, &org.id, &provider_id, remote_path, body.remote_key).await?,
-            )
+            Ok(NewSecret::Remote(
+                remote_ref(
+                    app,
+                    organization_id,
+                    &provider_id,
+                    remote_path,
+                    body.remote_key,
+                )
+                .await?,
+            ))
         }
-    };
-    let keys = app.keys.current();
-    let secret = app
-        .store
-        .create_secret(&org.id, &body.name, new, &keys, &caller.actor())
-        .await?;
-    Ok((StatusCode::CREATED, Json(secret.into())))
+    }
 }
 
 #[utoipa::path(get, path = "/organizations/{org}/secrets", operation_id = "listSecrets", tag = "secrets",
@@ -261,9 +279,20 @@ pub async fn update(
     JsonBody(body): JsonBody<api::UpdateSecret>,
 ) -> ApiResult<Json<api::Secret>> {
     let org = organization_for(&app, &caller, &org, Access::Write).await?;
-    let repoint =
-        body.provider_id.is_some() || body.remote_path.is_some() || body.remote_key.is_some();
-    let secret = match (body.value.map(secret_value), repoint) {
+    let api::UpdateSecret {
+        value,
+        provider_id,
+        remote_path,
+        remote_key,
+    } = body;
+    let asked = RemoteChanges {
+        provider_id,
+        remote_path,
+        remote_key,
+    };
+    let repointing =
+        asked.provider_id.is_some() || asked.remote_path.is_some() || asked.remote_key.is_some();
+    let secret = match (value.map(secret_value), repointing) {
         (Some(_), true) => {
             return Err(ApiError::invalid(
                 "value",
@@ -277,38 +306,7 @@ pub async fn update(
                 .rotate_secret(&org.id, &id, &value, &keys, &caller.actor())
                 .await?
         }
-        (None, true) => {
-            // The reference as it will be, checked as a whole by the kind
-            // of the provider it will point at.
-            let current = find(&app, &org.id, &id).await?;
-            let Some(before) = current.remote().cloned() else {
-                return Err(ApiError::invalid(
-                    "provider_id",
-                    "a local secret cannot be repointed; send {\"value\": …} to rotate it",
-                ));
-            };
-            let remote = remote_ref(
-                &app,
-                &org.id,
-                body.provider_id.as_deref().unwrap_or(&before.provider_id),
-                body.remote_path
-                    .unwrap_or_else(|| before.remote_path.clone()),
-                body.remote_key.unwrap_or_else(|| before.remote_key.clone()),
-            )
-            .await?;
-            if remote == before {
-                // Nothing changes, so nothing is written: no new version.
-                return Ok(Json(current.into()));
-            }
-            let changes = RemoteChanges {
-                provider_id: Some(remote.provider_id),
-                remote_path: Some(remote.remote_path),
-                remote_key: Some(remote.remote_key),
-            };
-            app.store
-                .repoint_secret(&org.id, &id, changes, &caller.actor())
-                .await?
-        }
+        (None, true) => repoint(&app, &org.id, &id, asked, &caller).await?,
         (None, false) => {
             return Err(ApiError::Validation {
                 field: None,
@@ -317,6 +315,49 @@ pub async fn update(
         }
     };
     Ok(Json(secret.into()))
+}
+
+/// Points a remote secret at what `asked` changes. The reference as it
+/// will be is checked as a whole by the kind of the provider it will point
+/// at; when nothing changes, nothing is written and no version is made.
+async fn repoint(
+    app: &App,
+    organization_id: &str,
+    id: &str,
+    asked: RemoteChanges,
+    caller: &Caller,
+) -> ApiResult<Secret> {
+    let current = find(app, organization_id, id).await?;
+    let Some(before) = current.remote().cloned() else {
+        return Err(ApiError::invalid(
+            "provider_id",
+            "a local secret cannot be repointed; send {\"value\": …} to rotate it",
+        ));
+    };
+    let remote = remote_ref(
+        app,
+        organization_id,
+        asked.provider_id.as_deref().unwrap_or(&before.provider_id),
+        asked
+            .remote_path
+            .unwrap_or_else(|| before.remote_path.clone()),
+        asked
+            .remote_key
+            .unwrap_or_else(|| before.remote_key.clone()),
+    )
+    .await?;
+    if remote == before {
+        return Ok(current);
+    }
+    let changes = RemoteChanges {
+        provider_id: Some(remote.provider_id),
+        remote_path: Some(remote.remote_path),
+        remote_key: Some(remote.remote_key),
+    };
+    Ok(app
+        .store
+        .repoint_secret(organization_id, id, changes, &caller.actor())
+        .await?)
 }
 
 #[utoipa::path(get, path = "/organizations/{org}/secrets/{id}/references", operation_id = "listSecretReferences", tag = "secrets",
