@@ -84,6 +84,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => {
             let _log = telemetry::init(log.log_format);
             let keys = load_keys(&keyring_dir(&keyring)?)?;
+            require_existing_database(&database)?;
             let store = connect(&database).await?;
             store.migrate().await?;
             let count = store.rewrap_all(&keys.current()).await?;
@@ -273,16 +274,16 @@ async fn connect(args: &DatabaseArgs) -> anyhow::Result<Store> {
         .with_context(|| format!("connect to the database at {}", redact_url(url)))
 }
 
-/// `token create` works on a database a server already uses: a mistyped
-/// SQLite path must not make an empty one and print a token no server
-/// accepts.
+/// `token create` and `keys rewrap` work on a database a server already
+/// uses: a mistyped SQLite path must not make an empty one (and print a
+/// token no server accepts, or re-wrap nothing). Only `serve` and `migrate`
+/// create a database.
 fn require_existing_database(args: &DatabaseArgs) -> anyhow::Result<()> {
     if let Some(path) = args.database_url.as_deref().and_then(sqlite_path) {
         anyhow::ensure!(
             Path::new(path).exists(),
             "no SQLite database at {path}; check --database-url (AGYN_DATABASE_URL). \
-             `token create` never makes a database: start the server, or run \
-             `agyn-secrets migrate`, to create one"
+             Only `serve` and `migrate` make a database"
         );
     }
     Ok(())

@@ -10,6 +10,7 @@ mod api;
 mod aws;
 mod cache;
 mod certs;
+mod cli;
 mod concurrency;
 mod console;
 mod delivery;
