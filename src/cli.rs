@@ -298,6 +298,23 @@ fn sqlite_path(url: &str) -> Option<&str> {
     (!path.is_empty() && path != ":memory:").then_some(path)
 }
 
+/// An error and its causes on one line, each said once: a cause whose text
+/// the line already holds (a message that quotes its source) is left out.
+pub fn error_chain(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 /// A database URL with its password replaced, for messages.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -314,7 +331,23 @@ pub fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{redact_url, sqlite_path};
+    use super::{error_chain, redact_url, sqlite_path};
+
+    #[test]
+    fn each_cause_is_said_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("database is unavailable: {0}")]
+        struct Unavailable(#[source] std::io::Error);
+        let io = std::io::Error::other("connection refused");
+        let error =
+            anyhow::Error::new(Unavailable(io)).context("connect to the database at db:5432");
+        assert_eq!(
+            error_chain(&error),
+            "connect to the database at db:5432: database is unavailable: connection refused"
+        );
+        let plain = anyhow::anyhow!("no database").context("start");
+        assert_eq!(error_chain(&plain), "start: no database");
+    }
 
     #[test]
     fn sqlite_files_are_found_in_their_urls() {

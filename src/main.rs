@@ -15,7 +15,7 @@ async fn main() -> std::process::ExitCode {
     match agyn_secrets::cli::run(cli).await {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", agyn_secrets::cli::error_chain(&error));
             std::process::ExitCode::FAILURE
         }
     }

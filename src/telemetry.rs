@@ -33,11 +33,13 @@ pub fn init(format: LogFormat) -> LogGuard {
         .buffered_lines_limit(QUEUED_LINES)
         .thread_name("log-writer")
         .finish(std::io::BufWriter::new(std::io::stderr()));
-    // Colour only on a terminal: escape codes in a log file or a
-    // collector's input get in the way of reading and searching it.
+    // Colour only on a terminal, and never under NO_COLOR (no-color.org):
+    // escape codes in a log file or a collector's input get in the way of
+    // reading and searching it.
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(std::io::stderr().is_terminal() && !no_color)
         .with_writer(writer);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

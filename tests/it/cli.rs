@@ -93,3 +93,28 @@ fn commands_that_need_a_database_refuse_a_missing_sqlite_file() {
     assert!(token.status.success(), "{}", stderr(&token));
     assert!(String::from_utf8_lossy(&token.stdout).starts_with("agyn_"));
 }
+
+#[test]
+fn an_error_says_each_cause_once() {
+    let output = run(&[
+        "migrate",
+        "--database-url",
+        "postgres://agyn:pw@127.0.0.1:1/agyn",
+    ]);
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    let line = message.lines().last().unwrap();
+    assert!(
+        line.starts_with(
+            "error: connect to the database at postgres://agyn:<redacted>@127.0.0.1:1/agyn: "
+        ),
+        "{line}"
+    );
+    let causes: Vec<&str> = line.split(": ").collect();
+    let mut seen = std::collections::HashSet::new();
+    assert!(
+        causes.iter().all(|c| seen.insert(*c)),
+        "a cause is repeated: {line}"
+    );
+    assert!(!line.contains("pw"), "{line}");
+}
