@@ -67,6 +67,18 @@ impl fmt::Display for Transient {
 }
 
 impl Transient {
+    /// Whether the attempt ran out of time rather than being told something.
+    pub(crate) fn is_timeout(&self) -> bool {
+        match self {
+            Self::Resolve(error) => matches!(error, ResolveError::TimedOut(_)),
+            Self::Connect(error) | Self::Io { error, .. } => matches!(
+                error.kind(),
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+            ),
+            Self::Tls(_) | Self::Http(_) | Self::Status { .. } => false,
+        }
+    }
+
     /// What a person should check when this was the last failure before giving up.
     pub(crate) fn hint(&self, settings: &Settings) -> String {
         let port = settings.url.port();

@@ -31,6 +31,7 @@ pub fn fetch(
     let client = Client::new(settings, resolver)?;
     let deadline = Instant::now() + settings.timeout;
     let mut backoff = Backoff::new(FIRST_DELAY, MAX_DELAY);
+    let mut earlier: Option<Transient> = None;
     for attempt in 1.. {
         let attempt_deadline = deadline.min(Instant::now() + ATTEMPT_TIMEOUT);
         let (reason, asked) = match client.attempt(attempt_deadline) {
@@ -41,7 +42,15 @@ pub fn fetch(
         // Never sooner than the server asked, never sooner than the backoff says.
         let delay = backoff.next(jitter()).max(asked.unwrap_or_default());
         if Instant::now() + delay >= deadline {
-            return Err(give_up(settings, reason));
+            // An attempt that the deadline cut short says less than what
+            // the attempt before it was told (a refused connection, an
+            // unknown name).
+            let cut_short = reason.is_timeout() && attempt_deadline == deadline;
+            let last = match earlier {
+                Some(earlier) if cut_short => earlier,
+                _ => reason,
+            };
+            return Err(give_up(settings, last));
         }
         // A log line lost to a closed stderr must not stop the retries.
         let _ = writeln!(
@@ -52,6 +61,7 @@ pub fn fetch(
             human(delay)
         );
         std::thread::sleep(delay);
+        earlier = Some(reason);
     }
     unreachable!("the attempts run until one succeeds or the deadline passes")
 }

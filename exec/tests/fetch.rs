@@ -242,6 +242,25 @@ fn a_server_that_stays_busy_is_given_up_with_its_status() {
 }
 
 #[test]
+fn an_attempt_cut_short_by_the_deadline_reports_what_came_before() {
+    let pki = Pki::new(&["127.0.0.1"]);
+    let server = HttpsServer::start(
+        &pki,
+        vec![
+            Step::Reply(Reply::json(502, error_body("bad_gateway", "vault is down"))),
+            Step::Hang,
+        ],
+    );
+    let run = run(&server, &pki, &[("AGYN_EXEC_TIMEOUT", "1s")]);
+    let line = run.error_line();
+    assert!(
+        line.contains("was still unavailable after 1s: it answered 502: vault is down"),
+        "{line}"
+    );
+    assert!(server.received().len() >= 2, "{}", run.log);
+}
+
+#[test]
 fn a_hung_server_times_out() {
     let pki = Pki::new(&["127.0.0.1"]);
     let server = HttpsServer::start(&pki, vec![Step::Hang]);
@@ -377,13 +396,15 @@ fn an_unknown_name_is_given_up_with_a_dns_hint() {
         "https://nowhere.example:8444",
         &pki,
         &token,
-        &[("AGYN_EXEC_TIMEOUT", "1s")],
+        &[("AGYN_EXEC_TIMEOUT", "2s")],
     );
     let resolver = Resolver::with_root(root.path()).with_port(dns.addr.port());
+    // The last attempt may be cut short by the deadline; what is reported is
+    // still what the name server said.
     let line = run_with(&settings, &resolver).error_line();
     assert!(
         line.starts_with(
-            "cannot reach https://nowhere.example:8444 after 1s: host \"nowhere.example\""
+            "cannot reach https://nowhere.example:8444 after 2s: host \"nowhere.example\""
         ),
         "{line}"
     );
