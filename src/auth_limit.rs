@@ -57,6 +57,19 @@ impl AuthLimiter {
         (entry.0 > self.max_failures).then(|| (WINDOW - elapsed).as_secs().max(1))
     }
 
+    /// The seconds until `source`'s window ends when it is already over the
+    /// limit; counts nothing. For callers whose every check costs a call
+    /// elsewhere (the exec listener's TokenReviews), asked before checking.
+    pub fn over_limit(&self, source: IpAddr) -> Option<u64> {
+        if self.max_failures == 0 {
+            return None;
+        }
+        let failures = self.failures.lock().expect("lock poisoned");
+        let (count, since) = *failures.get(&key(source))?;
+        let elapsed = Instant::now().duration_since(since);
+        (count > self.max_failures && elapsed < WINDOW).then(|| (WINDOW - elapsed).as_secs().max(1))
+    }
+
     /// How many sources the table holds.
     pub fn tracked(&self) -> usize {
         self.failures.lock().expect("lock poisoned").len()
@@ -87,8 +100,11 @@ mod tests {
         for _ in 0..10 {
             assert!(limiter.failed(a).is_none());
         }
+        assert!(limiter.over_limit(a).is_none(), "ten failures are allowed");
         assert!(limiter.failed(a).is_some_and(|s| (1..=60).contains(&s)));
+        assert!(limiter.over_limit(a).is_some_and(|s| (1..=60).contains(&s)));
         assert!(limiter.failed(b).is_none());
+        assert!(limiter.over_limit(b).is_none());
         let off = AuthLimiter::new(0);
         for _ in 0..100 {
             assert!(off.failed(a).is_none());

@@ -96,6 +96,11 @@ async fn serve(state: &ExecState, peer: SocketAddr, request: Request<Body>) -> A
         ));
     };
     let asked: EnvRequest = parse_json(&body)?;
+    // Every check of a token is a TokenReview: a source that has sent too
+    // many bad ones waits out its window before the next is sent on.
+    if let Some(retry_after) = app.auth_limiter.over_limit(peer.ip()) {
+        return Err(ApiError::RateLimited { retry_after });
+    }
 
     let pod = match app.cluster.review_token(&token, AUDIENCE).await {
         Ok(Ok(pod)) => pod,

@@ -628,3 +628,31 @@ async fn the_wrapped_command_starts_with_the_values_in_an_image_without_libc() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_source_that_sends_bad_tokens_stops_costing_token_reviews() {
+    let (server, api, _dir) = setup(&["--auth-failures-per-minute", "3"]).await;
+    let reviews = || {
+        api.cluster()
+            .requests
+            .iter()
+            .filter(|r| *r == "TOKENREVIEW")
+            .count()
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(fetch(&server, Some("not-a-token"), "agent").await.0);
+    }
+    assert_eq!(statuses, [401, 401, 401, 429]);
+    let reviewed = reviews();
+    assert_eq!(reviewed, 4);
+    for _ in 0..5 {
+        let (status, body) = fetch(&server, Some("still-not-a-token"), "agent").await;
+        assert_eq!(status, 429, "{body}");
+    }
+    assert_eq!(
+        reviews(),
+        reviewed,
+        "no TokenReview for a source over its limit"
+    );
+}
