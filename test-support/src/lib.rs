@@ -67,12 +67,37 @@ pub fn is_root() -> bool {
     tools::is_root()
 }
 
+/// A loopback port that is free now and that nothing in this process has
+/// been given before.
+///
+/// Ports come from just below the kernel's ephemeral range, never from it:
+/// a port taken from the ephemeral range with `bind(:0)` is released before
+/// the server under test binds it, and in that gap any outgoing connection
+/// of a concurrent test may be given it as its source port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low = ephemeral_low();
+    let span = 8000.min(u32::from(low) - 1024);
+    // Processes that run one after the other start at different places.
+    let start = std::process::id() % span;
+    for _ in 0..span {
+        let offset = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        let port = (u32::from(low) - span + offset) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port below {low}");
+}
+
+/// The first port of the kernel's ephemeral range (32768 when unknown).
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .filter(|&low: &u16| low > 2048)
+        .unwrap_or(32768)
 }
 
 /// An HTTP client builder. reqwest takes its TLS provider from the process

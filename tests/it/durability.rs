@@ -201,6 +201,37 @@ async fn stored(server: &Server, db: &TestDb) -> (BTreeMap<String, (String, i64)
     (secrets, deleted)
 }
 
+/// Waits until PostgreSQL has no session of the killed server left. A
+/// backend whose client died still runs what it had already received, a
+/// COMMIT included, so until it exits the write in flight may yet land.
+async fn backends_gone(url: &str) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let others: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if others == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{others} sessions of the killed server are still open after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pool.close().await;
+}
+
 fn integrity_check(server: &Server) {
     let db = server.data_dir.join("agyn-secrets.db");
     let Some(sqlite3) = common::tool("sqlite3") else {
@@ -350,8 +381,9 @@ async fn crash_during_writes(db: TestDb) {
         let writes: usize = models.iter().map(|m| m.writes).sum::<usize>() - total_writes;
         total_writes += writes;
         let in_flight = models.iter().filter(|m| m.pending.is_some()).count();
-        if db.url.is_none() {
-            integrity_check(&server);
+        match &db.url {
+            None => integrity_check(&server),
+            Some(url) => backends_gone(url).await,
         }
         server.restart().await;
         let present = check(&server, &db, &runtime, &mut models).await;
