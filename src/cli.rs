@@ -17,7 +17,7 @@ use crate::config::{
 use crate::crypto::{KeyRingHandle, generate_key_file};
 use crate::resolve::{NetPolicy, TokenFiles};
 use crate::server::{self, AbortOnDrop, Roles};
-use crate::store::{Role, Store};
+use crate::store::{Role, Store, format_time};
 use crate::{certs, telemetry};
 
 /// Runs the parsed command. Only `exec` ends with a code other than success
@@ -27,12 +27,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Exec { command } => return Ok(exec(command)),
         Command::Serve(args) => serve(args).await,
         Command::Webhook(args) => {
-            let _log = telemetry::init(args.log.log_format);
-            start(args, Roles::Webhook, false).await
+            let _log = telemetry::init(args.common.log.log_format);
+            start(args.into(), Roles::Webhook, false).await
         }
         Command::Api(args) => {
-            let _log = telemetry::init(args.log.log_format);
-            start(args, Roles::Api, false).await
+            let _log = telemetry::init(args.common.log.log_format);
+            start(args.into(), Roles::Api, false).await
         }
         Command::Migrate(args) => {
             let _log = telemetry::init(args.log.log_format);
@@ -109,8 +109,65 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", token.expose());
             Ok(())
         }
+        Command::Token(TokenCommand::List { database, admin }) => {
+            if !admin {
+                bail!(
+                    "only admin tokens are listed here; organization tokens are listed through the API"
+                );
+            }
+            require_existing_database(&database)?;
+            let store = connect(&database).await?;
+            store.migrate().await?;
+            print_admin_tokens(&store).await
+        }
+        Command::Token(TokenCommand::Revoke { database, id }) => {
+            require_existing_database(&database)?;
+            let store = connect(&database).await?;
+            store.migrate().await?;
+            if !store.delete_token(None, &id, "cli").await? {
+                bail!(
+                    "no token has the id {id:?}; `token list --admin` shows the admin tokens' ids"
+                );
+            }
+            println!("revoked token {id}");
+            Ok(())
+        }
     };
     done.map(|()| ExitCode::SUCCESS)
+}
+
+/// Prints the admin tokens as a table, every page of them.
+async fn print_admin_tokens(store: &Store) -> anyhow::Result<()> {
+    let mut tokens = Vec::new();
+    let mut cursor = None;
+    loop {
+        let (page, next) = store.list_tokens(None, cursor.as_deref(), 500).await?;
+        tokens.extend(page);
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    if tokens.is_empty() {
+        println!("no admin tokens; `token create --admin` makes one");
+        return Ok(());
+    }
+    let width = tokens
+        .iter()
+        .map(|t| t.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    println!("{:<32}  {:<width$}  CREATED", "ID", "NAME");
+    for token in tokens {
+        println!(
+            "{:<32}  {:<width$}  {}",
+            token.id,
+            token.name,
+            format_time(token.created_at)
+        );
+    }
+    Ok(())
 }
 
 /// `agyn-secrets exec -- COMMAND`: the wrapper of delivery `exec`, the same
@@ -124,8 +181,12 @@ fn exec(command: Vec<OsString>) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let _log = telemetry::init(args.server.log.log_format);
-    let mut server = args.server;
+    let _log = telemetry::init(args.common.log.log_format);
+    let mut server = ServerArgs {
+        common: args.common,
+        webhook: args.webhook,
+        api: args.api,
+    };
     if args.dev {
         crate::dev::prepare(&args.data_dir, &mut server).await?;
     }
@@ -135,35 +196,36 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// Starts the listeners of `roles`. `dev` allows `env` delivery without a
 /// verified client certificate and makes it the default.
 async fn start(args: ServerArgs, roles: Roles, dev: bool) -> anyhow::Result<()> {
-    if args.default_delivery == Some(Delivery::Exec) && !args.exec_enabled {
+    if args.webhook.default_delivery == Some(Delivery::Exec) && !args.webhook.exec_enabled {
         bail!(
             "--default-delivery exec needs the exec listener; drop --exec-enabled=false or choose another default"
         );
     }
-    let keys = load_keys(&keyring_dir(&args.keyring)?)?;
-    let store = connect(&args.database).await?;
+    let keys = load_keys(&keyring_dir(&args.common.keyring)?)?;
+    let store = connect(&args.common.database).await?;
     store.migrate().await.context("migrate the database")?;
     let default_delivery =
-        args.default_delivery
+        args.webhook
+            .default_delivery
             .unwrap_or(if dev { Delivery::Env } else { Delivery::Secret });
     let settings = Settings {
-        admission_timeout: args.admission_timeout,
-        provider_timeout: args.provider_timeout,
-        auth_failures_per_minute: args.auth_failures_per_minute,
-        client_auth: args.webhook_client_ca.is_some(),
+        admission_timeout: args.webhook.admission_timeout,
+        provider_timeout: args.common.provider_timeout,
+        auth_failures_per_minute: args.api.auth_failures_per_minute,
+        client_auth: args.webhook.webhook_client_ca.is_some(),
         default_delivery,
         env_without_client_auth: dev,
-        max_bytes_in_flight: args.max_bytes_in_flight,
-        max_injected_bytes: args.max_injected_bytes,
+        max_bytes_in_flight: args.webhook.max_bytes_in_flight,
+        max_injected_bytes: args.webhook.max_injected_bytes,
         provider_net: NetPolicy {
-            deny: args.provider_deny_cidrs.clone(),
-            allow: args.provider_allow_cidrs.clone(),
+            deny: args.common.provider_deny_cidrs.clone(),
+            allow: args.common.provider_allow_cidrs.clone(),
         },
         token_files: TokenFiles {
-            service_account: args.service_account_token_file.clone(),
-            web_identity: args.web_identity_token_file.clone(),
+            service_account: args.common.service_account_token_file.clone(),
+            web_identity: args.common.web_identity_token_file.clone(),
         },
-        shutdown_delay: args.shutdown_delay.unwrap_or(if dev {
+        shutdown_delay: args.common.shutdown_delay.unwrap_or(if dev {
             Duration::ZERO
         } else {
             Duration::from_secs(5)
@@ -174,10 +236,10 @@ async fn start(args: ServerArgs, roles: Roles, dev: bool) -> anyhow::Result<()> 
         log_delivery(&settings);
     }
     let cluster = Cluster::connect(
-        args.kubeconfig.as_deref(),
-        args.provider_timeout,
-        args.managed_secret_grace,
-        &args.workload_role,
+        args.common.kubeconfig.as_deref(),
+        args.common.provider_timeout,
+        args.webhook.managed_secret_grace,
+        &args.webhook.workload_role,
     )
     .await;
     let _cache_listener = store.enable_cache().map(AbortOnDrop);
@@ -190,7 +252,7 @@ async fn start(args: ServerArgs, roles: Roles, dev: bool) -> anyhow::Result<()> 
 /// delivery is refused with a message that says so.
 fn exec_settings(args: &ServerArgs) -> anyhow::Result<ExecSettings> {
     let defaults = ExecSettings::default();
-    let url = args.exec_url.clone().unwrap_or(defaults.url);
+    let url = args.webhook.exec_url.clone().unwrap_or(defaults.url);
     let parsed = reqwest::Url::parse(&url)
         .ok()
         .filter(|u| u.scheme() == "https" && u.host().is_some() && matches!(u.path(), "" | "/"));
@@ -200,13 +262,14 @@ fn exec_settings(args: &ServerArgs) -> anyhow::Result<ExecSettings> {
         );
     }
     let beside_cert = args
+        .webhook
         .tls
         .tls_cert
         .as_deref()
         .and_then(Path::parent)
         .map(|dir| dir.join("ca.crt"))
         .filter(|path| path.exists());
-    let ca_pem = match args.exec_ca.as_ref().or(beside_cert.as_ref()) {
+    let ca_pem = match args.webhook.exec_ca.as_ref().or(beside_cert.as_ref()) {
         None => None,
         Some(path) => {
             let pem = std::fs::read_to_string(path)
@@ -218,10 +281,10 @@ fn exec_settings(args: &ServerArgs) -> anyhow::Result<ExecSettings> {
         }
     };
     Ok(ExecSettings {
-        enabled: args.exec_enabled,
+        enabled: args.webhook.exec_enabled,
         url: url.trim_end_matches('/').to_owned(),
         ca_pem,
-        image: args.exec_image.clone(),
+        image: args.webhook.exec_image.clone(),
     })
 }
 

@@ -8,7 +8,7 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// Kubernetes admission webhook and resolver for organization secrets.
 #[derive(Debug, Parser)]
@@ -22,10 +22,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the webhook and the API in one process.
     Serve(ServeArgs),
-    /// Run the admission webhook only.
-    Webhook(ServerArgs),
-    /// Run the companion API only.
-    Api(ServerArgs),
+    /// Run the admission webhook (and the exec listener) only.
+    Webhook(WebhookCommandArgs),
+    /// Run the companion API and the web console only.
+    Api(ApiCommandArgs),
     /// Apply database migrations and exit.
     Migrate(MigrateArgs),
     /// Write TLS certificates for the webhook.
@@ -34,7 +34,7 @@ pub enum Command {
     /// Manage the key ring.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Create API tokens.
+    /// Create, list and revoke API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
     /// Inside a container with delivery `exec`: fetch its values from the
@@ -67,18 +67,135 @@ pub struct ServeArgs {
     pub data_dir: PathBuf,
 
     #[command(flatten)]
-    pub server: ServerArgs,
+    pub common: CommonArgs,
+
+    #[command(flatten)]
+    pub webhook: WebhookArgs,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
-/// Flags shared by every command that serves traffic.
-#[derive(Debug, Clone, Args)]
+/// `webhook`: its own flags and the shared ones, so that its help lists
+/// nothing it ignores.
+#[derive(Debug, Args)]
+pub struct WebhookCommandArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    #[command(flatten)]
+    pub webhook: WebhookArgs,
+}
+
+/// `api`: its own flags and the shared ones.
+#[derive(Debug, Args)]
+pub struct ApiCommandArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// Everything a serving process is told; a role's command leaves the other
+/// role's flags at their defaults.
+#[derive(Debug, Clone)]
 pub struct ServerArgs {
+    pub common: CommonArgs,
+    pub webhook: WebhookArgs,
+    pub api: ApiArgs,
+}
+
+impl From<WebhookCommandArgs> for ServerArgs {
+    fn from(args: WebhookCommandArgs) -> Self {
+        ServerArgs {
+            common: args.common,
+            webhook: args.webhook,
+            api: defaults(),
+        }
+    }
+}
+
+impl From<ApiCommandArgs> for ServerArgs {
+    fn from(args: ApiCommandArgs) -> Self {
+        ServerArgs {
+            common: args.common,
+            webhook: defaults(),
+            api: args.api,
+        }
+    }
+}
+
+/// A flag group as its defaults make it, ignoring the environment: the
+/// other role's `AGYN_*` variables mean nothing to this process.
+fn defaults<T: Args + FromArgMatches>() -> T {
+    let command = T::augment_args(clap::Command::new("defaults")).mut_args(|arg| arg.env(None));
+    let matches = command
+        .try_get_matches_from(["defaults"])
+        .expect("every flag of a group has a default or is optional");
+    T::from_arg_matches(&matches).expect("defaults match their own flags")
+}
+
+/// Flags of every command that serves traffic.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
 
     #[command(flatten)]
     pub keyring: KeyringArgs,
 
+    /// Kubeconfig for the Kubernetes API; in-cluster configuration when absent.
+    #[arg(long, env = "AGYN_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Timeout of each call to a secret provider.
+    #[arg(long, env = "AGYN_PROVIDER_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub provider_timeout: Duration,
+
+    /// Address ranges providers may never be reached at, besides the
+    /// link-local and cloud metadata ones that are always refused
+    /// (comma-separated, e.g. `10.0.0.0/8,fd00::/8`).
+    #[arg(long, env = "AGYN_PROVIDER_DENY_CIDRS", value_delimiter = ',')]
+    pub provider_deny_cidrs: Vec<Cidr>,
+
+    /// When set, the only address ranges providers may be reached at
+    /// (comma-separated); the deny list and the metadata ranges still apply.
+    #[arg(long, env = "AGYN_PROVIDER_ALLOW_CIDRS", value_delimiter = ',')]
+    pub provider_allow_cidrs: Vec<Cidr>,
+
+    /// The service account token that Vault's Kubernetes auth logs in with.
+    #[arg(
+        long,
+        env = "AGYN_SERVICE_ACCOUNT_TOKEN_FILE",
+        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    )]
+    pub service_account_token_file: PathBuf,
+
+    /// The token that AWS web identity (IRSA) logins present to STS; the
+    /// EKS pod identity webhook mounts it here and names it in
+    /// AWS_WEB_IDENTITY_TOKEN_FILE.
+    #[arg(
+        long,
+        env = "AGYN_WEB_IDENTITY_TOKEN_FILE",
+        default_value = "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"
+    )]
+    pub web_identity_token_file: PathBuf,
+
+    /// On SIGTERM, how long to keep serving while `/readyz` reports the
+    /// shutdown, so that Kubernetes stops sending new requests first; then
+    /// in-flight requests finish and the process exits. 0s under `--dev`
+    /// unless set.
+    #[arg(long, env = "AGYN_SHUTDOWN_DELAY", value_parser = humantime::parse_duration)]
+    pub shutdown_delay: Option<Duration>,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// Flags of the admission webhook and its exec listener.
+#[derive(Debug, Clone, Args)]
+pub struct WebhookArgs {
     #[command(flatten)]
     pub tls: TlsArgs,
 
@@ -146,62 +263,14 @@ pub struct ServerArgs {
     #[arg(long, env = "AGYN_EXEC_IMAGE", default_value = concat!("ghcr.io/agyn/agyn-secrets:", env!("CARGO_PKG_VERSION")))]
     pub exec_image: String,
 
-    /// Address of the companion API and the web console (plain HTTP):
-    /// `0.0.0.0:8080`, or `127.0.0.1:8080` under `--dev`.
-    #[arg(long, env = "AGYN_API_ADDR")]
-    pub api_addr: Option<SocketAddr>,
-
-    /// Kubeconfig for the Kubernetes API; in-cluster configuration when absent.
-    #[arg(long, env = "AGYN_KUBECONFIG")]
-    pub kubeconfig: Option<PathBuf>,
-
     /// Deadline for one admission, well below the webhook's timeoutSeconds.
     #[arg(long, env = "AGYN_ADMISSION_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub admission_timeout: Duration,
-
-    /// Timeout of each call to a secret provider.
-    #[arg(long, env = "AGYN_PROVIDER_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
-    pub provider_timeout: Duration,
-
-    /// Address ranges providers may never be reached at, besides the
-    /// link-local and cloud metadata ones that are always refused
-    /// (comma-separated, e.g. `10.0.0.0/8,fd00::/8`).
-    #[arg(long, env = "AGYN_PROVIDER_DENY_CIDRS", value_delimiter = ',')]
-    pub provider_deny_cidrs: Vec<Cidr>,
-
-    /// When set, the only address ranges providers may be reached at
-    /// (comma-separated); the deny list and the metadata ranges still apply.
-    #[arg(long, env = "AGYN_PROVIDER_ALLOW_CIDRS", value_delimiter = ',')]
-    pub provider_allow_cidrs: Vec<Cidr>,
-
-    /// The service account token that Vault's Kubernetes auth logs in with.
-    #[arg(
-        long,
-        env = "AGYN_SERVICE_ACCOUNT_TOKEN_FILE",
-        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
-    )]
-    pub service_account_token_file: PathBuf,
-
-    /// The token that AWS web identity (IRSA) logins present to STS; the
-    /// EKS pod identity webhook mounts it here and names it in
-    /// AWS_WEB_IDENTITY_TOKEN_FILE.
-    #[arg(
-        long,
-        env = "AGYN_WEB_IDENTITY_TOKEN_FILE",
-        default_value = "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"
-    )]
-    pub web_identity_token_file: PathBuf,
 
     /// How long a Secret the product manages (image pull Secrets and the
     /// Secrets of `secret` delivery) may stay unused before it is deleted.
     #[arg(long, env = "AGYN_MANAGED_SECRET_GRACE", default_value = "1h", value_parser = humantime::parse_duration)]
     pub managed_secret_grace: Duration,
-
-    /// Failed API authentications allowed per source address and minute
-    /// before more failures get 429 (a valid token is always let through);
-    /// 0 turns the limit off.
-    #[arg(long, env = "AGYN_AUTH_FAILURES_PER_MINUTE", default_value_t = 10)]
-    pub auth_failures_per_minute: u32,
 
     /// Bytes the webhook may hold at once across all requests and answers
     /// (bodies being read, answers being sent); a request beyond gets 503.
@@ -214,16 +283,21 @@ pub struct ServerArgs {
     /// `secret` delivery. A pod asking for more is denied.
     #[arg(long, env = "AGYN_MAX_INJECTED_BYTES", default_value = "1MiB", value_parser = parse_size)]
     pub max_injected_bytes: usize,
+}
 
-    /// On SIGTERM, how long to keep serving while `/readyz` reports the
-    /// shutdown, so that Kubernetes stops sending new requests first; then
-    /// in-flight requests finish and the process exits. 0s under `--dev`
-    /// unless set.
-    #[arg(long, env = "AGYN_SHUTDOWN_DELAY", value_parser = humantime::parse_duration)]
-    pub shutdown_delay: Option<Duration>,
+/// Flags of the companion API and the console.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// Address of the companion API and the web console (plain HTTP):
+    /// `0.0.0.0:8080`, or `127.0.0.1:8080` under `--dev`.
+    #[arg(long, env = "AGYN_API_ADDR")]
+    pub api_addr: Option<SocketAddr>,
 
-    #[command(flatten)]
-    pub log: LogArgs,
+    /// Failed API authentications allowed per source address and minute
+    /// before more failures get 429 (a valid token is always let through);
+    /// 0 turns the limit off.
+    #[arg(long, env = "AGYN_AUTH_FAILURES_PER_MINUTE", default_value_t = 10)]
+    pub auth_failures_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -383,6 +457,23 @@ pub enum TokenCommand {
         #[arg(long, env = "AGYN_TOKEN_NAME", default_value = "admin")]
         name: String,
     },
+    /// List the platform-admin tokens: id, name and creation time, never
+    /// the token itself (organization tokens are listed through the API).
+    List {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// List platform-admin tokens (the only kind this command lists).
+        #[arg(long, required = true)]
+        admin: bool,
+    },
+    /// Revoke a token by its id (as `token list --admin` or the API shows
+    /// it), admin tokens included. Requests with it fail from then on.
+    Revoke {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The token's id: 32 hexadecimal characters.
+        id: String,
+    },
 }
 
 #[cfg(test)]
@@ -404,7 +495,7 @@ mod tests {
             let Command::Webhook(args) = cli.command else {
                 panic!("parsed as another command");
             };
-            assert_eq!(args.default_delivery, Some(delivery));
+            assert_eq!(args.webhook.default_delivery, Some(delivery));
         }
         let error = Cli::try_parse_from(["agyn-secrets", "webhook", "--default-delivery", "Env"])
             .unwrap_err()
@@ -412,6 +503,32 @@ mod tests {
         assert!(
             error.contains("[possible values: secret, exec, env]"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn a_role_leaves_the_other_roles_flags_at_their_defaults() {
+        let cli =
+            Cli::try_parse_from(["agyn-secrets", "api", "--api-addr", "127.0.0.1:9"]).unwrap();
+        let Command::Api(args) = cli.command else {
+            panic!("parsed as another command");
+        };
+        let server = super::ServerArgs::from(args);
+        assert_eq!(server.api.api_addr, Some("127.0.0.1:9".parse().unwrap()));
+        assert_eq!(
+            server.webhook.admission_timeout,
+            std::time::Duration::from_secs(5)
+        );
+        assert_eq!(server.webhook.workload_role, "agyn-secrets-workload");
+        assert!(server.webhook.exec_enabled);
+
+        let cli = Cli::try_parse_from(["agyn-secrets", "webhook"]).unwrap();
+        let Command::Webhook(args) = cli.command else {
+            panic!("parsed as another command");
+        };
+        assert_eq!(
+            super::ServerArgs::from(args).api.auth_failures_per_minute,
+            10
         );
     }
 

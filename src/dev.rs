@@ -25,6 +25,7 @@ pub async fn prepare(data_dir: &Path, server: &mut ServerArgs) -> anyhow::Result
         .with_context(|| format!("create the data directory {}", data_dir.display()))?;
 
     let keyring = server
+        .common
         .keyring
         .keyring_dir
         .get_or_insert_with(|| data_dir.join("keyring"))
@@ -35,22 +36,24 @@ pub async fn prepare(data_dir: &Path, server: &mut ServerArgs) -> anyhow::Result
         tracing::info!(dir = %keyring.display(), id, "Created a dev key ring");
     }
 
-    if server.tls.tls_cert.is_none() && server.tls.tls_key.is_none() {
+    if server.webhook.tls.tls_cert.is_none() && server.webhook.tls.tls_key.is_none() {
         let (cert, key) = crate::certs::ensure_dev_certificate(&data_dir.join("tls"))?;
-        server.tls.tls_cert = Some(cert);
-        server.tls.tls_key = Some(key);
+        server.webhook.tls.tls_cert = Some(cert);
+        server.webhook.tls.tls_key = Some(key);
     }
     // Every listener on this machine only: the API is plain HTTP and dev
     // mode hands out values to any caller.
     let loopback = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    server.api_addr.get_or_insert(loopback(8080));
-    server.webhook_addr.get_or_insert(loopback(8443));
-    server.exec_addr.get_or_insert(loopback(8444));
+    server.api.api_addr.get_or_insert(loopback(8080));
+    server.webhook.webhook_addr.get_or_insert(loopback(8443));
+    server.webhook.exec_addr.get_or_insert(loopback(8444));
     server
+        .webhook
         .exec_url
         .get_or_insert_with(|| "https://localhost:8444".to_owned());
 
     let url = server
+        .common
         .database
         .database_url
         .get_or_insert_with(|| format!("sqlite://{}", data_dir.join("agyn-secrets.db").display()))

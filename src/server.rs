@@ -85,7 +85,7 @@ pub async fn run(app: Arc<App>, args: &ServerArgs, roles: Roles) -> anyhow::Resu
         None
     };
     let api = if roles != Roles::Webhook {
-        let api_addr = args.api_addr.unwrap_or(DEFAULT_API_ADDR);
+        let api_addr = args.api.api_addr.unwrap_or(DEFAULT_API_ADDR);
         Some(
             TcpListener::bind(api_addr)
                 .await
@@ -98,7 +98,7 @@ pub async fn run(app: Arc<App>, args: &ServerArgs, roles: Roles) -> anyhow::Resu
     let shutdown = Shutdown::default();
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(webhook) = webhook {
-        let threads = args.webhook_threads.unwrap_or_else(default_threads);
+        let threads = args.webhook.webhook_threads.unwrap_or_else(default_threads);
         webhook.spawn(&app, threads, &shutdown, &mut tasks)?;
     }
     if let Some(listener) = api {
@@ -127,24 +127,26 @@ struct WebhookListeners {
 
 impl WebhookListeners {
     async fn bind(app: &App, args: &ServerArgs) -> anyhow::Result<Self> {
-        let (Some(cert), Some(key)) = (&args.tls.tls_cert, &args.tls.tls_key) else {
+        let (Some(cert), Some(key)) = (&args.webhook.tls.tls_cert, &args.webhook.tls.tls_key)
+        else {
             anyhow::bail!(
                 "the webhook needs --tls-cert and --tls-key (AGYN_TLS_CERT, AGYN_TLS_KEY)"
             );
         };
         let cert = ReloadingCert::load(cert, key).context("load the webhook's TLS certificate")?;
         let client_ca = args
+            .webhook
             .webhook_client_ca
             .as_deref()
             .map(ReloadingClientCa::load)
             .transpose()
             .context("load the webhook's client CA (--webhook-client-ca)")?;
-        let webhook_addr = args.webhook_addr.unwrap_or(DEFAULT_WEBHOOK_ADDR);
+        let webhook_addr = args.webhook.webhook_addr.unwrap_or(DEFAULT_WEBHOOK_ADDR);
         let webhook = TcpListener::bind(webhook_addr)
             .await
             .with_context(|| format!("bind the webhook to {webhook_addr}"))?;
         let exec = if app.settings.exec.enabled {
-            let exec_addr = args.exec_addr.unwrap_or(DEFAULT_EXEC_ADDR);
+            let exec_addr = args.webhook.exec_addr.unwrap_or(DEFAULT_EXEC_ADDR);
             let listener = TcpListener::bind(exec_addr)
                 .await
                 .with_context(|| format!("bind the exec listener to {exec_addr}"))?;

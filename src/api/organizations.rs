@@ -253,7 +253,7 @@ pub async fn list_tokens(
     let org = organization_for(&app, &caller, &org, Access::Write).await?;
     Ok(page_of(
         app.store
-            .list_tokens(&org.id, page.cursor(), page.limit)
+            .list_tokens(Some(&org.id), page.cursor(), page.limit)
             .await?,
     ))
 }
@@ -286,7 +286,7 @@ pub async fn delete_token(
     let org = organization_for(&app, &caller, &org, Access::Write).await?;
     if app
         .store
-        .delete_token(&org.id, &id, &caller.actor())
+        .delete_token(Some(&org.id), &id, &caller.actor())
         .await?
     {
         Ok(StatusCode::NO_CONTENT)

@@ -115,27 +115,34 @@ impl Store {
         }
     }
 
-    /// A page of an organization's tokens, oldest first (then by id), and
-    /// the cursor of the next page when more follow.
+    /// A page of an organization's tokens (of the platform-admin tokens
+    /// when `organization_id` is `None`), oldest first (then by id), and the
+    /// cursor of the next page when more follow.
     pub async fn list_tokens(
         &self,
-        organization_id: &str,
+        organization_id: Option<&str>,
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<Token>, Option<String>)> {
         let (created_at, id): (i64, String) =
             decode_cursor(LIST, cursor)?.unwrap_or((i64::MIN, String::new()));
-        let rows = sqlx::query(
+        let owner = match organization_id {
+            Some(_) => "organization_id = $4",
+            None => "organization_id IS NULL",
+        };
+        let sql = format!(
             "SELECT id, organization_id, name, role, created_at FROM tokens \
-             WHERE organization_id = $1 AND (created_at, id) > ($2, $3) \
-             ORDER BY created_at, id LIMIT $4",
-        )
-        .bind(organization_id.to_owned())
-        .bind(created_at)
-        .bind(id)
-        .bind(fetch_limit(limit))
-        .fetch_all(self.pool())
-        .await?;
+             WHERE {owner} AND (created_at, id) > ($1, $2) \
+             ORDER BY created_at, id LIMIT $3"
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(created_at)
+            .bind(id)
+            .bind(fetch_limit(limit));
+        if let Some(organization_id) = organization_id {
+            query = query.bind(organization_id.to_owned());
+        }
+        let rows = query.fetch_all(self.pool()).await?;
         let rows = rows
             .iter()
             .map(|row| from_row(row).map(|t| ((t.created_at, t.id.clone()), t)))
@@ -155,22 +162,32 @@ impl Store {
         row.as_ref().map(from_row).transpose()
     }
 
-    /// Revokes a token; false when the organization has no such token.
-    pub async fn delete_token(&self, organization_id: &str, id: &str, actor: &str) -> Result<bool> {
+    /// Revokes a token of `organization_id`, or with `None` any token
+    /// (the command line's `token revoke`, admin tokens included); false when
+    /// there is no such token.
+    pub async fn delete_token(
+        &self,
+        organization_id: Option<&str>,
+        id: &str,
+        actor: &str,
+    ) -> Result<bool> {
         let mut w = self.write().await?;
-        let name: Option<String> =
-            sqlx::query_scalar("SELECT name FROM tokens WHERE organization_id = $1 AND id = $2")
-                .bind(organization_id.to_owned())
-                .bind(id.to_owned())
-                .fetch_optional(&mut *w.tx)
-                .await?;
-        let Some(name) = name else { return Ok(false) };
+        let row = sqlx::query("SELECT organization_id, name FROM tokens WHERE id = $1")
+            .bind(id.to_owned())
+            .fetch_optional(&mut *w.tx)
+            .await?;
+        let Some(row) = row else { return Ok(false) };
+        let owner: Option<String> = row.try_get("organization_id")?;
+        let name: String = row.try_get("name")?;
+        if organization_id.is_some_and(|wanted| owner.as_deref() != Some(wanted)) {
+            return Ok(false);
+        }
         sqlx::query("DELETE FROM tokens WHERE id = $1")
             .bind(id.to_owned())
             .execute(&mut *w.tx)
             .await?;
         Change {
-            organization_id: Some(organization_id),
+            organization_id: owner.as_deref(),
             actor,
             action: "token.revoke",
             target_kind: "token",

@@ -62,6 +62,14 @@ fn commands_that_need_a_database_refuse_a_missing_sqlite_file() {
     let url = format!("sqlite://{}?mode=rwc", typo.display());
     for args in [
         vec!["token", "create", "--admin", "--database-url", &url],
+        vec!["token", "list", "--admin", "--database-url", &url],
+        vec![
+            "token",
+            "revoke",
+            "0123456789abcdef0123456789abcdef",
+            "--database-url",
+            &url,
+        ],
         vec![
             "keys",
             "rewrap",
@@ -117,4 +125,95 @@ fn an_error_says_each_cause_once() {
         "a cause is repeated: {line}"
     );
     assert!(!line.contains("pw"), "{line}");
+}
+
+#[tokio::test]
+async fn admin_tokens_are_listed_and_revoked() {
+    let server = crate::common::Server::start(&crate::common::sqlite()).await;
+    let database = server.data_dir.join("agyn-secrets.db");
+    let url = format!("sqlite://{}", database.display());
+    let created = run(&[
+        "token",
+        "create",
+        "--admin",
+        "--name",
+        "break-glass",
+        "--database-url",
+        &url,
+    ]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let token = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+    server
+        .client_as(&token)
+        .get("/v1/organizations")
+        .await
+        .expect(200);
+
+    let listed = run(&["token", "list", "--admin", "--database-url", &url]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let table = String::from_utf8(listed.stdout).unwrap();
+    let rows: Vec<&str> = table.lines().collect();
+    assert!(
+        rows[0].starts_with("ID") && rows[0].contains("NAME"),
+        "{table}"
+    );
+    assert_eq!(rows.len(), 3, "the dev token and the new one: {table}");
+    let id = rows
+        .iter()
+        .find(|row| row.contains("break-glass"))
+        .and_then(|row| row.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no break-glass row: {table}"));
+    assert!(token.contains(id), "the listed id is the token's");
+    assert!(!table.contains(&token), "a listing never shows a token");
+
+    let revoked = run(&["token", "revoke", id, "--database-url", &url]);
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    server
+        .client_as(&token)
+        .get("/v1/organizations")
+        .await
+        .expect(401);
+    server.client().get("/v1/organizations").await.expect(200);
+    let listed = run(&["token", "list", "--admin", "--database-url", &url]);
+    let table = String::from_utf8(listed.stdout).unwrap();
+    assert!(!table.contains("break-glass"), "{table}");
+
+    let again = run(&["token", "revoke", id, "--database-url", &url]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("`token list --admin` shows the admin tokens' ids"),
+        "{}",
+        stderr(&again)
+    );
+}
+
+#[test]
+fn each_role_lists_only_its_own_flags() {
+    let help = |role: &str| {
+        let output = run(&[role, "--help"]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let webhook_only = [
+        "--tls-cert",
+        "--webhook-addr",
+        "--exec-url",
+        "--default-delivery",
+    ];
+    let api_only = ["--api-addr", "--auth-failures-per-minute"];
+    let shared = ["--database-url", "--keyring-dir", "--provider-timeout"];
+    let (webhook, api, serve) = (help("webhook"), help("api"), help("serve"));
+    for flag in shared {
+        assert!(webhook.contains(flag) && api.contains(flag) && serve.contains(flag));
+    }
+    for flag in webhook_only {
+        assert!(webhook.contains(flag), "webhook lacks {flag}");
+        assert!(!api.contains(flag), "api lists {flag}");
+        assert!(serve.contains(flag), "serve lacks {flag}");
+    }
+    for flag in api_only {
+        assert!(api.contains(flag), "api lacks {flag}");
+        assert!(!webhook.contains(flag), "webhook lists {flag}");
+        assert!(serve.contains(flag), "serve lacks {flag}");
+    }
 }
