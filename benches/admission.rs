@@ -108,6 +108,7 @@ fn webhook(runtime: &tokio::runtime::Runtime) -> (axum::Router, tempfile::TempDi
                     &org.id,
                     &format!("secret-{i}"),
                     NewSecret::Local(value),
+                    Vec::new(),
                     &keys.current(),
                     "bench",
                 )

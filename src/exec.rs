@@ -159,7 +159,7 @@ async fn values_for(
     let mut names: Vec<&str> = wanted.vars.iter().map(|(_, s)| *s).collect();
     names.sort_unstable();
     names.dedup();
-    let resolved = app.resolver.resolve(&org, &names).await?;
+    let resolved = app.resolver.resolve(&org, &names, Some(namespace)).await?;
     app.store
         .audit_resolve(
             &org.id,

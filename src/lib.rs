@@ -16,6 +16,7 @@ pub mod crypto;
 mod decimal;
 pub mod dev;
 pub mod exec;
+pub mod fence;
 pub mod http;
 pub mod metrics;
 pub mod resolve;

@@ -431,7 +431,7 @@ impl Webhook {
             delivery,
         };
         let org = self.organization(namespace).await?;
-        let (pull_records, resolved) = self.resolve_all(&org, &plan, &pulls).await?;
+        let (pull_records, resolved) = self.resolve_all(&org, namespace, &plan, &pulls).await?;
         self.check_size(&plan, &resolved, delivery)
             .map_err(Outcome::deny)?;
 
@@ -466,6 +466,7 @@ impl Webhook {
     async fn resolve_all(
         &self,
         org: &Organization,
+        namespace: &str,
         plan: &Plan<'_>,
         pulls: &[&str],
     ) -> Result<(Vec<ImagePullSecret>, Resolved), Outcome> {
@@ -477,7 +478,12 @@ impl Webhook {
             names.sort_unstable();
             names.dedup();
         }
-        let resolved = match self.app.resolver.resolve(org, &names).await {
+        let resolved = match self
+            .app
+            .resolver
+            .resolve(org, &names, Some(namespace))
+            .await
+        {
             Ok(resolved) => resolved,
             Err(error) => {
                 self.resolution_failed(&error, &mut problems);
@@ -728,9 +734,9 @@ impl Webhook {
             tracing::error!(%error, "Stored secret failed to decrypt");
         }
         match error {
-            ResolveError::NotFound { .. } | ResolveError::Unsupported { .. } => {
-                problems.forbidden(error.to_string())
-            }
+            ResolveError::NotFound { .. }
+            | ResolveError::Unsupported { .. }
+            | ResolveError::Fenced { .. } => problems.forbidden(error.to_string()),
             _ => problems.unavailable(error.to_string()),
         }
     }

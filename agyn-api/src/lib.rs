@@ -74,6 +74,10 @@ pub struct AuditQuery {
     /// The `next_cursor` of the page before; absent or empty for the first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
+    /// Only the events of this secret: its id, or its name (a deleted
+    /// secret's events are found by name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ pub enum Storage {
 
 /// A secret's metadata. Never contains the value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"id": "0b6f7c1e-8a53-4b0e-9a55-2f0a3c1d9e77", "organization_id": "6c1f0d2a-3b9e-4f67-9c1d-8f6a2e4b7c10", "name": "stripe-api-key", "storage": "local", "provider_id": null, "remote_path": null, "remote_key": null, "version": 1, "value_set": true, "created_at": "2025-01-31T09:20:07.318Z", "updated_at": "2025-01-31T09:20:07.318Z"}))]
+#[schema(example = json!({"id": "0b6f7c1e-8a53-4b0e-9a55-2f0a3c1d9e77", "organization_id": "6c1f0d2a-3b9e-4f67-9c1d-8f6a2e4b7c10", "name": "stripe-api-key", "storage": "local", "provider_id": null, "remote_path": null, "remote_key": null, "version": 1, "value_set": true, "created_at": "2025-01-31T09:20:07.318Z", "updated_at": "2025-01-31T09:20:07.318Z", "allowed_namespaces": ["payments-*"]}))]
 pub struct Secret {
     /// A server-assigned identifier.
     pub id: String,
@@ -51,6 +51,12 @@ pub struct Secret {
     /// When the secret was last rotated or repointed.
     #[schema(format = DateTime)]
     pub updated_at: String,
+    /// The namespaces whose pods may use the secret: names, or globs in
+    /// which `*` stands for any run of characters (`team-a-*`). Empty: every
+    /// namespace bound to the organization. The runtime `resolve` call is
+    /// not fenced.
+    #[serde(default)]
+    pub allowed_namespaces: Vec<String>,
 }
 
 /// A plaintext secret value on its way in: zeroized when dropped, and
@@ -139,6 +145,12 @@ pub struct CreateSecret {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 256)]
     pub remote_key: Option<String>,
+    /// The namespaces whose pods may use the secret: up to 64 namespace
+    /// names or globs (`team-a-*`). Left out or empty: every namespace bound
+    /// to the organization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 64)]
+    pub allowed_namespaces: Option<Vec<String>>,
 }
 
 /// `null` is kept apart from absence: `Some(None)`.
@@ -148,7 +160,8 @@ fn nullable<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D
 
 /// Rotates a local secret (`value`) or repoints a remote one (any of
 /// `provider_id`, `remote_path`, `remote_key`; fields left out keep their
-/// current value). Either way `version` goes up by one.
+/// current value). Either way `version` goes up by one. `allowed_namespaces`
+/// may come alone or with either.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"remote_path": "kv/data/prod/db-v2"}))]
@@ -174,6 +187,11 @@ pub struct UpdateSecret {
     )]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 256)]
     pub remote_key: Option<Option<String>>,
+    /// Replaces the namespace fence (`[]` lifts it). Audited as
+    /// `secret.fence`; alone it changes no version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 64)]
+    pub allowed_namespaces: Option<Vec<String>>,
 }
 
 /// The query of a secret's delete.

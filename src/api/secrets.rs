@@ -46,6 +46,7 @@ impl From<Secret> for api::Secret {
             value_set,
             created_at: format_time(secret.created_at),
             updated_at: format_time(secret.updated_at),
+            allowed_namespaces: secret.allowed_namespaces,
         }
     }
 }
@@ -149,18 +150,28 @@ pub async fn create(
     State(app): State<Arc<App>>,
     caller: Caller,
     Path(org): Path<String>,
-    JsonBody(body): JsonBody<api::CreateSecret>,
+    JsonBody(mut body): JsonBody<api::CreateSecret>,
 ) -> ApiResult<(StatusCode, Json<api::Secret>)> {
     let org = organization_for(&app, &caller, &org, Access::Write).await?;
     check_name("name", &body.name)?;
     let name = body.name.clone();
+    let fence = fence_of(body.allowed_namespaces.take())?.unwrap_or_default();
     let new = new_secret(&app, &org.id, body).await?;
     let keys = app.keys.current();
     let secret = app
         .store
-        .create_secret(&org.id, &name, new, &keys, &caller.actor())
+        .create_secret(&org.id, &name, new, fence, &keys, &caller.actor())
         .await?;
     Ok((StatusCode::CREATED, Json(secret.into())))
+}
+
+/// A fence as asked for, checked and tidied; a 422 on `allowed_namespaces`
+/// says what is wrong with it.
+fn fence_of(asked: Option<Vec<String>>) -> ApiResult<Option<Vec<String>>> {
+    asked
+        .map(crate::fence::normalize)
+        .transpose()
+        .map_err(|message| ApiError::invalid("allowed_namespaces", message))
 }
 
 /// The storage a create asks for: given, or told by the fields present.
@@ -269,7 +280,7 @@ pub async fn get(
 
 /// Rotates a local value, or repoints a remote secret.
 #[utoipa::path(patch, path = "/organizations/{org}/secrets/{id}", operation_id = "updateSecret", tag = "secrets",
-    summary = "Rotate or repoint a secret", description = "Owner or admin.", params(("org" = String, Path, description = "The organization's id or name.", example = "acme"), ("id" = String, Path, description = "The secret's id or name.", example = "stripe-api-key")),
+    summary = "Rotate, repoint or fence a secret", description = "Owner or admin.", params(("org" = String, Path, description = "The organization's id or name.", example = "acme"), ("id" = String, Path, description = "The secret's id or name.", example = "stripe-api-key")),
     request_body = api::UpdateSecret,
     responses((status = 200, description = "The secret as it is now.", body = api::Secret), Authenticated, Forbidden, NotFound, Body, Conflict))]
 pub async fn update(
@@ -284,7 +295,9 @@ pub async fn update(
         provider_id,
         remote_path,
         remote_key,
+        allowed_namespaces,
     } = body;
+    let fence = fence_of(allowed_namespaces)?;
     let asked = RemoteChanges {
         provider_id,
         remote_path,
@@ -303,16 +316,23 @@ pub async fn update(
             check_value(&value)?;
             let keys = app.keys.current();
             app.store
-                .rotate_secret(&org.id, &id, &value, &keys, &caller.actor())
+                .rotate_secret(&org.id, &id, &value, fence, &keys, &caller.actor())
                 .await?
         }
-        (None, true) => repoint(&app, &org.id, &id, asked, &caller).await?,
-        (None, false) => {
-            return Err(ApiError::Validation {
-                field: None,
-                message: "nothing to change: send value (local) or provider_id, remote_path, remote_key (remote)".into(),
-            });
-        }
+        (None, true) => repoint(&app, &org.id, &id, asked, fence, &caller).await?,
+        (None, false) => match fence {
+            Some(fence) => {
+                app.store
+                    .fence_secret(&org.id, &id, fence, &caller.actor())
+                    .await?
+            }
+            None => {
+                return Err(ApiError::Validation {
+                    field: None,
+                    message: "nothing to change: send value (local), provider_id, remote_path, remote_key (remote) or allowed_namespaces".into(),
+                });
+            }
+        },
     };
     Ok(Json(secret.into()))
 }
@@ -325,6 +345,7 @@ async fn repoint(
     organization_id: &str,
     id: &str,
     asked: RemoteChanges,
+    fence: Option<Vec<String>>,
     caller: &Caller,
 ) -> ApiResult<Secret> {
     let current = find(app, organization_id, id).await?;
@@ -347,7 +368,13 @@ async fn repoint(
     )
     .await?;
     if remote == before {
-        return Ok(current);
+        return match fence {
+            Some(fence) => Ok(app
+                .store
+                .fence_secret(organization_id, id, fence, &caller.actor())
+                .await?),
+            None => Ok(current),
+        };
     }
     let changes = RemoteChanges {
         provider_id: Some(remote.provider_id),
@@ -356,7 +383,7 @@ async fn repoint(
     };
     Ok(app
         .store
-        .repoint_secret(organization_id, id, changes, &caller.actor())
+        .repoint_secret(organization_id, id, changes, fence, &caller.actor())
         .await?)
 }
 
@@ -463,7 +490,7 @@ pub async fn resolve(
     let mut names: Vec<&str> = body.names.iter().map(String::as_str).collect();
     names.sort_unstable();
     names.dedup();
-    let resolved = app.resolver.resolve(&org, &names).await?;
+    let resolved = app.resolver.resolve(&org, &names, None).await?;
     let ids: Vec<&str> = resolved.iter().map(|s| s.secret.id.as_str()).collect();
     app.store.record_runtime_references(&ids, consumer).await?;
     app.store

@@ -15,7 +15,7 @@ use super::extract::{Access, Caller, organization_for};
 use super::organizations::{Page, page_of};
 use crate::app::App;
 use crate::http::{ApiError, ApiResult, readiness};
-use crate::store::AuditEvent;
+use crate::store::{AuditEvent, AuditTarget};
 
 pub fn routes() -> OpenApiRouter<Arc<App>> {
     OpenApiRouter::new()
@@ -89,8 +89,8 @@ impl From<AuditEvent> for api::AuditEvent {
     }
 }
 
-/// Newest first. The query takes the page parameters of every list, and
-/// nothing else (an unknown parameter is a 400).
+/// Newest first. The query takes the page parameters of every list and
+/// `secret`, and nothing else (an unknown parameter is a 400).
 #[utoipa::path(get, path = "/organizations/{org}/audit", operation_id = "listAuditEvents", tag = "audit",
     summary = "Read the audit log", description = "Owner or admin.",
     params(("org" = String, Path, description = "The organization's id or name.", example = "acme"), api::AuditQuery),
@@ -105,9 +105,16 @@ pub async fn audit(
         query.map_err(|e| ApiError::BadRequest(format!("query: {}", e.body_text())))?;
     let page = Page::new(query.limit.as_deref(), query.cursor)?;
     let org = organization_for(&app, &caller, &org, Access::Write).await?;
+    let target = match query.secret.as_deref() {
+        None | Some("") => None,
+        Some(secret) => Some(match app.store.find_secret(&org.id, secret).await? {
+            Some(found) => AuditTarget::Id(found.id),
+            None => AuditTarget::SecretName(secret.to_owned()),
+        }),
+    };
     Ok(page_of(
         app.store
-            .list_audit(&org.id, page.cursor(), page.limit)
+            .list_audit(&org.id, target.as_ref(), page.cursor(), page.limit)
             .await?,
     ))
 }

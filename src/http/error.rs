@@ -186,6 +186,7 @@ impl From<ResolveError> for ApiError {
     fn from(error: ResolveError) -> Self {
         match error {
             ResolveError::NotFound { .. } => ApiError::NotFound(error.to_string()),
+            ResolveError::Fenced { .. } => ApiError::Forbidden(error.to_string()),
             ResolveError::Provider {
                 timed_out: true, ..
             } => ApiError::GatewayTimeout(error.to_string()),

@@ -147,6 +147,10 @@ pub enum ResolveError {
     },
     #[error("secret {name:?} cannot be decrypted: {source}")]
     Crypto { name: String, source: CryptoError },
+    /// Secrets whose namespace fence leaves the asking namespace out: one
+    /// message each, as `crate::fence::refusal` words it.
+    #[error("{}", .refusals.join("; "))]
+    Fenced { refusals: Vec<String> },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -162,6 +166,7 @@ impl ResolveError {
             } => "provider_timeout",
             ResolveError::Provider { .. } => "provider",
             ResolveError::Crypto { .. } => "decrypt",
+            ResolveError::Fenced { .. } => "fenced",
             ResolveError::Store(_) => "database",
         }
     }
@@ -264,12 +269,14 @@ impl Resolver {
     }
 
     /// Resolves `names` in `organization`. Every unknown name is reported
-    /// at once. Each distinct (provider, path) is read once, and different
+    /// at once, and so, for a pod's `namespace`, is every secret fenced out
+    /// of it. Each distinct (provider, path) is read once, and different
     /// ones in parallel.
     pub async fn resolve(
         &self,
         organization: &Organization,
         names: &[&str],
+        namespace: Option<&str>,
     ) -> Result<Resolved, ResolveError> {
         let mut secrets = self
             .store
@@ -278,6 +285,9 @@ impl Resolver {
         secrets.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         secrets.dedup_by(|a, b| a.name == b.name);
         check_found(organization, names, &secrets)?;
+        if let Some(namespace) = namespace {
+            check_fences(namespace, &secrets)?;
+        }
         let (values, remote) = self.open_local(&secrets)?;
         let mut remote_values = if remote.is_empty() {
             HashMap::new()
@@ -576,6 +586,21 @@ impl Providers {
 
 /// Fails with every one of `names` that is not among `secrets` (sorted by
 /// name, one per name).
+/// Refuses every secret whose fence leaves `namespace` out, before any
+/// value is decrypted or fetched.
+fn check_fences(namespace: &str, secrets: &[Arc<Secret>]) -> Result<(), ResolveError> {
+    let refusals: Vec<String> = secrets
+        .iter()
+        .filter(|s| !crate::fence::allows(&s.allowed_namespaces, namespace))
+        .map(|s| crate::fence::refusal(&s.name, namespace, &s.allowed_namespaces))
+        .collect();
+    if refusals.is_empty() {
+        Ok(())
+    } else {
+        Err(ResolveError::Fenced { refusals })
+    }
+}
+
 fn check_found(
     organization: &Organization,
     names: &[&str],
@@ -669,6 +694,7 @@ mod tests {
                     created_at: 0,
                     updated_at: 0,
                     content: SecretContent::Local(Sealed::new("k".into(), vec![], vec![])),
+                    allowed_namespaces: Vec::new(),
                 }),
                 value: SecretValue::new(format!("value of {name}")),
             })

@@ -16,6 +16,15 @@ pub(crate) struct Change<'a> {
     pub target_name: &'a str,
 }
 
+/// Whose events an audit page holds.
+#[derive(Debug, Clone)]
+pub enum AuditTarget {
+    /// The events of one object, by its id.
+    Id(String),
+    /// The events of secrets of this name, deleted ones included.
+    SecretName(String),
+}
+
 impl Change<'_> {
     /// Records the change inside the transaction that makes it, so that a
     /// change and its audit event are written together or not at all.
@@ -45,23 +54,32 @@ impl Store {
     pub async fn list_audit(
         &self,
         organization_id: &str,
+        target: Option<&AuditTarget>,
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<AuditEvent>, Option<String>)> {
         // (i64::MAX, "") sorts before every event in this order.
         let (at, id): (i64, String) =
             decode_cursor(LIST, cursor)?.unwrap_or((i64::MAX, String::new()));
-        let rows = sqlx::query(
+        let filter = match target {
+            None => "",
+            Some(AuditTarget::Id(_)) => "AND target_id = $5",
+            Some(AuditTarget::SecretName(_)) => "AND target_kind = 'secret' AND target_name = $5",
+        };
+        let sql = format!(
             "SELECT id, at, actor, action, target_kind, target_id, target_name \
-             FROM audit_events WHERE organization_id = $1 AND (at, id) < ($2, $3) \
-             ORDER BY at DESC, id DESC LIMIT $4",
-        )
-        .bind(organization_id.to_owned())
-        .bind(at)
-        .bind(id)
-        .bind(fetch_limit(limit))
-        .fetch_all(self.pool())
-        .await?;
+             FROM audit_events WHERE organization_id = $1 AND (at, id) < ($2, $3) {filter} \
+             ORDER BY at DESC, id DESC LIMIT $4"
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(organization_id.to_owned())
+            .bind(at)
+            .bind(id)
+            .bind(fetch_limit(limit));
+        if let Some(AuditTarget::Id(text) | AuditTarget::SecretName(text)) = target {
+            query = query.bind(text.clone());
+        }
+        let rows = query.fetch_all(self.pool()).await?;
         let rows = rows
             .iter()
             .map(|row| {

@@ -430,6 +430,7 @@ mod tests {
                 remote_path: "kv/data/x".into(),
                 remote_key: Some("k".into()),
             }),
+            allowed_namespaces: Vec::new(),
         })
     }
 

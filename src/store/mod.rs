@@ -5,6 +5,7 @@
 //! once, in the SQL both understand (`$n` parameters, `ON CONFLICT`).
 
 mod audit;
+pub use audit::AuditTarget;
 mod bindings;
 mod cache;
 mod model;

@@ -90,6 +90,9 @@ pub struct Secret {
     pub created_at: i64,
     pub updated_at: i64,
     pub content: SecretContent,
+    /// The namespaces (names and globs) whose pods may use it; empty for
+    /// every namespace bound to the organization. See `crate::fence`.
+    pub allowed_namespaces: Vec<String>,
 }
 
 /// A local secret's sealed value, or a remote secret's reference.

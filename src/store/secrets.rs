@@ -10,12 +10,14 @@ use super::{
     RemoteRef, Result, Secret, SecretContent, Store, StoreError, conflict_on_unique, new_id, now_ms,
 };
 use crate::crypto::{Aad, KeyRing, Sealed, SecretValue};
+use crate::fence;
 
 /// The name cursors of the secrets list carry.
 const LIST: &str = "secrets";
 
 const COLUMNS: &str = "id, organization_id, name, storage, version, provider_id, remote_path, \
-                       remote_key, kek_id, wrapped_dek, ciphertext, created_at, updated_at";
+                       remote_key, kek_id, wrapped_dek, ciphertext, created_at, updated_at, \
+                       allowed_namespaces";
 
 /// What a new secret holds.
 #[derive(Debug)]
@@ -67,6 +69,7 @@ fn from_row(row: &AnyRow) -> Result<Secret> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         content,
+        allowed_namespaces: fence::from_column(&row.try_get::<String, _>("allowed_namespaces")?),
     })
 }
 
@@ -114,7 +117,7 @@ async fn insert(conn: &mut AnyConnection, secret: &Secret) -> Result<()> {
         SecretContent::Remote(remote) => (None, Some(remote)),
     };
     sqlx::query(&format!(
-        "INSERT INTO secrets ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        "INSERT INTO secrets ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
     ))
     .bind(secret.id.clone())
     .bind(secret.organization_id.clone())
@@ -129,6 +132,7 @@ async fn insert(conn: &mut AnyConnection, secret: &Secret) -> Result<()> {
     .bind(local.map(|s| s.ciphertext.clone()))
     .bind(secret.created_at)
     .bind(secret.updated_at)
+    .bind(fence::to_column(&secret.allowed_namespaces))
     .execute(conn)
     .await
     .map_err(|e| {
@@ -192,6 +196,36 @@ async fn update_remote(
     updated_once(updated.rows_affected(), secret)
 }
 
+/// Stores `fence` as the secret's namespace fence and audits the change, in
+/// the caller's transaction; false when it is the fence already.
+async fn set_fence(
+    conn: &mut AnyConnection,
+    secret: &mut Secret,
+    fence: Vec<String>,
+    actor: &str,
+) -> Result<bool> {
+    if fence == secret.allowed_namespaces {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE secrets SET allowed_namespaces = $1 WHERE id = $2")
+        .bind(fence::to_column(&fence))
+        .bind(secret.id.clone())
+        .execute(&mut *conn)
+        .await?;
+    Change {
+        organization_id: Some(&secret.organization_id),
+        actor,
+        action: "secret.fence",
+        target_kind: "secret",
+        target_id: &secret.id,
+        target_name: &secret.name,
+    }
+    .record(conn)
+    .await?;
+    secret.allowed_namespaces = fence;
+    Ok(true)
+}
+
 /// A conflict unless the update of `secret` changed exactly one row: none
 /// means another writer got there first.
 fn updated_once(rows: u64, secret: &Secret) -> Result<()> {
@@ -211,6 +245,7 @@ impl Store {
         organization_id: &str,
         name: &str,
         new: NewSecret,
+        allowed_namespaces: Vec<String>,
         keys: &KeyRing,
         actor: &str,
     ) -> Result<Secret> {
@@ -235,6 +270,7 @@ impl Store {
             created_at: now,
             updated_at: now,
             content,
+            allowed_namespaces,
         };
         let mut w = self.write().await?;
         if let Some(remote) = secret.remote() {
@@ -339,6 +375,7 @@ impl Store {
         organization_id: &str,
         id: &str,
         value: &SecretValue,
+        fence: Option<Vec<String>>,
         keys: &KeyRing,
         actor: &str,
     ) -> Result<Secret> {
@@ -363,6 +400,9 @@ impl Store {
         );
         let now = now_ms();
         update_sealed(&mut w.tx, &secret, version, &sealed, now).await?;
+        if let Some(fence) = fence {
+            set_fence(&mut w.tx, &mut secret, fence, actor).await?;
+        }
         Change {
             organization_id: Some(organization_id),
             actor,
@@ -386,6 +426,7 @@ impl Store {
         organization_id: &str,
         id: &str,
         changes: RemoteChanges,
+        fence: Option<Vec<String>>,
         actor: &str,
     ) -> Result<Secret> {
         let mut w = self.write().await?;
@@ -408,6 +449,9 @@ impl Store {
         let version = secret.version + 1;
         let now = now_ms();
         update_remote(&mut w.tx, &secret, version, &remote, now).await?;
+        if let Some(fence) = fence {
+            set_fence(&mut w.tx, &mut secret, fence, actor).await?;
+        }
         Change {
             organization_id: Some(organization_id),
             actor,
@@ -422,6 +466,25 @@ impl Store {
         secret.version = version;
         secret.updated_at = now;
         secret.content = SecretContent::Remote(remote);
+        Ok(secret)
+    }
+
+    /// Replaces a secret's namespace fence; the version stays, since no
+    /// value changed. Nothing is written when the fence is the same.
+    pub async fn fence_secret(
+        &self,
+        organization_id: &str,
+        id: &str,
+        fence: Vec<String>,
+        actor: &str,
+    ) -> Result<Secret> {
+        let mut w = self.write().await?;
+        let mut secret = fetch(&mut w.tx, organization_id, id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("secret {id:?} not found")))?;
+        if set_fence(&mut w.tx, &mut secret, fence, actor).await? {
+            w.commit_and_invalidate().await?;
+        }
         Ok(secret)
     }
 

@@ -17,6 +17,7 @@ mod delivery;
 mod durability;
 mod exec;
 mod faults;
+mod fence;
 mod hostile;
 mod openapi;
 mod pagination;
