@@ -1,5 +1,5 @@
 output "organization_id" {
-  value = agyn_organization.acme.id
+  value = agyn_organization.example.id
 }
 
 output "stripe_api_key_version" {

@@ -55,20 +55,33 @@ impl Error {
         matches!(self, Error::Api { status, .. } if *status == StatusCode::NOT_FOUND)
     }
 
+    /// Whether the API refused a create because an object of that name (or
+    /// namespace) already exists.
+    pub fn is_already_exists(&self) -> bool {
+        matches!(self, Error::Api { status, code, .. }
+            if *status == StatusCode::CONFLICT && code == "conflict")
+    }
+
     /// Adds this error to `diags`. `action` says what was being done, e.g.
     /// `creating secret "stripe-api-key"`. The API's own message is the
     /// summary; a field it names becomes the diagnostic's attribute.
     pub fn report(&self, diags: &mut Diagnostics, action: &str) {
-        match self {
+        self.report_with_hint(diags, action, "");
+    }
+
+    /// Like [`Error::report`], with `hint`, what to do about it, as the
+    /// detail's last paragraph.
+    pub fn report_with_hint(&self, diags: &mut Diagnostics, action: &str, hint: &str) {
+        let (mut detail, attribute) = match self {
             Error::Api {
                 method,
                 path,
                 status,
                 code,
-                message,
                 field,
                 references,
                 reference_count,
+                ..
             } => {
                 let mut detail = format!(
                     "While {action}, the agyn API answered {method} {path} with HTTP {} ({code}).",
@@ -85,10 +98,15 @@ impl Error {
                     .as_deref()
                     .map(attribute_path)
                     .unwrap_or_else(AttributePath::root);
-                diags.fail(message.clone(), detail, attribute);
+                (detail, attribute)
             }
-            other => diags.fail_root(other.to_string(), format!("While {action}.")),
+            _ => (format!("While {action}."), AttributePath::root()),
+        };
+        if !hint.is_empty() {
+            detail.push_str("\n\n");
+            detail.push_str(hint);
         }
+        diags.fail(self.to_string(), detail, attribute);
     }
 }
 

@@ -9,8 +9,10 @@ use tf_provider::{AttributePath, DataSource, Diagnostics};
 use crate::client::Shared;
 use crate::diagnostics::Report;
 use crate::resources::{SecretView, scoped_path};
-use crate::schema::{Computed, OptionalComputed, Required, block, boolean, number, schema, string};
-use crate::values::{given, known, nullable, text};
+use crate::schema::{
+    Computed, OptionalComputed, Required, block, boolean, number, schema, string, string_set,
+};
+use crate::values::{StringSet, given, known, known_set, nullable, text};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -23,6 +25,7 @@ pub struct SecretMetadata {
     pub remote_path: Value<String>,
     pub remote_key: Value<String>,
     pub version: Value<i64>,
+    pub allowed_namespaces: StringSet,
     pub value_set: Value<bool>,
     pub created_at: Value<String>,
     pub updated_at: Value<String>,
@@ -73,6 +76,13 @@ impl DataSource for SecretDataSource {
                 (
                     "version",
                     number(Computed, "Grows by one at every rotation or repointing."),
+                ),
+                (
+                    "allowed_namespaces",
+                    string_set(
+                        Computed,
+                        "The namespaces whose pods may use the secret (names or `*` globs); empty when every namespace bound to the organization may.",
+                    ),
                 ),
                 (
                     "value_set",
@@ -127,6 +137,7 @@ impl DataSource for SecretDataSource {
                 remote_path: nullable(view.remote_path),
                 remote_key: nullable(view.remote_key),
                 version: Value::Value(view.version),
+                allowed_namespaces: known_set(view.allowed_namespaces),
                 value_set: view.value_set.map_or(Value::Null, Value::Value),
                 created_at: known(view.created_at),
                 updated_at: known(view.updated_at),

@@ -16,6 +16,15 @@ pub fn number(constraint: AttributeConstraint, description: &str) -> Attribute {
     attribute(AttributeType::Number, constraint, description)
 }
 
+/// A set of strings: unordered, each element once.
+pub fn string_set(constraint: AttributeConstraint, description: &str) -> Attribute {
+    attribute(
+        AttributeType::Set(Box::new(AttributeType::String)),
+        constraint,
+        description,
+    )
+}
+
 pub fn boolean(constraint: AttributeConstraint, description: &str) -> Attribute {
     attribute(AttributeType::Bool, constraint, description)
 }

@@ -1,7 +1,13 @@
 //! Working with `tf_provider::value::Value`, which is known, null or
 //! unknown (not decided until apply).
 
+use std::collections::BTreeSet;
+
 use tf_provider::value::Value;
+
+/// A set of strings, such as `set(string)` attributes hold; the set or its
+/// elements may be unknown until apply.
+pub type StringSet = Value<BTreeSet<Value<String>>>;
 
 /// The text of a known, non-null string.
 pub fn text(value: &Value<String>) -> Option<&str> {
@@ -21,6 +27,21 @@ pub fn known(text: impl Into<String>) -> Value<String> {
 /// A string that the API may leave out.
 pub fn nullable(text: Option<String>) -> Value<String> {
     text.map_or(Value::Null, Value::Value)
+}
+
+/// A known set of the known strings `items`.
+pub fn known_set(items: impl IntoIterator<Item = String>) -> StringSet {
+    Value::Value(items.into_iter().map(Value::Value).collect())
+}
+
+/// The strings of a set, sorted, when the set and all of its elements are
+/// known; a null set has none.
+pub fn set_items(set: &StringSet) -> Option<Vec<String>> {
+    match set {
+        Value::Value(items) => items.iter().map(|i| text(i).map(str::to_owned)).collect(),
+        Value::Null => Some(Vec::new()),
+        Value::Unknown => None,
+    }
 }
 
 /// Keeps `current` when the API answers with its normal form: addresses

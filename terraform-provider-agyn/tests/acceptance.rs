@@ -1,7 +1,8 @@
-//! Acceptance: the real `terraform` binary, with this provider through
-//! `dev_overrides` (no registry), against a real `agyn-secrets serve --dev`:
-//! apply, a clean second plan, rotation, import, the delete guard while a
-//! pod uses a secret, and `force_delete`.
+//! Acceptance: the real `terraform` binary, with this provider installed by
+//! `terraform init` from a filesystem mirror (no registry), against a real
+//! `agyn-secrets serve --dev`: apply, a clean second plan, rotation, import,
+//! the delete guard while a pod uses a secret, `force_delete`, provider
+//! kinds and their checks, and namespace fences.
 
 mod common;
 
@@ -201,6 +202,7 @@ async fn terraform_manages_secrets_end_to_end() {
     // 1. Apply the configuration.
     let tf = tf_env("sk_test_first");
     tf.write("main.tf", &main_tf(false));
+    tf.init();
     tf.ok(&["apply", "-auto-approve", "-no-color"]);
     let secrets = "/v1/organizations/acme/secrets";
     let stripe = api
@@ -449,6 +451,7 @@ async fn terraform_reads_lists_to_the_end() {
     )
     .expect("terraform is on PATH");
     tf.write("main.tf", DEEP_TF);
+    tf.init();
     let output = tf.ok(&[
         "import",
         "-no-color",
@@ -584,6 +587,7 @@ async fn terraform_manages_aws_secrets_manager_providers() {
 
     // 1. Create.
     tf.write("main.tf", &aws_tf(r#"region = "eu-west-1""#));
+    tf.init();
     tf.ok(&["apply", "-auto-approve", "-no-color"]);
     let created = api.get(&format!("{providers}/aws-prod")).await.expect(200);
     assert_eq!(created["kind"], "aws-secrets-manager");
@@ -765,6 +769,8 @@ resource "agyn_secret_provider" "bad" {
             "jwt_path = \"/var/run/secrets/tokens/vault\"",
         ),
     ];
+    tf.write("main.tf", HEADER);
+    tf.init();
     for (resource, messages, line) in refused {
         tf.write("main.tf", &format!("{HEADER}{resource}"));
         let run = tf.run(&["plan", "-no-color"]);
@@ -864,5 +870,165 @@ resource "agyn_secret" "db" {
     assert_eq!(secret["provider_id"], provider["id"]);
     tf.assert_no_changes();
     tf.ok(&["destroy", "-auto-approve", "-no-color"]);
+    drop(server);
+}
+
+/// A fenced secret, one without a fence, and the data source of the first.
+/// `#FENCE#` and `#OPEN_FENCE#` are where their `allowed_namespaces` go.
+const FENCE_TF: &str = r#"
+resource "agyn_secret" "fenced" {
+  organization_id = agyn_organization.acme.id
+  name            = "fenced"
+  value           = "only-for-some"
+  #FENCE#
+}
+
+resource "agyn_secret" "open" {
+  organization_id = agyn_organization.acme.id
+  name            = "open"
+  value           = "for-everyone"
+  #OPEN_FENCE#
+}
+
+data "agyn_secret" "fenced" {
+  organization_id = agyn_organization.acme.id
+  name            = agyn_secret.fenced.name
+}
+
+output "fenced_allowed_namespaces" {
+  value = join(",", sort(data.agyn_secret.fenced.allowed_namespaces))
+}
+"#;
+
+fn fence_tf(fence: &str, open_fence: &str) -> String {
+    format!(
+        "{HEADER}{}",
+        FENCE_TF
+            .replace("#FENCE#", fence)
+            .replace("#OPEN_FENCE#", open_fence)
+    )
+}
+
+/// `allowed_namespaces` is sent at creation, changed and lifted in place
+/// without a new version, read back by the resource and the data source,
+/// and put back when changed outside Terraform; leaving it out and writing
+/// `[]` are the same, so neither plans a change.
+#[needs(terraform)]
+#[tokio::test(flavor = "multi_thread")]
+async fn terraform_manages_namespace_fences() {
+    let tmp = tempfile::tempdir().unwrap();
+    if common::tool("terraform").is_none() {
+        skip("terraform is not on PATH; the Terraform acceptance test was not run");
+        return;
+    }
+    let server = Server::start(&sqlite()).await;
+    let api = server.client();
+    let tf = Terraform::new(
+        tmp.path(),
+        &[
+            ("AGYN_TOKEN", server.admin_token.as_str()),
+            ("TF_VAR_endpoint", server.api.as_str()),
+        ],
+    )
+    .expect("terraform is on PATH");
+    let fenced = "/v1/organizations/acme/secrets/fenced";
+    let open = "/v1/organizations/acme/secrets/open";
+
+    // 1. Create: a fence with a glob, and none.
+    tf.write(
+        "main.tf",
+        &fence_tf(
+            r#"allowed_namespaces = ["team-a-*", "ops", "team-a-*"]"#,
+            "",
+        ),
+    );
+    tf.init();
+    tf.ok(&["apply", "-auto-approve", "-no-color"]);
+    let created = api.get(fenced).await.expect(200);
+    assert_eq!(created["allowed_namespaces"], json!(["ops", "team-a-*"]));
+    assert_eq!(
+        api.get(open).await.expect(200)["allowed_namespaces"],
+        json!([])
+    );
+    assert_eq!(
+        tf.ok(&["output", "-raw", "fenced_allowed_namespaces"])
+            .lines()
+            .last(),
+        Some("ops,team-a-*")
+    );
+    tf.assert_no_changes();
+
+    // 2. `[]` written out is the same as leaving it out.
+    tf.write(
+        "main.tf",
+        &fence_tf(
+            r#"allowed_namespaces = ["team-a-*", "ops"]"#,
+            "allowed_namespaces = []",
+        ),
+    );
+    tf.assert_no_changes();
+
+    // 3. A new fence replaces the old one in place; the value and its
+    //    version stay.
+    tf.write(
+        "main.tf",
+        &fence_tf(r#"allowed_namespaces = ["team-b"]"#, ""),
+    );
+    let output = tf.ok(&["apply", "-auto-approve", "-no-color"]);
+    assert!(
+        output.contains("0 added, 1 changed, 0 destroyed"),
+        "{output}"
+    );
+    let changed = api.get(fenced).await.expect(200);
+    assert_eq!(changed["allowed_namespaces"], json!(["team-b"]));
+    assert_eq!(changed["id"], created["id"]);
+    assert_eq!(changed["version"], 1);
+    tf.assert_no_changes();
+
+    // 4. A fence set outside Terraform is found and lifted again.
+    api.patch(open, json!({"allowed_namespaces": ["intruder"]}))
+        .await
+        .expect(200);
+    let run = tf.run(&["plan", "-detailed-exitcode", "-no-color"]);
+    assert_eq!(run.code, Some(2), "{}", run.output);
+    assert!(run.output.contains("\"intruder\""), "{}", run.output);
+    tf.ok(&["apply", "-auto-approve", "-no-color"]);
+    assert_eq!(
+        api.get(open).await.expect(200)["allowed_namespaces"],
+        json!([])
+    );
+    tf.assert_no_changes();
+
+    // 5. Taking the attribute out lifts the fence.
+    tf.write("main.tf", &fence_tf("", ""));
+    tf.ok(&["apply", "-auto-approve", "-no-color"]);
+    let lifted = api.get(fenced).await.expect(200);
+    assert_eq!(lifted["allowed_namespaces"], json!([]));
+    assert_eq!(lifted["version"], 1);
+    tf.assert_no_changes();
+
+    // 6. An entry that is neither a namespace name nor a glob of one fails
+    //    the plan on the attribute's line, before anything is sent.
+    tf.write(
+        "main.tf",
+        &fence_tf(r#"allowed_namespaces = ["Team-A"]"#, ""),
+    );
+    let run = tf.run(&["plan", "-no-color"]);
+    assert_eq!(run.code, Some(1), "the plan passed:\n{}", run.output);
+    assert!(
+        run.output
+            .contains("Error: allowed_namespaces entry \"Team-A\" is not a namespace name"),
+        "{}",
+        run.output
+    );
+    assert!(
+        run.output.contains(r#"allowed_namespaces = ["Team-A"]"#),
+        "{}",
+        run.output
+    );
+    assert_eq!(
+        api.get(fenced).await.expect(200)["allowed_namespaces"],
+        json!([])
+    );
     drop(server);
 }

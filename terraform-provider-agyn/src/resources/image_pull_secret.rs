@@ -8,7 +8,7 @@ use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use super::{
-    Scoped, answered, changed, check_name, delete_scoped, import_scoped, organization_moved,
+    Scoped, changed, check_name, created, delete_scoped, import_scoped, organization_moved,
     read_scoped, scoped_path,
 };
 use crate::client::{Shared, body};
@@ -236,7 +236,9 @@ impl Resource for ImagePullSecretResource {
             None,
         );
         let answer = client.post(&path, &body).await;
-        answered(diags, &planned, answer, "creating").map(|state| (state, private_state))
+        created(&client, diags, &planned, answer)
+            .await
+            .map(|state| (state, private_state))
     }
 
     async fn update<'a>(

@@ -199,18 +199,63 @@ pub async fn read_scoped<S: Scoped>(
     }
 }
 
-/// The state for the API's answer to a create or an update; `None`, with
-/// the failure reported, when there is none.
-pub fn answered<S: Scoped>(
+/// The state for the API's answer to a create; `None`, with the failure
+/// reported, when there is none. When an object of that name already
+/// exists, the report gives the command that imports it, naming the
+/// organization by name as a person would write it.
+pub async fn created<S: Scoped>(
+    client: &Client,
     diags: &mut Diagnostics,
     planned: &S,
     answer: Result<S::View>,
-    action: &str,
+) -> Option<S> {
+    let e = match answer {
+        Ok(view) => return Some(planned.with_view(view)),
+        Err(e) => e,
+    };
+    let action = format!("creating {}", planned.label());
+    let (Some(org), Some(name), true) = (
+        text(planned.organization_id()),
+        text(planned.name()),
+        e.is_already_exists(),
+    ) else {
+        e.report(diags, &action);
+        return None;
+    };
+    let org = match client
+        .find::<OrganizationView>(&organization_path(org))
+        .await
+    {
+        Ok(Some(found)) => found.name,
+        _ => org.to_owned(),
+    };
+    e.report_with_hint(
+        diags,
+        &action,
+        &import_hint(S::KIND, &format!("{org}/{name}")),
+    );
+    None
+}
+
+/// What to do when the object a resource would create already exists:
+/// import it, with `import_id`, into the resource that failed.
+pub fn import_hint(kind: &str, import_id: &str) -> String {
+    format!(
+        "To manage the existing {kind} with this resource, import it (the resource's address is named above):\n  terraform import <address> {import_id}"
+    )
+}
+
+/// The state for the API's answer to an update; `None`, with the failure
+/// reported, when there is none.
+pub fn updated<S: Scoped>(
+    diags: &mut Diagnostics,
+    planned: &S,
+    answer: Result<S::View>,
 ) -> Option<S> {
     match answer {
         Ok(view) => Some(planned.with_view(view)),
         Err(e) => {
-            e.report(diags, &format!("{action} {}", planned.label()));
+            e.report(diags, &format!("updating {}", planned.label()));
             None
         }
     }
@@ -245,9 +290,9 @@ pub async fn import_scoped<S: Scoped>(
     let client = shared.client(diags)?;
     match find_for_import::<S::View>(&client, org, S::COLLECTION, object).await {
         Ok(Some(view)) => {
-            // Keep the organization as the import id spells it, so that a
-            // configuration using the same form plans no change.
-            let organization_id = known(org.unwrap_or(S::view_organization_id(&view)));
+            // The organization's id, however the import id names it: a
+            // configuration refers to it as `agyn_organization.x.id`.
+            let organization_id = known(S::view_organization_id(&view));
             let mut state = S::default().with_view(view);
             state.set_organization_id(organization_id);
             Some(state)

@@ -7,7 +7,7 @@ use tf_provider::schema::Schema;
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
-use super::{changed, check_name, organization_in_state, organization_moved};
+use super::{changed, check_name, import_hint, organization_in_state, organization_moved};
 use crate::client::{Client, Shared, body, segment};
 use crate::diagnostics::Report;
 use crate::schema::{Computed, Required, block, schema, string};
@@ -208,8 +208,9 @@ impl Resource for NamespaceBindingResource {
                 diags.fail(
                     format!("Namespace {namespace:?} is already bound"),
                     format!(
-                        "It is bound to organization {}. Manage the existing binding with: terraform import <address> {namespace}",
-                        existing.organization_id
+                        "It is bound to organization {}.\n\n{}",
+                        existing.organization_id,
+                        import_hint("namespace binding", namespace)
                     ),
                     AttributePath::new("namespace"),
                 );

@@ -6,7 +6,7 @@ use tf_provider::schema::Schema;
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
-use super::{OrganizationView, check_name, organization_path};
+use super::{OrganizationView, check_name, import_hint, organization_path};
 use crate::client::{Shared, body};
 use crate::diagnostics::Report;
 use crate::schema::{Computed, Required, block, schema, string};
@@ -153,7 +153,12 @@ impl Resource for OrganizationResource {
         {
             Ok(view) => Some((OrganizationState::from_view(view), private_state)),
             Err(e) => {
-                e.report(diags, &format!("creating organization {name:?}"));
+                let action = format!("creating organization {name:?}");
+                if e.is_already_exists() {
+                    e.report_with_hint(diags, &action, &import_hint("organization", &name));
+                } else {
+                    e.report(diags, &action);
+                }
                 None
             }
         }

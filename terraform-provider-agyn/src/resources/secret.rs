@@ -11,17 +11,19 @@ use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use super::secret_provider::VAULT;
 use super::{
-    Scoped, answered, changed, check_name, import_scoped, organization_moved, read_scoped,
-    scoped_path,
+    Scoped, changed, check_name, created, import_scoped, organization_moved, read_scoped,
+    scoped_path, updated,
 };
 use crate::client::{Client, Error, Shared, body};
 use crate::diagnostics::Report;
 use crate::references::{Reference, in_use_detail};
 use crate::schema::{
     Computed, Optional, OptionalComputed, Required, block, boolean, number, schema, sensitive,
-    string,
+    string, string_set,
 };
-use crate::values::{given, known, nullable, text};
+use crate::values::{
+    DNS_LABEL_RULE, StringSet, given, is_dns_label, known, known_set, nullable, set_items, text,
+};
 
 pub const LOCAL: &str = "local";
 pub const REMOTE: &str = "remote";
@@ -36,6 +38,45 @@ const REMOTE_REQUIRED: [&str; 2] = ["provider_id", "remote_path"];
 
 /// A secret's metadata as the API returns it: never a value.
 pub use agyn_api::Secret as SecretView;
+
+/// Most entries `allowed_namespaces` may hold, as the API counts them.
+const MAX_ALLOWED_NAMESPACES: usize = 64;
+
+/// What is wrong with the entries of `allowed_namespaces`: each must be a
+/// namespace name, or a glob of one in which `*` stands for any run of
+/// characters, as the API checks them.
+pub fn allowed_namespaces_problems(set: &StringSet) -> Vec<String> {
+    let Value::Value(entries) = set else {
+        return Vec::new();
+    };
+    let mut problems = Vec::new();
+    if entries.len() > MAX_ALLOWED_NAMESPACES {
+        problems.push(format!(
+            "allowed_namespaces holds {} entries, more than {MAX_ALLOWED_NAMESPACES}; a glob such as team-a-* covers many namespaces",
+            entries.len()
+        ));
+    }
+    for entry in entries {
+        match entry {
+            Value::Value(entry) if !is_dns_label(&entry.replace('*', "a")) => problems.push(format!(
+                "allowed_namespaces entry {entry:?} is not a namespace name or a glob of one: it {DNS_LABEL_RULE}, where '*' stands for any run of characters (e.g. team-a-prod or team-a-*)"
+            )),
+            Value::Null => problems.push("allowed_namespaces must not hold null".to_owned()),
+            _ => {}
+        }
+    }
+    problems
+}
+
+/// `allowed_namespaces` as planned: left out means empty, so that leaving
+/// it out and writing `[]` plan the same, and taking it out of the
+/// configuration lifts the fence.
+fn allowed_namespaces_or_empty(config: &StringSet) -> StringSet {
+    match config {
+        Value::Null => known_set([]),
+        other => other.clone(),
+    }
+}
 
 /// `local` or `remote`, as the API spells it.
 pub fn storage_name(storage: api::Storage) -> String {
@@ -58,6 +99,7 @@ pub struct SecretState {
     pub remote_key: Value<String>,
     pub storage: Value<String>,
     pub version: Value<i64>,
+    pub allowed_namespaces: StringSet,
     pub force_delete: Value<bool>,
     pub created_at: Value<String>,
     pub updated_at: Value<String>,
@@ -167,11 +209,28 @@ impl Scoped for SecretState {
             remote_key: nullable(view.remote_key),
             storage: known(storage_name(view.storage)),
             version: Value::Value(view.version),
+            allowed_namespaces: known_set(view.allowed_namespaces),
             force_delete: force_delete_or_default(&self.force_delete),
             created_at: known(view.created_at),
             updated_at: known(view.updated_at),
         }
     }
+}
+
+/// Whether an update would change nothing in the API.
+fn is_empty(request: &api::UpdateSecret) -> bool {
+    let api::UpdateSecret {
+        value,
+        provider_id,
+        remote_path,
+        remote_key,
+        allowed_namespaces,
+    } = request;
+    value.is_none()
+        && provider_id.is_none()
+        && remote_path.is_none()
+        && remote_key.is_none()
+        && allowed_namespaces.is_none()
 }
 
 /// `force_delete` is false unless configured.
@@ -393,6 +452,13 @@ impl Resource for SecretResource {
                     ),
                 ),
                 (
+                    "allowed_namespaces",
+                    string_set(
+                        OptionalComputed,
+                        "The Kubernetes namespaces whose pods may use the secret: namespace names, or globs in which `*` stands for any run of characters (`team-a-*`); at most 64. Left out or empty: every namespace bound to the organization. Changing it changes no `version`.",
+                    ),
+                ),
+                (
                     "force_delete",
                     boolean(
                         OptionalComputed,
@@ -419,6 +485,9 @@ impl Resource for SecretResource {
                 message,
                 AttributePath::new(attribute),
             );
+        }
+        for problem in allowed_namespaces_problems(&config.allowed_namespaces) {
+            diags.fail_short(problem, AttributePath::new("allowed_namespaces"));
         }
         Some(())
     }
@@ -455,6 +524,7 @@ impl Resource for SecretResource {
             id: Value::Unknown,
             storage: config.storage_from_config().map_or(Value::Unknown, known),
             version: Value::Unknown,
+            allowed_namespaces: allowed_namespaces_or_empty(&config.allowed_namespaces),
             force_delete: force_delete_or_default(&config.force_delete),
             created_at: Value::Unknown,
             updated_at: Value::Unknown,
@@ -475,6 +545,7 @@ impl Resource for SecretResource {
     ) -> Option<(SecretState, ValueEmpty, Vec<AttributePath>)> {
         let mut planned = SecretState {
             storage: config.storage_from_config().map_or(Value::Unknown, known),
+            allowed_namespaces: allowed_namespaces_or_empty(&config.allowed_namespaces),
             force_delete: force_delete_or_default(&config.force_delete),
             ..proposed
         };
@@ -552,11 +623,15 @@ impl Resource for SecretResource {
         let client = self.0.client(diags)?;
         let org = text(&planned.organization_id)?;
         let name = text(&planned.name)?;
+        // An empty fence is left out, as the API reads absence.
+        let allowed_namespaces =
+            Some(set_items(&planned.allowed_namespaces)?).filter(|entries| !entries.is_empty());
         let request = match text(&planned.storage) {
             Some(LOCAL) => api::CreateSecret {
                 name: name.to_owned(),
                 storage: Some(api::Storage::Local),
                 value: Some(api::SecretText::new(text(&planned.value)?)),
+                allowed_namespaces,
                 ..Default::default()
             },
             _ => api::CreateSecret {
@@ -565,6 +640,7 @@ impl Resource for SecretResource {
                 provider_id: Some(text(&planned.provider_id)?.to_owned()),
                 remote_path: Some(text(&planned.remote_path)?.to_owned()),
                 remote_key: text(&planned.remote_key).map(str::to_owned),
+                allowed_namespaces,
                 ..Default::default()
             },
         };
@@ -572,7 +648,7 @@ impl Resource for SecretResource {
         let answer = client
             .post(&scoped_path(org, SecretState::COLLECTION, None), &body)
             .await;
-        let state = answered(diags, &planned, answer, "creating")?;
+        let state = created(&client, diags, &planned, answer).await?;
         let state = keep_provider_spelling(&self.0, diags, &planned.provider_id, state).await;
         Some((state, private_state))
     }
@@ -586,34 +662,40 @@ impl Resource for SecretResource {
         private_state: ValueEmpty,
         _meta: ValueEmpty,
     ) -> Option<(SecretState, ValueEmpty)> {
-        let request = if text(&planned.storage) == Some(LOCAL) {
+        let mut request = if text(&planned.storage) == Some(LOCAL) {
             if changed(&prior.value, &planned.value) {
-                Some(api::UpdateSecret {
+                api::UpdateSecret {
                     value: Some(api::SecretText::new(text(&planned.value)?)),
                     ..Default::default()
-                })
+                }
             } else {
-                None
+                api::UpdateSecret::default()
             }
         } else if self.remote_changed(diags, &prior, &planned).await? {
             // A null remote_key clears the key: the whole value is read.
-            Some(api::UpdateSecret {
+            api::UpdateSecret {
                 provider_id: Some(text(&planned.provider_id)?.to_owned()),
                 remote_path: Some(text(&planned.remote_path)?.to_owned()),
                 remote_key: Some(text(&planned.remote_key).map(str::to_owned)),
                 ..Default::default()
-            })
+            }
         } else {
-            None
+            api::UpdateSecret::default()
         };
+        // The fence travels with a rotation or a repointing, or alone; the
+        // list replaces the API's, and [] lifts it.
+        let fence = set_items(&planned.allowed_namespaces)?;
+        if set_items(&prior.allowed_namespaces).as_ref() != Some(&fence) {
+            request.allowed_namespaces = Some(fence);
+        }
         // Only force_delete (or the spelling of the organization) changed:
         // nothing to send.
-        let Some(request) = request else {
+        if is_empty(&request) {
             return Some((planned, private_state));
-        };
+        }
         let client = self.0.client(diags)?;
         let answer = client.patch(&prior.path()?, &body(&request)).await;
-        let state = answered(diags, &planned, answer, "updating")?;
+        let state = updated(diags, &planned, answer)?;
         let state = keep_provider_spelling(&self.0, diags, &planned.provider_id, state).await;
         Some((state, private_state))
     }
@@ -732,6 +814,7 @@ mod tests {
             value_set: (storage == LOCAL).then_some(true),
             created_at: "c".into(),
             updated_at: "u".into(),
+            allowed_namespaces: vec!["team-a-*".into()],
         }
     }
 
@@ -748,6 +831,7 @@ mod tests {
         assert_eq!(state.version, Value::Value(3));
         assert_eq!(state.force_delete, Value::Value(false));
         assert_eq!(state.provider_id, Value::Null);
+        assert_eq!(state.allowed_namespaces, known_set(["team-a-*".to_owned()]));
         let remote = planned.with_view(view(REMOTE));
         assert_eq!(remote.value, Value::Null);
         assert_eq!(remote.remote_key, known("value"));
@@ -767,5 +851,42 @@ mod tests {
         };
         // Null in the configuration and null in the state: no change to plan.
         assert_eq!(planned.with_view(answer).remote_key, Value::Null);
+    }
+
+    fn fence(entries: &[&str]) -> StringSet {
+        known_set(entries.iter().map(|e| e.to_string()))
+    }
+
+    #[rstest]
+    #[case::names(fence(&["team-a-prod", "ops"]), 0)]
+    #[case::globs(fence(&["team-a-*", "*-prod", "*"]), 0)]
+    #[case::absent(Value::Null, 0)]
+    #[case::not_known_yet(Value::Unknown, 0)]
+    #[case::upper_case(fence(&["Team-A"]), 1)]
+    #[case::leading_dash(fence(&["-*"]), 1)]
+    #[case::trailing_dash(fence(&["team-"]), 1)]
+    #[case::comma(fence(&["a,b"]), 1)]
+    #[case::empty_entry(fence(&[""]), 1)]
+    #[case::too_long(fence(&[&"a".repeat(64)]), 1)]
+    fn fence_entries_are_names_or_globs(#[case] set: StringSet, #[case] problems: usize) {
+        assert_eq!(allowed_namespaces_problems(&set).len(), problems, "{set:?}");
+    }
+
+    #[test]
+    fn a_fence_holds_at_most_64_entries() {
+        let names: Vec<String> = (0..65).map(|i| format!("ns-{i}")).collect();
+        let problems = allowed_namespaces_problems(&known_set(names));
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].contains("more than 64"), "{problems:?}");
+    }
+
+    #[test]
+    fn a_fence_left_out_plans_as_empty() {
+        assert_eq!(allowed_namespaces_or_empty(&Value::Null), fence(&[]));
+        assert_eq!(
+            allowed_namespaces_or_empty(&fence(&["team-a-*"])),
+            fence(&["team-a-*"])
+        );
+        assert_eq!(allowed_namespaces_or_empty(&Value::Unknown), Value::Unknown);
     }
 }

@@ -10,8 +10,8 @@ use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 
 use super::{
-    Scoped, answered, changed, check_name, delete_scoped, import_scoped, organization_moved,
-    read_scoped, scoped_path,
+    Scoped, changed, check_name, created, delete_scoped, import_scoped, organization_moved,
+    read_scoped, scoped_path, updated,
 };
 use crate::client::{Shared, attribute_path};
 use crate::diagnostics::Report;
@@ -967,7 +967,9 @@ impl Resource for SecretProviderResource {
             None,
         );
         let answer = client.post(&path, &Json::Object(body)).await;
-        answered(diags, &planned, answer, "creating").map(|state| (state, private_state))
+        created(&client, diags, &planned, answer)
+            .await
+            .map(|state| (state, private_state))
     }
 
     async fn update<'a>(
@@ -993,7 +995,7 @@ impl Resource for SecretProviderResource {
             return None;
         };
         let answer = client.patch(&prior.path()?, &Json::Object(body)).await;
-        answered(diags, &planned, answer, "updating").map(|state| (state, private_state))
+        updated(diags, &planned, answer).map(|state| (state, private_state))
     }
 
     async fn destroy<'a>(

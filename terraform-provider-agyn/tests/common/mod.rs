@@ -1,7 +1,8 @@
 //! Test harness: the real `agyn-secrets serve --dev` on free loopback ports
 //! (from `agyn-test-support`, which the server's own tests use too), and the
-//! real `terraform` binary pointed at this package's provider build through
-//! `dev_overrides`.
+//! real `terraform` binary, which installs this package's provider build
+//! from a filesystem mirror with `terraform init`, as docs/terraform.md
+//! tells people to, and can reach no registry.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -9,21 +10,48 @@ use std::process::{Command, Output, Stdio};
 
 pub use agyn_test_support::*;
 
-/// The directory that holds this package's provider binary, for
-/// `dev_overrides`.
-pub fn provider_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_terraform-provider-agyn"))
-        .parent()
-        .expect("the provider binary's directory")
-        .to_owned()
+/// The version the mirror holds the build under, and `terraform init`
+/// installs.
+pub const PROVIDER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Installs this package's provider build into a filesystem mirror at
+/// `mirror` with `examples/terraform/install-provider.sh`, as
+/// docs/terraform.md tells people to, and returns the CLI configuration
+/// file that the script writes for it.
+pub fn install_into_mirror(mirror: &Path) -> PathBuf {
+    let script = workspace().join("examples/terraform/install-provider.sh");
+    let output = Command::new("sh")
+        .arg(&script)
+        .arg(mirror)
+        .env(
+            "AGYN_PROVIDER_BINARY",
+            env!("CARGO_BIN_EXE_terraform-provider-agyn"),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .expect("run install-provider.sh");
+    assert!(
+        output.status.success(),
+        "{} failed:\n{}{}",
+        script.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut config = mirror.as_os_str().to_owned();
+    config.push(".tfrc");
+    PathBuf::from(config)
 }
 
-/// The `terraform` binary in one working directory, configured to take the
-/// `agyn` provider from this package's build and nothing from a registry.
+/// The `terraform` binary in one working directory, configured to install
+/// the `agyn` provider from a filesystem mirror that holds this package's
+/// build, and nothing from a registry.
 pub struct Terraform {
     binary: PathBuf,
     pub dir: PathBuf,
     cli_config: PathBuf,
+    /// A loopback port nothing listens on: Terraform's HTTPS proxy, so that
+    /// any attempt to reach a registry fails instead of going out.
+    dead_proxy: String,
     env: Vec<(String, String)>,
 }
 
@@ -35,29 +63,32 @@ pub struct Run {
 }
 
 impl Terraform {
-    /// `None` when `terraform` is not on PATH.
+    /// `None` when `terraform` is not on PATH. The mirror (`dir/mirror`),
+    /// its CLI configuration (`dir/mirror.tfrc`) and the working directory
+    /// (`dir/work`) are made under `dir`; run [`Terraform::init`] once the
+    /// configuration is written.
     pub fn new(dir: &Path, env: &[(&str, &str)]) -> Option<Terraform> {
         let binary = tool("terraform")?;
         let work = dir.join("work");
         std::fs::create_dir_all(&work).unwrap();
-        let cli_config = dir.join("terraformrc");
-        std::fs::write(
-            &cli_config,
-            format!(
-                "provider_installation {{\n  dev_overrides {{\n    \"agyn/agyn\" = {:?}\n  }}\n  direct {{}}\n}}\n",
-                provider_dir().display().to_string()
-            ),
-        )
-        .unwrap();
+        let cli_config = install_into_mirror(&dir.join("mirror"));
         Some(Terraform {
             binary,
             dir: work,
             cli_config,
+            dead_proxy: format!("http://127.0.0.1:{}", free_port()),
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         })
+    }
+
+    /// `terraform init`, which must succeed: it installs the provider from
+    /// the mirror. Returns its output.
+    #[track_caller]
+    pub fn init(&self) -> String {
+        self.ok(&["init", "-no-color"])
     }
 
     pub fn write(&self, file: &str, text: &str) {
@@ -73,7 +104,12 @@ impl Terraform {
             .env("TF_IN_AUTOMATION", "1")
             .env("TF_INPUT", "0")
             .env("CHECKPOINT_DISABLE", "1")
+            .env("HTTPS_PROXY", &self.dead_proxy)
+            .env("https_proxy", &self.dead_proxy)
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .env("no_proxy", "127.0.0.1,localhost")
             .env_remove("TF_LOG")
+            .env_remove("TF_DATA_DIR")
             .env_remove("TF_PLUGIN_CACHE_DIR")
             .env_remove("AGYN_ENDPOINT")
             .env_remove("AGYN_TOKEN")
