@@ -118,6 +118,22 @@ export const api = {
   createOrganization: (name) => call('POST', '/v1/organizations', { name }),
   organization: (o) => call('GET', org(o)),
 
+  namespaces: () => all('/v1/namespaces'),
+  namespace: (ns) => call('GET', `/v1/namespaces/${one(ns)}`),
+  bindNamespace: (ns, organization) => call('PUT', `/v1/namespaces/${one(ns)}`, { organization }),
+  unbindNamespace: (ns) => call('DELETE', `/v1/namespaces/${one(ns)}`),
+
+  /**
+   * One page of the audit log, newest first: `cursor` is the previous
+   * page's `next_cursor`, `secret` a secret's name to read its events only.
+   */
+  auditPage: (o, { limit, cursor = null, secret = null }) => {
+    const query = new URLSearchParams({ limit: String(limit) });
+    if (cursor) query.set('cursor', cursor);
+    if (secret) query.set('secret', secret);
+    return call('GET', `${org(o)}/audit?${query}`);
+  },
+
   secrets: (o) => all(`${org(o)}/secrets`),
   secret: (o, id) => call('GET', `${org(o)}/secrets/${one(id)}`),
   createSecret: (o, body) => call('POST', `${org(o)}/secrets`, body),

@@ -17,12 +17,16 @@ import * as secrets from './secrets.js';
 import * as providers from './providers.js';
 import * as pullSecrets from './pull-secrets.js';
 import * as tokens from './tokens.js';
+import * as namespaces from './namespaces.js';
+import * as audit from './audit.js';
 
 const main = document.getElementById('main');
 const top = document.getElementById('top');
 
 /** The signed-in token's identity (`GET /v1/whoami`), held in memory only. */
 let me = null;
+/** Organizations already looked up, by the name or id in the URL. */
+const organizations = new Map();
 /** A notice to show on the next page, e.g. "Secret deleted". */
 let flash = null;
 /** The message the sign-in page shows, e.g. why the session ended. */
@@ -33,26 +37,33 @@ let firstRender = true;
 
 const ORG = '/organizations/([^/]+)';
 
+/** A page of one organization: the first group of `pattern` is the organization. */
+const inOrg = (rest, page, options = {}) => ({ pattern: new RegExp(`^${ORG}${rest}$`), page, org: true, ...options });
+
 const ROUTES = [
   { pattern: /^\/$/, page: home, open: true },
   { pattern: /^\/sign-in$/, page: signIn, open: true },
-  { pattern: /^\/organizations$/, page: pickOrganization },
-  { pattern: new RegExp(`^${ORG}$`), page: (ctx) => ctx.go(ctx.link('secrets'), { replace: true }) },
-  { pattern: new RegExp(`^${ORG}/secrets$`), page: secrets.list, section: 'secrets' },
-  { pattern: new RegExp(`^${ORG}/secrets/new$`), page: secrets.create, section: 'secrets', write: true },
-  { pattern: new RegExp(`^${ORG}/secrets/([^/]+)$`), page: secrets.show, section: 'secrets' },
-  { pattern: new RegExp(`^${ORG}/secrets/([^/]+)/delete$`), page: secrets.remove, section: 'secrets', write: true },
-  { pattern: new RegExp(`^${ORG}/providers$`), page: providers.list, section: 'providers' },
-  { pattern: new RegExp(`^${ORG}/providers/new$`), page: providers.create, section: 'providers', write: true },
-  { pattern: new RegExp(`^${ORG}/providers/([^/]+)$`), page: providers.show, section: 'providers' },
-  { pattern: new RegExp(`^${ORG}/providers/([^/]+)/delete$`), page: providers.remove, section: 'providers', write: true },
-  { pattern: new RegExp(`^${ORG}/image-pull-secrets$`), page: pullSecrets.list, section: 'image-pull-secrets' },
-  { pattern: new RegExp(`^${ORG}/image-pull-secrets/new$`), page: pullSecrets.create, section: 'image-pull-secrets', write: true },
-  { pattern: new RegExp(`^${ORG}/image-pull-secrets/([^/]+)$`), page: pullSecrets.show, section: 'image-pull-secrets' },
-  { pattern: new RegExp(`^${ORG}/image-pull-secrets/([^/]+)/delete$`), page: pullSecrets.remove, section: 'image-pull-secrets', write: true },
-  { pattern: new RegExp(`^${ORG}/tokens$`), page: tokens.list, section: 'tokens', write: true },
-  { pattern: new RegExp(`^${ORG}/tokens/new$`), page: tokens.create, section: 'tokens', write: true },
-  { pattern: new RegExp(`^${ORG}/tokens/([^/]+)/revoke$`), page: tokens.revoke, section: 'tokens', write: true },
+  { pattern: /^\/organizations$/, page: pickOrganization, section: 'organizations' },
+  { pattern: /^\/namespaces$/, page: namespaces.list, section: 'namespaces', admin: true },
+  { pattern: /^\/namespaces\/([^/]+)$/, page: namespaces.show, section: 'namespaces', admin: true },
+  { pattern: /^\/namespaces\/([^/]+)\/unbind$/, page: namespaces.unbind, section: 'namespaces', admin: true },
+  inOrg('', (ctx) => ctx.go(ctx.link('secrets'), { replace: true })),
+  inOrg('/secrets', secrets.list, { section: 'secrets' }),
+  inOrg('/secrets/new', secrets.create, { section: 'secrets', write: true }),
+  inOrg('/secrets/([^/]+)', secrets.show, { section: 'secrets' }),
+  inOrg('/secrets/([^/]+)/delete', secrets.remove, { section: 'secrets', write: true }),
+  inOrg('/providers', providers.list, { section: 'providers' }),
+  inOrg('/providers/new', providers.create, { section: 'providers', write: true }),
+  inOrg('/providers/([^/]+)', providers.show, { section: 'providers' }),
+  inOrg('/providers/([^/]+)/delete', providers.remove, { section: 'providers', write: true }),
+  inOrg('/image-pull-secrets', pullSecrets.list, { section: 'image-pull-secrets' }),
+  inOrg('/image-pull-secrets/new', pullSecrets.create, { section: 'image-pull-secrets', write: true }),
+  inOrg('/image-pull-secrets/([^/]+)', pullSecrets.show, { section: 'image-pull-secrets' }),
+  inOrg('/image-pull-secrets/([^/]+)/delete', pullSecrets.remove, { section: 'image-pull-secrets', write: true }),
+  inOrg('/tokens', tokens.list, { section: 'tokens', write: true }),
+  inOrg('/tokens/new', tokens.create, { section: 'tokens', write: true }),
+  inOrg('/tokens/([^/]+)/revoke', tokens.revoke, { section: 'tokens', write: true }),
+  inOrg('/audit', audit.list, { section: 'audit', write: true }),
 ];
 
 const SECTIONS = [
@@ -60,13 +71,20 @@ const SECTIONS = [
   ['providers', 'Providers'],
   ['image-pull-secrets', 'Image pull secrets'],
   ['tokens', 'Tokens', { write: true }],
+  ['audit', 'Audit log', { write: true }],
+];
+
+/** What a platform admin manages outside any one organization. */
+const PLATFORM = [
+  ['organizations', 'Organizations', '/organizations'],
+  ['namespaces', 'Namespaces', '/namespaces'],
 ];
 
 const canWrite = (who) => who && (who.role === 'owner' || who.role === 'admin');
 
 /** Whether a path is one of the console's pages (and not the API). */
 function isConsolePath(path) {
-  return path === '/' || path === '/sign-in' || /^\/organizations(\/|$)/.test(path);
+  return path === '/' || path === '/sign-in' || /^\/(organizations|namespaces)(\/|$)/.test(path);
 }
 
 function go(path, { replace: replaceEntry = false, flash: message = null } = {}) {
@@ -79,6 +97,7 @@ function go(path, { replace: replaceEntry = false, flash: message = null } = {})
 function signOut(message) {
   session.end();
   me = null;
+  organizations.clear();
   signInMessage = message;
   go('/sign-in', { replace: true });
 }
@@ -87,9 +106,46 @@ whenUnauthorized((error) => {
   signOut(`Signed out: ${error.message}`);
 });
 
+/** Removes the notices an earlier action left, so that none sits beside the next answer. */
+function clearBanners() {
+  for (const banner of main.querySelectorAll('.flash')) banner.remove();
+}
+// Every new action starts without the last one's banner.
+main.addEventListener('submit', clearBanners, true);
+main.addEventListener('click', (event) => {
+  if (event.target.closest('button')) clearBanners();
+}, true);
+
+/** A URL segment as text; one that is not valid percent-encoding is taken as it is. */
+function decode(segment) {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+/** The organization a URL names, or null when the API knows none by that name for this token. */
+async function organizationNamed(key) {
+  if (organizations.has(key)) return organizations.get(key);
+  try {
+    const found = await api.organization(key);
+    organizations.set(key, found);
+    organizations.set(found.name, found);
+    return found;
+  } catch (error) {
+    if (error.status === 404) return null;
+    throw error;
+  }
+}
+
 async function render() {
   const ticket = ++generation;
   const alive = () => ticket === generation;
+  // Links of the form /#/organizations/acme lead to the page they name.
+  if (location.pathname === '/' && location.hash.startsWith('#/')) {
+    history.replaceState(null, '', location.hash.slice(1));
+  }
   const path = location.pathname.replace(/\/+$/, '') || '/';
   let params = null;
   const route = ROUTES.find((r) => (params = path.match(r.pattern)));
@@ -97,8 +153,13 @@ async function render() {
   flash = null;
 
   if (!route) {
-    drawTop(null);
-    replace(main, heading('Page not found'), notice('error', `There is no console page at ${path}.`), h('p', {}, h('a', { href: '/', text: 'Go to the start page' })));
+    drawTop(me ? { me, org: null } : null);
+    replace(
+      main,
+      heading('Page not found'),
+      notice('error', `There is no console page at ${path}.`),
+      h('p', {}, h('a', { href: '/', text: 'Go to the start page' })),
+    );
     finish(alive);
     return;
   }
@@ -124,11 +185,42 @@ async function render() {
     }
   }
 
-  const org = params[1] ? decodeURIComponent(params[1]) : null;
+  let organization = null;
+  if (route.org) {
+    const named = decode(params[1]);
+    if (!organizations.has(named)) {
+      drawTop({ me, org: null });
+      replace(main, h('p', { class: 'loading', role: 'status', text: 'Loading…' }));
+    }
+    try {
+      organization = await organizationNamed(named);
+    } catch (error) {
+      if (!alive()) return;
+      replace(main, heading('The console cannot load'), notice('error', error.message));
+      finish(alive);
+      return;
+    }
+    if (!alive()) return;
+    if (!organization) {
+      unknownOrganization(named);
+      finish(alive);
+      return;
+    }
+    // The address names the organization as people do.
+    if (named !== organization.name) {
+      const rest = path.split('/').slice(3).join('/');
+      history.replaceState(null, '', `/organizations/${encodeURIComponent(organization.name)}${rest ? `/${rest}` : ''}${location.search}`);
+    }
+  }
+
+  const org = organization ? organization.name : null;
   const ctx = {
     me,
     org,
-    params: params.slice(2).map(decodeURIComponent),
+    /** The organization's name, for text a person reads. */
+    orgName: org,
+    organization,
+    params: params.slice(route.org ? 2 : 1).map(decode),
     canWrite: canWrite(me),
     alive,
     go,
@@ -137,7 +229,9 @@ async function render() {
     /** Draws the page, unless the reader has already moved on. */
     show: (...nodes) => {
       if (!alive()) return;
-      replace(main, pendingFlash ? notice('ok', pendingFlash) : null, nodes);
+      const banner = pendingFlash ? notice('ok', pendingFlash) : null;
+      if (banner) banner.classList.add('flash');
+      replace(main, banner, nodes);
     },
     signOut,
   };
@@ -145,7 +239,13 @@ async function render() {
   drawTop(route.open ? null : ctx, route.section);
   replace(main, h('p', { class: 'loading', role: 'status', text: 'Loading…' }));
   try {
-    if (route.write && !ctx.canWrite) {
+    if (route.admin && me.role !== 'admin') {
+      ctx.show(
+        heading('Platform admins only'),
+        notice('error', `Your token is a ${me.role} token. Namespace bindings are managed by a platform admin.`),
+        h('p', {}, h('a', { href: startFor(me, null), text: 'Back to your organization' })),
+      );
+    } else if (route.write && !ctx.canWrite) {
       ctx.show(
         heading('Read only'),
         notice('error', `Your token is a ${me.role} token: it can read this organization but not change it. Ask an owner for changes.`),
@@ -156,14 +256,27 @@ async function render() {
     }
   } catch (error) {
     if (!alive()) return;
-    replace(
-      main,
-      heading('Something went wrong'),
-      notice('error', error.message || String(error)),
-      h('p', {}, h('a', { href: org ? ctx.link('secrets') : '/', text: 'Back to the start' })),
-    );
+    const back = h('p', {}, h('a', { href: org ? ctx.link('secrets') : '/', text: org ? 'Back to secrets' : 'Back to the start' }));
+    if (error.status === 404) replace(main, heading('Not found'), notice('error', error.message), back);
+    else replace(main, heading('Something went wrong'), notice('error', error.message || String(error)), back);
   }
   finish(alive);
+}
+
+/** The page for an organization that does not exist, or that this token may not see. */
+function unknownOrganization(named) {
+  const admin = me.role === 'admin';
+  const own = me.organization;
+  replace(
+    main,
+    heading('Organization not found'),
+    notice('error', `No organization named “${named}”, or you may not see it.`),
+    h('p', {}, admin
+      ? h('a', { href: '/organizations', text: 'Back to the list of organizations' })
+      : own
+        ? ['Your token belongs to ', h('a', { href: `/organizations/${encodeURIComponent(own.name)}/secrets`, text: own.name }), '.']
+        : h('a', { href: '/', text: 'Go to the start page' })),
+  );
 }
 
 /** Titles the document and moves focus to the new page's heading. */
@@ -185,11 +298,16 @@ function drawTop(ctx, section) {
     h('span', { class: 'identity' }, h('span', { class: 'visually-hidden', text: 'Signed in as ' }), ctx.me.name, ' ', h('span', { class: `role role-${ctx.me.role}`, text: ctx.me.role })),
     h('button', { type: 'button', class: 'quiet', text: 'Sign out', on: { click: () => signOut('Signed out.') } }),
   );
-  const rows = [h('div', { class: 'bar' }, brand, who)];
+  const platform = ctx.me.role === 'admin'
+    ? h('nav', { class: 'platform', 'aria-label': 'Platform' },
+        h('ul', {}, PLATFORM.map(([key, label, href]) =>
+          h('li', {}, h('a', { href, 'aria-current': key === section ? 'page' : null, text: label })))))
+    : null;
+  const rows = [h('div', { class: 'bar' }, h('div', { class: 'home' }, brand, platform), who)];
   if (ctx.org) {
     const orgLabel = h('div', { class: 'org' },
       h('span', { class: 'muted', text: 'Organization ' }),
-      h('strong', { text: ctx.org }),
+      h('strong', { class: 'org-name', text: ctx.orgName }),
       ctx.me.role === 'admin' ? h('a', { href: '/organizations', class: 'switch', text: 'Switch' }) : null,
     );
     const links = SECTIONS.filter(([, , opts]) => !opts || !opts.write || ctx.canWrite).map(([key, label]) =>
@@ -213,7 +331,7 @@ function home(ctx) {
 
 /** Where a freshly signed-in identity starts. */
 function startFor(who, next) {
-  if (next && /^\/organizations(\/|$)/.test(next)) return next;
+  if (next && isConsolePath(next) && next !== '/' && next !== '/sign-in') return next;
   if (who.role === 'admin') return '/organizations';
   if (who.organization) return `/organizations/${encodeURIComponent(who.organization.name)}/secrets`;
   return '/organizations';

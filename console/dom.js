@@ -45,13 +45,13 @@ export function replace(el, ...children) {
   append(el, children);
 }
 
-/** A date and time as the reader's locale writes it. */
-export function when(iso) {
+/** A date and time as the reader's locale writes it; `seconds` where they tell events apart. */
+export function when(iso, { seconds = false } = {}) {
   if (!iso) return h('span', { class: 'muted', text: '—' });
   const date = new Date(iso);
   const text = Number.isNaN(date.getTime())
     ? iso
-    : date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+    : date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: seconds ? 'medium' : 'short' });
   return h('time', { datetime: iso, title: iso, text });
 }
 
@@ -129,11 +129,12 @@ export function clearErrors(form) {
 /**
  * Shows an API refusal on `form`: next to the control the 422 names in
  * `error.field` when there is one in view, else at the top of the form.
+ * The API's field name is replaced by the label a person reads.
  */
 export function showError(form, error) {
   clearErrors(form);
-  const message = error && error.message ? error.message : String(error);
   const control = error && error.field ? findControl(form, error.field) : null;
+  const message = readable(error, control);
   if (control) {
     const id = `${control.id}-error`;
     const note = h('p', { class: 'field-error', id }, message);
@@ -150,6 +151,49 @@ export function showError(form, error) {
   form.prepend(box);
   box.setAttribute('tabindex', '-1');
   box.focus();
+}
+
+/** The words a person reads for an API field that has no control in view. */
+const FIELD_NAMES = {
+  provider_id: 'Provider',
+  remote_path: 'Remote path',
+  remote_key: 'Remote key',
+  allowed_namespaces: 'Allowed namespaces',
+  password_secret: 'Password secret',
+  organization: 'Organization',
+};
+
+/** What a control is called on the page: its label, or its group's legend. */
+function labelOf(control) {
+  let text = null;
+  if (control.type === 'radio' || control.type === 'checkbox') {
+    const legend = control.closest('fieldset')?.querySelector('legend');
+    text = legend ? legend.textContent : null;
+  } else if (control.labels && control.labels.length) {
+    text = control.labels[0].textContent;
+  }
+  return text ? text.replace(/\s*\(optional\)\s*$/i, '').trim() : null;
+}
+
+/**
+ * An API message as a person reads it: `remote_key: must be a key of the
+ * value map` becomes `Remote key: must be a key of the value map`, and
+ * `allowed_namespaces[1]: …` names the entry.
+ */
+export function readable(error, control = null) {
+  const message = error && error.message ? error.message : String(error);
+  const apiField = error && error.field;
+  if (!apiField || !message.startsWith(`${apiField}: `)) return message;
+  const rest = message.slice(apiField.length + 2);
+  const base = apiField.replace(/\[\d+\]/g, '');
+  const fallback = () => {
+    if (FIELD_NAMES[base]) return FIELD_NAMES[base];
+    const words = base.split('.').pop().replace(/_/g, ' ');
+    return words.charAt(0).toUpperCase() + words.slice(1);
+  };
+  const name = (control && labelOf(control)) || fallback();
+  const index = /\[(\d+)\]/.exec(apiField);
+  return `${name}${index ? `, entry ${Number(index[1]) + 1}` : ''}: ${rest}`;
 }
 
 function findControl(form, name) {

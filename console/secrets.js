@@ -24,6 +24,7 @@ import {
   replace,
 } from './dom.js';
 import { providerLabel, remoteKey, takesWholeValues } from './providers.js';
+import { valueField, MAX_VALUE_BYTES } from './value.js';
 
 const NAME_HINT = 'Lower-case letters, digits and “-”, at most 63 characters. Pods name it in secrets.agyn.io/env.';
 
@@ -46,16 +47,19 @@ export async function list(ctx) {
     api.providers(ctx.org).catch(() => []),
   ]);
   const providersById = new Map(providers.map((p) => [p.id, p]));
-  const columns = ['Name', 'Storage', 'Provider and path', 'Version', 'Last updated'];
+  // A server without namespace limits says nothing about them.
+  const limits = secrets.some((s) => Array.isArray(s.allowed_namespaces));
+  const columns = ['Name', 'Storage', 'Provider and path', ...(limits ? ['Namespaces'] : []), 'Version', 'Last updated'];
   if (ctx.canWrite) columns.push('Actions');
   const rows = secrets.map((secret) => {
     const cells = [
       h('a', { href: ctx.link('secrets', slug(secret)), class: 'name', text: secret.name }),
       h('span', { class: `tag tag-${secret.storage}`, text: secret.storage === 'local' ? 'Local' : 'Remote' }),
       providerCell(ctx, secret, providersById),
+      limits ? namespacesSummary(secret, 'All') : null,
       h('span', { class: 'version', text: String(secret.version) }),
       when(secret.updated_at),
-    ];
+    ].filter((cell) => cell !== null);
     if (ctx.canWrite) {
       cells.push(
         h('div', { class: 'row-actions' },
@@ -75,15 +79,39 @@ export async function list(ctx) {
   );
 }
 
-function valueInput() {
-  return h('input', {
-    type: 'password',
-    name: 'value',
+/** The namespaces a secret may be used in, as one cell or fact. */
+function namespacesSummary(secret, everywhere) {
+  const list = secret.allowed_namespaces || [];
+  if (!list.length) return h('span', { class: 'muted', text: everywhere });
+  return h('span', { class: 'namespaces' }, list.map((pattern) => code(pattern)));
+}
+
+/** The namespace names and globs in `text`, split at commas, spaces and line breaks. */
+function parseNamespaces(text) {
+  return [...new Set(text.split(/[\s,]+/).filter(Boolean))];
+}
+
+/** The allowed-namespaces control, filled from `secret`. */
+function namespacesField(ctx, secret = {}) {
+  const control = h('textarea', {
+    name: 'allowed_namespaces',
+    rows: 3,
     autocomplete: 'off',
     spellcheck: 'false',
     autocapitalize: 'none',
-    'data-lpignore': 'true',
+    class: 'namespaces-input',
   });
+  control.value = (secret.allowed_namespaces || []).join('\n');
+  const node = field({
+    label: 'Allowed namespaces (optional)',
+    control,
+    field: 'allowed_namespaces',
+    hint: [
+      'Namespace names, or globs such as ', code('team-a-*'), ', separated by commas or line breaks. ',
+      `Empty: every namespace bound to ${ctx.orgName}.`,
+    ],
+  });
+  return { node, control, value: () => parseNamespaces(control.value) };
 }
 
 function providerOptions(providers) {
@@ -110,18 +138,15 @@ function remoteFields(ctx, providers, secret = {}) {
   const chosen = () => providers.find((p) => p.id === provider.value);
   const describe = () => {
     const whole = takesWholeValues(chosen());
+    // No placeholders: text in an empty field reads as a value already there.
     if (whole) {
-      path.placeholder = 'prod/db';
-      replace(pathHint, 'The secret’s name or ARN in AWS Secrets Manager, e.g. ', code('prod/db'), '.');
+      replace(pathHint, 'The secret’s name or ARN in AWS Secrets Manager, for example ', code('prod/db'), '.');
       keyLabel.textContent = 'Remote key (optional)';
-      key.placeholder = 'password';
-      replace(keyHint, 'A key of the secret’s JSON value. Leave empty to take a plain-string secret whole.');
+      replace(keyHint, 'A key of the secret’s JSON value, for example ', code('password'), '. Leave empty to take a plain-string secret whole.');
     } else {
-      path.placeholder = 'kv/data/prod/stripe-api-key';
       replace(pathHint, 'The Vault API path: KV v2 ', code('kv/data/prod/name'), ', KV v1 ', code('secret/prod/name'), '.');
       keyLabel.textContent = 'Remote key';
-      key.placeholder = 'value';
-      replace(keyHint, 'The key inside the secret’s data, e.g. value or password.');
+      replace(keyHint, 'The key inside the secret’s data, for example ', code('password'), ' or ', code('api_key'), '.');
     }
   };
   provider.addEventListener('change', () => {
@@ -147,10 +172,11 @@ export async function create(ctx) {
   const name = h('input', { type: 'text', name: 'name', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'none', maxlength: 63, 'aria-required': 'true' });
   const local = h('input', { type: 'radio', name: 'storage', value: 'local', id: 'storage-local', checked: true, 'data-field': 'storage' });
   const remote = h('input', { type: 'radio', name: 'storage', value: 'remote', id: 'storage-remote' });
-  const value = valueInput();
+  const value = valueField({ label: 'Value', hint: 'Stored encrypted. It is never shown again, here or in the API.' });
   const remoteControls = remoteFields(ctx, providers);
+  const namespaces = namespacesField(ctx);
   const groups = {
-    local: h('div', { class: 'group' }, field({ label: 'Value', control: value, field: 'value', hint: 'Stored encrypted. It is never shown again, here or in the API.' })),
+    local: h('div', { class: 'group' }, value.node),
     remote: h('div', { class: 'group' }, remoteControls.nodes),
   };
   const storage = h('fieldset', { class: 'field choices' },
@@ -167,20 +193,29 @@ export async function create(ctx) {
     storage,
     groups.local,
     groups.remote,
+    namespaces.node,
     h('div', { class: 'buttons' }, save, linkButton(ctx.link('secrets'), 'Cancel')),
   );
   toggle();
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     clearErrors(form);
+    if (local.checked && value.tooLong()) {
+      showError(form, tooLong());
+      return;
+    }
     save.disabled = true;
+    const common = { name: name.value.trim() };
+    const allowed = namespaces.value();
+    // Left out when empty, so that a server without namespace limits takes the form.
+    if (allowed.length) common.allowed_namespaces = allowed;
     let request;
+    const typed = local.checked && value.control.value !== '';
     if (local.checked) {
-      request = api.createSecret(ctx.org, { name: name.value.trim(), storage: 'local', value: value.value });
-      value.value = '';
+      request = api.createSecret(ctx.org, { ...common, storage: 'local', value: value.take() });
     } else {
       request = api.createSecret(ctx.org, {
-        name: name.value.trim(),
+        ...common,
         storage: 'remote',
         provider_id: remoteControls.provider.value || undefined,
         remote_path: remoteControls.path.value.trim(),
@@ -194,7 +229,7 @@ export async function create(ctx) {
       ctx.go(ctx.link('secrets', slug(created)), { flash: `Secret “${created.name}” saved (version ${created.version}).` });
     } catch (error) {
       save.disabled = false;
-      if (local.checked) value.placeholder = 'Paste the value again';
+      if (typed) value.say('info', 'The value was cleared when it was sent: enter it again.');
       showError(form, error);
     }
   });
@@ -206,6 +241,11 @@ export async function create(ctx) {
   name.focus();
 }
 
+/** The refusal the API would give, said before the value is sent. */
+function tooLong() {
+  return { field: 'value', message: `value: is longer than ${MAX_VALUE_BYTES} bytes` };
+}
+
 function facts(secret, providersById, ctx) {
   const pairs = [
     ['Storage', h('span', { class: `tag tag-${secret.storage}`, text: secret.storage === 'local' ? 'Local' : 'Remote' })],
@@ -214,6 +254,9 @@ function facts(secret, providersById, ctx) {
     pairs.push(['Value', h('span', { class: 'badge', id: 'value-state', text: secret.value_set ? 'set' : 'not set' })]);
   } else {
     pairs.push(['Provider', providerCell(ctx, secret, providersById)]);
+  }
+  if (Array.isArray(secret.allowed_namespaces)) {
+    pairs.push(['Allowed namespaces', h('span', { id: 'secret-namespaces' }, namespacesSummary(secret, `Every namespace bound to ${ctx.orgName}`))]);
   }
   pairs.push(
     ['Version', h('span', { class: 'version', id: 'secret-version', text: String(secret.version) })],
@@ -224,29 +267,60 @@ function facts(secret, providersById, ctx) {
 }
 
 function rotateForm(ctx, secret) {
-  const value = valueInput();
-  value.placeholder = secret.value_set ? 'set · paste a new value to rotate' : 'Paste a value';
+  const value = valueField({
+    label: 'New value',
+    hint: 'The version goes up. Running pods keep the value they started with until they restart.',
+  });
   const save = h('button', { type: 'submit', class: 'primary', text: 'Rotate value' });
   const form = h('form', { class: 'card', novalidate: true, 'aria-labelledby': 'rotate-title' },
     h('h2', { id: 'rotate-title', text: 'Rotate the value' }),
-    field({
-      label: 'New value',
-      control: value,
-      field: 'value',
-      extra: secret.value_set ? h('span', { class: 'badge', text: 'set' }) : null,
-      hint: 'The version goes up. Running pods keep the value they started with until they restart.',
-    }),
+    value.node,
+    h('div', { class: 'buttons' }, save),
+  );
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    if (value.tooLong()) {
+      showError(form, tooLong());
+      return;
+    }
+    save.disabled = true;
+    const typed = value.control.value !== '';
+    const request = api.updateSecret(ctx.org, secret.id, { value: value.take() });
+    try {
+      const updated = await request;
+      ctx.go(location.pathname, { replace: true, flash: `Value rotated: “${updated.name}” is now version ${updated.version}.` });
+    } catch (error) {
+      save.disabled = false;
+      if (typed) value.say('info', 'The value was cleared when it was sent: enter it again.');
+      showError(form, error);
+    }
+  });
+  return form;
+}
+
+/** Where the secret may be used: its own form, as the change makes no new version. */
+function namespacesForm(ctx, secret) {
+  const namespaces = namespacesField(ctx, secret);
+  const save = h('button', { type: 'submit', class: 'primary', text: 'Save namespaces' });
+  const form = h('form', { class: 'card', novalidate: true, 'aria-labelledby': 'namespaces-title' },
+    h('h2', { id: 'namespaces-title', text: 'Where it may be used' }),
+    namespaces.node,
     h('div', { class: 'buttons' }, save),
   );
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     clearErrors(form);
     save.disabled = true;
-    const request = api.updateSecret(ctx.org, secret.id, { value: value.value });
-    value.value = '';
     try {
-      const updated = await request;
-      ctx.go(location.pathname, { replace: true, flash: `Value rotated: “${updated.name}” is now version ${updated.version}.` });
+      const updated = await api.updateSecret(ctx.org, secret.id, { allowed_namespaces: namespaces.value() });
+      const list = updated.allowed_namespaces || [];
+      ctx.go(location.pathname, {
+        replace: true,
+        flash: list.length
+          ? `“${updated.name}” may now be used in ${list.join(', ')}.`
+          : `“${updated.name}” may now be used in every namespace bound to ${ctx.orgName}.`,
+      });
     } catch (error) {
       save.disabled = false;
       showError(form, error);
@@ -293,11 +367,17 @@ export async function show(ctx) {
   const providersById = new Map(providers.map((p) => [p.id, p]));
   let edit = null;
   if (ctx.canWrite) edit = secret.storage === 'local' ? rotateForm(ctx, secret) : repointForm(ctx, secret, providers);
+  const limits = ctx.canWrite && Array.isArray(secret.allowed_namespaces) ? namespacesForm(ctx, secret) : null;
   ctx.show(
-    heading(secret.name, ctx.canWrite && linkButton(ctx.link('secrets', slug(secret), 'delete'), 'Delete', { kind: 'danger', label: `Delete ${secret.name}` })),
+    heading(
+      secret.name,
+      ctx.canWrite && linkButton(`${ctx.link('audit')}?secret=${encodeURIComponent(secret.name)}`, 'Audit history'),
+      ctx.canWrite && linkButton(ctx.link('secrets', slug(secret), 'delete'), 'Delete', { kind: 'danger', label: `Delete ${secret.name}` }),
+    ),
     h('p', { class: 'lead' }, h('a', { href: ctx.link('secrets'), text: '← Secrets' })),
     facts(secret, providersById, ctx),
     edit,
+    limits,
     h('section', { 'aria-labelledby': 'used-by' },
       h('h2', { id: 'used-by', text: 'Used by' }),
       references instanceof Error ? notice('error', references.message) : referencesView(ctx, references, 3),

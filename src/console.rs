@@ -4,8 +4,9 @@
 //! Its files are embedded in the binary, so the console works on clusters
 //! without network access, and it talks to the same `/v1` API as every other
 //! client, with the user's own token. Every console page (`/`, `/sign-in`,
-//! `/organizations/...`) answers with the one `index.html`; the browser-side
-//! router draws the page. Static files live under [`ASSET_PREFIX`], which
+//! `/organizations/...`, `/namespaces/...`) answers with the one
+//! `index.html`; the browser-side router draws the page, and draws "page not
+//! found" for any other path a browser opens outside `/v1`. Static files live under [`ASSET_PREFIX`], which
 //! cannot collide with `/v1`, the health endpoints, `/metrics` or
 //! `/openapi.json`.
 
@@ -13,10 +14,10 @@ use std::sync::LazyLock;
 
 use axum::Router;
 use axum::extract::Path;
-use axum::http::StatusCode;
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use sha2::{Digest, Sha256};
 
 use crate::http::ApiError;
@@ -87,6 +88,21 @@ const ASSETS: &[Asset] = &[
         content_type: JAVASCRIPT,
         body: include_bytes!("../console/tokens.js"),
     },
+    Asset {
+        name: "value.js",
+        content_type: JAVASCRIPT,
+        body: include_bytes!("../console/value.js"),
+    },
+    Asset {
+        name: "namespaces.js",
+        content_type: JAVASCRIPT,
+        body: include_bytes!("../console/namespaces.js"),
+    },
+    Asset {
+        name: "audit.js",
+        content_type: JAVASCRIPT,
+        body: include_bytes!("../console/audit.js"),
+    },
 ];
 
 /// A strong validator per asset, so that browsers revalidate cheaply
@@ -104,13 +120,19 @@ static ETAGS: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
 
 /// The console's routes, served beside the API's. They need no state, so
 /// they fit any router's.
+///
+/// Any other path a browser opens gets the console's "page not found"
+/// instead of a JSON error, except under `/v1`, which stays the API's.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(page))
         .route("/sign-in", get(page))
         .route("/organizations", get(page))
         .route("/organizations/{*rest}", get(page))
+        .route("/namespaces", get(page))
+        .route("/namespaces/{*rest}", get(page))
         .route(&format!("{ASSET_PREFIX}/{{*file}}"), get(asset))
+        .route("/{*rest}", any(unknown))
 }
 
 fn security_headers(headers: &mut HeaderMap) {
@@ -132,7 +154,11 @@ fn security_headers(headers: &mut HeaderMap) {
 /// Every console page is the same document; the script draws the page the
 /// URL names. `no-store` keeps it from outliving a sign-out in a shared cache.
 async fn page() -> Response {
-    let mut response = INDEX_HTML.into_response();
+    document(StatusCode::OK)
+}
+
+fn document(status: StatusCode) -> Response {
+    let mut response = (status, INDEX_HTML).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -143,8 +169,34 @@ async fn page() -> Response {
     response
 }
 
-async fn asset(Path(file): Path<String>, request_headers: HeaderMap) -> Response {
+/// Whether the request is a browser opening a page, rather than a script,
+/// a style sheet or an API client fetching something.
+fn wants_page(method: &Method, headers: &HeaderMap) -> bool {
+    (method == Method::GET || method == Method::HEAD)
+        && headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains("text/html"))
+}
+
+/// A path nobody serves. A person who opens one in a browser reads the
+/// console's "page not found", with a way back; everyone else, and every
+/// path under `/v1`, gets the API's JSON 404.
+async fn unknown(method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    let path = uri.path();
+    let api = path == "/v1" || path.starts_with("/v1/");
+    if !api && wants_page(&method, &headers) {
+        return document(StatusCode::NOT_FOUND);
+    }
+    ApiError::NotFound(format!("no route for {path}")).into_response()
+}
+
+async fn asset(method: Method, Path(file): Path<String>, request_headers: HeaderMap) -> Response {
     let Some(index) = ASSETS.iter().position(|a| a.name == file) else {
+        if wants_page(&method, &request_headers) {
+            return document(StatusCode::NOT_FOUND);
+        }
         return ApiError::NotFound(format!("no console file {file:?}")).into_response();
     };
     let asset = &ASSETS[index];
@@ -219,6 +271,34 @@ mod tests {
                 !text.contains("localStorage.set"),
                 "{} writes localStorage",
                 asset.name
+            );
+        }
+    }
+
+    /// The size hint of the value field counts against the server's limit,
+    /// as the API documents it.
+    #[test]
+    fn the_value_field_knows_the_servers_largest_value() {
+        let script = ASSETS
+            .iter()
+            .find(|a| a.name == "value.js")
+            .map(|a| std::str::from_utf8(a.body).expect("utf-8"))
+            .expect("value.js is embedded");
+        let console: usize = script
+            .split("export const MAX_VALUE_BYTES = ")
+            .nth(1)
+            .and_then(|rest| rest.split(';').next())
+            .and_then(|n| n.parse().ok())
+            .expect("value.js exports MAX_VALUE_BYTES");
+        let document: serde_json::Value =
+            serde_json::from_str(crate::api::document()).expect("the OpenAPI document is JSON");
+        for schema in ["CreateSecret", "UpdateSecret"] {
+            let documented =
+                &document["components"]["schemas"][schema]["properties"]["value"]["maxLength"];
+            assert_eq!(
+                documented.as_u64(),
+                Some(console as u64),
+                "{schema}.value and value.js disagree on the largest value"
             );
         }
     }

@@ -267,6 +267,49 @@ impl Browser {
         assert_eq!(chosen, json!(value), "{label} has no option {value}");
     }
 
+    /// Pastes `text` into the control labelled `label`, as the browser
+    /// hands a paste to the page: a `paste` event carrying the clipboard's
+    /// text exactly.
+    async fn paste(&self, label: &str, text: &str) {
+        self.run(
+            "const control = byLabel(arguments[0]); control.focus(); \
+             const data = new DataTransfer(); data.setData('text/plain', arguments[1]); \
+             control.dispatchEvent(new ClipboardEvent('paste', {clipboardData: data, bubbles: true, cancelable: true}));",
+            json!([label, text]),
+        )
+        .await;
+    }
+
+    /// Chooses `file` in the file picker of the value field labelled `label`.
+    async fn pick_file(&self, label: &str, file: &Path) {
+        let id = self
+            .element(
+                "return byLabel(arguments[0]).closest('.value-field').querySelector('input[type=file]');",
+                json!([label]),
+            )
+            .await;
+        self.post(
+            &format!("/element/{id}/value"),
+            json!({"text": file.display().to_string()}),
+        )
+        .await;
+    }
+
+    /// Presses keys (WebDriver key codes, e.g. `\u{E004}` for Tab) as a
+    /// person does, wherever the focus is.
+    async fn keys(&self, keys: &str) {
+        let mut actions = Vec::new();
+        for key in keys.chars() {
+            actions.push(json!({"type": "keyDown", "value": key.to_string()}));
+            actions.push(json!({"type": "keyUp", "value": key.to_string()}));
+        }
+        self.post(
+            "/actions",
+            json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]}),
+        )
+        .await;
+    }
+
     async fn path(&self) -> String {
         self.run("return location.pathname;", json!([]))
             .await
@@ -428,11 +471,75 @@ async fn console_is_served_with_strict_headers() {
     assert_eq!(api.status, 404);
     assert_eq!(api.body["error"]["code"], "not_found");
     assert_eq!(server.client().get("/healthz").await.status, 200);
+
+    // A browser that opens a path nobody serves reads the console's "page
+    // not found" (drawn by the script), with the console's headers; under
+    // /v1 it still gets the API's JSON.
+    const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    for path in [
+        "/nope",
+        "/console/nope",
+        "/console/nothing.js",
+        "/healthz/x",
+    ] {
+        let response = http
+            .get(format!("{}{path}", server.api))
+            .header("accept", BROWSER_ACCEPT)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/html; charset=utf-8",
+            "{path}"
+        );
+        assert_eq!(response.headers()["cache-control"], "no-store", "{path}");
+        assert!(
+            response.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .starts_with("default-src 'self'"),
+            "{path}"
+        );
+        let body = response.text().await.unwrap();
+        assert!(
+            body.contains("<script type=\"module\" src=\"/console/app.js\">"),
+            "{path}: {body}"
+        );
+    }
+    for (method, path) in [
+        (reqwest::Method::GET, "/v1/nowhere"),
+        (reqwest::Method::GET, "/v1"),
+        (reqwest::Method::GET, "/v1/organizations/acme/secrets/x/y/z"),
+        (reqwest::Method::POST, "/v1/nowhere"),
+        (reqwest::Method::POST, "/nope"),
+        (reqwest::Method::DELETE, "/organizations-x"),
+    ] {
+        let response = http
+            .request(method.clone(), format!("{}{path}", server.api))
+            .header("accept", BROWSER_ACCEPT)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{method} {path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "not_found", "{method} {path}");
+        assert_eq!(
+            body["error"]["message"],
+            format!("no route for {path}"),
+            "{method} {path}"
+        );
+    }
+    // An API client still gets JSON for a path outside /v1.
+    let plain = server.client().get("/nope").await;
+    assert_eq!(plain.status, 404);
+    assert_eq!(plain.body["error"]["code"], "not_found");
 }
 
-#[needs(chromium)]
-#[tokio::test]
-async fn console_in_headless_chromium() {
+/// Runs `drive` against a fresh server in a fresh browser, with the
+/// server's log on failure.
+async fn in_browser(drive: impl AsyncFnOnce(&Server, &Browser)) {
     if chromium().is_none() {
         skip(
             "chromium or chromedriver is missing; install Debian's chromium and chromium-driver to run the console test",
@@ -449,6 +556,12 @@ async fn console_in_headless_chromium() {
         eprintln!("server log tail:\n{}", tail(&server.logs(), 40));
         std::panic::resume_unwind(panic);
     }
+}
+
+#[needs(chromium)]
+#[tokio::test]
+async fn console_in_headless_chromium() {
+    in_browser(drive).await;
 }
 
 fn tail(text: &str, lines: usize) -> String {
@@ -589,7 +702,8 @@ async fn drive(server: &Server, browser: &Browser) {
              document.getElementById(byLabel('Name').id + '-error')?.textContent",
         )
         .await;
-    assert!(error.as_str().unwrap().starts_with("name:"), "{error}");
+    // The API's field name is replaced by the label a person reads.
+    assert!(error.as_str().unwrap().starts_with("Name: "), "{error}");
     let describedby = browser
         .run(
             "return byLabel('Name').getAttribute('aria-describedby');",
@@ -871,7 +985,7 @@ async fn drive(server: &Server, browser: &Browser) {
         )
         .await;
     assert!(
-        error.as_str().unwrap().starts_with("auth.access_key_id:"),
+        error.as_str().unwrap().starts_with("Access key ID: "),
         "{error}"
     );
     browser.shoot("provider-new-aws-error").await;
@@ -894,15 +1008,9 @@ async fn drive(server: &Server, browser: &Browser) {
         json!({"method": "static", "access_key_id": "AKIAIOSFODNN7EXAMPLE", "secret_access_key_secret": "aws-secret-key"})
     );
     let aws_id = aws["id"].as_str().unwrap().to_owned();
-    // Emptying an optional setting removes it. The notice of the create
-    // goes first, so that the one waited for is the update's.
+    // Emptying an optional setting removes it. The create's notice goes
+    // with the click, so that the one waited for is the update's.
     browser.fill("Endpoint", "").await;
-    browser
-        .run(
-            "document.querySelector('main .notice-ok')?.remove();",
-            json!([]),
-        )
-        .await;
     browser.click("Save changes").await;
     browser
         .wait(
@@ -952,7 +1060,7 @@ async fn drive(server: &Server, browser: &Browser) {
         )
         .await;
     assert!(
-        error.as_str().unwrap().starts_with("remote_key:"),
+        error.as_str().unwrap().starts_with("Remote key: "),
         "{error}"
     );
     browser.choose("Provider", &aws_id).await;
@@ -1127,4 +1235,704 @@ async fn drive(server: &Server, browser: &Browser) {
         .get("/v1/organizations/globex")
         .await
         .expect(200);
+}
+
+/// Signs in with `token` from the sign-in page and waits for `heading`.
+async fn sign_in(browser: &Browser, token: &str, heading: &str) {
+    browser.open("/sign-in").await;
+    browser.wait_heading("Sign in").await;
+    browser.fill("API token", token).await;
+    browser.click("Sign in").await;
+    browser.wait_heading(heading).await;
+}
+
+/// What a runtime token reads for the secret `name` of acme.
+async fn resolved(runtime: &common::Api, name: &str) -> String {
+    let reply = runtime
+        .post(
+            "/v1/organizations/acme/resolve",
+            json!({"names": [name], "consumer": "console-test"}),
+        )
+        .await
+        .expect(200);
+    reply["values"][name]
+        .as_str()
+        .unwrap_or_else(|| panic!("no value for {name}: {reply}"))
+        .to_owned()
+}
+
+/// The state of the value field labelled `label`: what the textarea holds,
+/// the bytes its size hint counts, whether it is masked, and its status.
+async fn value_state(browser: &Browser, label: &str) -> Value {
+    browser
+        .run(
+            "const v = byLabel(arguments[0]); \
+             return {text: v.value, bytes: Number(document.getElementById(v.id + '-size').dataset.bytes), \
+                     size: document.getElementById(v.id + '-size').textContent, \
+                     masking: getComputedStyle(v).getPropertyValue('-webkit-text-security'), \
+                     status: document.getElementById(v.id + '-status').textContent};",
+            json!([label]),
+        )
+        .await
+}
+
+/// Waits until the value field labelled `label` says something containing `text`.
+async fn wait_value_status(browser: &Browser, label: &str, text: &str) -> String {
+    browser
+        .wait(
+            &format!("the value status {text:?}"),
+            &format!(
+                "document.getElementById(byLabel({}).id + '-status')?.textContent.includes({}) && \
+                 document.getElementById(byLabel({}).id + '-status').textContent",
+                json!(label),
+                json!(text),
+                json!(label)
+            ),
+        )
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Waits for the refusal shown next to the control labelled `label`.
+async fn field_error(browser: &Browser, label: &str) -> String {
+    browser
+        .wait(
+            &format!("the error next to {label}"),
+            &format!(
+                "byLabel({0}).getAttribute('aria-invalid') === 'true' && \
+                 document.getElementById(byLabel({0}).id + '-error')?.textContent",
+                json!(label)
+            ),
+        )
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A key typed line by line, with runs of spaces and a trailing newline.
+const PEM_TYPED: &str = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC-typed-3f1a\n  two  spaces  inside\n-----END PRIVATE KEY-----\n";
+/// A certificate copied from a file with Windows line endings, and tabs.
+const PEM_PASTED: &str = "-----BEGIN CERTIFICATE-----\r\nMIIBszCCAVmgAwIBAgIU-pasted-8e2d\r\n\tafter a tab\t \r\n-----END CERTIFICATE-----\r\n";
+/// A key read from a PEM file.
+const PEM_FILE: &str = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkK3-file-7c2e\nAwEHoUQDQgAE\n-----END EC PRIVATE KEY-----\n";
+/// A JSON credential with CRLF line breaks, a tab and a byte-order mark.
+const JSON_FILE: &str = "\u{feff}{\r\n  \"type\": \"service_account\",\r\n\t\"private_key\": \"json-file-5b9d\"\r\n}\r\n";
+
+/// The value field keeps every byte, whether typed, pasted or read from a
+/// file, as a runtime token's `resolve` proves; it masks the value, counts
+/// it against the server's limit and refuses what cannot be a value.
+#[needs(chromium)]
+#[tokio::test]
+async fn console_keeps_every_byte_of_a_value() {
+    in_browser(values).await;
+}
+
+async fn values(server: &Server, browser: &Browser) {
+    let owner = server.seed("acme", "team-a", &[]).await;
+    let owner_api = server.client_as(&owner);
+    let runtime = server.client_as(
+        &server
+            .client()
+            .create_token("acme", "resolver", "runtime")
+            .await,
+    );
+    let files = tempfile::tempdir().unwrap();
+    sign_in(browser, &owner, "Secrets").await;
+
+    // Typed: line breaks, runs of spaces and the last line break stay.
+    browser.open("/organizations/acme/secrets/new").await;
+    browser.wait_heading("New secret").await;
+    browser.fill("Name", "pem-typed").await;
+    browser.fill("Value", PEM_TYPED).await;
+    let state = value_state(browser, "Value").await;
+    assert_eq!(state["text"], PEM_TYPED);
+    assert_eq!(state["bytes"], PEM_TYPED.len());
+    assert_eq!(
+        state["size"],
+        format!("{} of 65,536 bytes", PEM_TYPED.len())
+    );
+    assert_eq!(state["masking"], "disc", "the value is not masked");
+    browser.shoot("secret-value-typed").await;
+    browser.click("Show value").await;
+    let shown = browser
+        .run(
+            "const v = byLabel('Value'); return [getComputedStyle(v).getPropertyValue('-webkit-text-security'), \
+             byText('Show value').getAttribute('aria-pressed')];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(shown, json!(["none", "true"]));
+    browser.shoot("secret-value-shown").await;
+    browser.click("Show value").await;
+    assert_eq!(value_state(browser, "Value").await["masking"], "disc");
+    // The keyboard leaves the field with Tab, and reaches its tools in
+    // order, each with its focus in sight.
+    browser.run("byLabel('Value').focus();", json!([])).await;
+    let focus = "const el = document.activeElement; const shown = el.type === 'file' ? el.closest('label') : el; \
+                 return [el.tagName, el.type, getComputedStyle(shown).outlineStyle];";
+    browser.keys("\u{E004}").await;
+    assert_eq!(
+        browser.run(focus, json!([])).await,
+        json!(["BUTTON", "button", "solid"])
+    );
+    browser.keys("\u{E004}").await;
+    assert_eq!(
+        browser.run(focus, json!([])).await,
+        json!(["INPUT", "file", "solid"])
+    );
+    assert_eq!(value_state(browser, "Value").await["text"], PEM_TYPED);
+    browser.click("Save").await;
+    browser.wait_heading("pem-typed").await;
+    assert_eq!(resolved(&runtime, "pem-typed").await, PEM_TYPED);
+
+    // Pasted: CRLF line breaks and tabs stay, and a carriage return shows
+    // as ↵ in the field.
+    browser.click("← Secrets").await;
+    browser.wait_heading("Secrets").await;
+    browser.click("New secret").await;
+    browser.wait_heading("New secret").await;
+    browser.fill("Name", "pem-pasted").await;
+    browser.paste("Value", PEM_PASTED).await;
+    let state = value_state(browser, "Value").await;
+    assert_eq!(state["text"], PEM_PASTED.replace('\r', "\u{21b5}"));
+    assert_eq!(state["bytes"], PEM_PASTED.len());
+    // Text that holds the mark itself could not be told apart: refused.
+    browser.paste("Value", "x\u{21b5}y").await;
+    let status = wait_value_status(browser, "Value", "holds the character").await;
+    assert!(
+        status.starts_with("The pasted text holds the character ↵"),
+        "{status}"
+    );
+    assert_eq!(
+        value_state(browser, "Value").await["text"],
+        PEM_PASTED.replace('\r', "\u{21b5}")
+    );
+    browser.click("Show value").await;
+    browser.shoot("secret-value-pasted").await;
+    browser.click("Save").await;
+    browser.wait_heading("pem-pasted").await;
+    assert_eq!(resolved(&runtime, "pem-pasted").await, PEM_PASTED);
+
+    // Read from a file: the file's bytes, exactly.
+    let pem = files.path().join("key.pem");
+    std::fs::write(&pem, PEM_FILE).unwrap();
+    browser.click("← Secrets").await;
+    browser.wait_heading("Secrets").await;
+    browser.click("New secret").await;
+    browser.wait_heading("New secret").await;
+    browser.fill("Name", "pem-file").await;
+    browser.pick_file("Value", &pem).await;
+    let status = wait_value_status(browser, "Value", "Read key.pem").await;
+    assert_eq!(
+        status,
+        format!("Read key.pem: {} bytes, 4 lines.", PEM_FILE.len())
+    );
+    assert_eq!(value_state(browser, "Value").await["text"], PEM_FILE);
+    let kept = browser
+        .run(
+            "return byLabel('Value').closest('.value-field').querySelector('input[type=file]').files.length;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(kept, 0, "the file input still holds the file");
+    browser.shoot("secret-value-file").await;
+    browser.click("Save").await;
+    browser.wait_heading("pem-file").await;
+    assert_eq!(resolved(&runtime, "pem-file").await, PEM_FILE);
+
+    // A rotation from a JSON file with CRLF line breaks and a byte-order mark.
+    let json_file = files.path().join("service-account.json");
+    std::fs::write(&json_file, JSON_FILE).unwrap();
+    browser.pick_file("New value", &json_file).await;
+    wait_value_status(browser, "New value", "Read service-account.json").await;
+    assert_eq!(
+        value_state(browser, "New value").await["bytes"],
+        JSON_FILE.len()
+    );
+    browser.click("Rotate value").await;
+    browser
+        .wait(
+            "version 2",
+            "document.getElementById('secret-version')?.textContent === '2'",
+        )
+        .await;
+    assert_eq!(resolved(&runtime, "pem-file").await, JSON_FILE);
+    let dump = browser.page_dump().await;
+    for value in [PEM_TYPED, PEM_PASTED, PEM_FILE, JSON_FILE] {
+        let line = value.lines().nth(1).unwrap();
+        assert!(!dump.contains(line), "{line:?} is still in the page");
+    }
+
+    // The rotation's banner goes with the next action, and the refusal of
+    // an empty value names the field as the page does.
+    let banners = browser
+        .run(
+            "return [...document.querySelectorAll('main .notice-ok')].map((n) => n.textContent);",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        banners,
+        json!(["Value rotated: “pem-file” is now version 2."])
+    );
+    browser.click("Rotate value").await;
+    let error = field_error(browser, "New value").await;
+    assert_eq!(error, "New value: must not be empty");
+    let banners = browser
+        .run(
+            "return document.querySelectorAll('main .notice').length;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(banners, 0, "a banner stayed up beside the refusal");
+    browser.shoot("secret-rotate-error").await;
+
+    // What cannot be a value is refused before it is sent, saying why.
+    let der = files.path().join("key.der");
+    std::fs::write(&der, [0x30, 0x82, 0x01, 0xff, 0xfe, 0x00, 0x80]).unwrap();
+    browser.pick_file("New value", &der).await;
+    let status = wait_value_status(browser, "New value", "key.der").await;
+    assert!(status.contains("key.der is not UTF-8 text"), "{status}");
+    assert_eq!(value_state(browser, "New value").await["text"], "");
+    let big = files.path().join("big.json");
+    std::fs::write(&big, "x".repeat(65_537)).unwrap();
+    browser.pick_file("New value", &big).await;
+    let status = wait_value_status(browser, "New value", "big.json").await;
+    assert_eq!(
+        status,
+        "big.json is 65,537 bytes; a value holds at most 65,536 bytes."
+    );
+    assert_eq!(value_state(browser, "New value").await["text"], "");
+    browser.shoot("secret-value-refused-file").await;
+
+    // The largest value the server takes fits, to the byte.
+    let line = format!("{}\n", "A".repeat(63));
+    let largest: String = line.repeat(1024);
+    assert_eq!(largest.len(), 65_536);
+    let max = files.path().join("largest.pem");
+    std::fs::write(&max, &largest).unwrap();
+    browser.pick_file("New value", &max).await;
+    wait_value_status(browser, "New value", "Read largest.pem").await;
+    let state = value_state(browser, "New value").await;
+    assert_eq!(state["bytes"], 65_536);
+    assert_eq!(state["size"], "65,536 of 65,536 bytes");
+    browser.click("Rotate value").await;
+    browser
+        .wait(
+            "version 3",
+            "document.getElementById('secret-version')?.textContent === '3'",
+        )
+        .await;
+    assert_eq!(resolved(&runtime, "pem-file").await, largest);
+
+    // One byte more is refused next to the field, and nothing is sent.
+    browser
+        .run(
+            "const v = byLabel('New value'); v.value = 'é'.repeat(32768) + 'x'; \
+             v.dispatchEvent(new Event('input', {bubbles: true}));",
+            json!([]),
+        )
+        .await;
+    let state = value_state(browser, "New value").await;
+    assert_eq!(state["bytes"], 65_537);
+    assert_eq!(state["size"], "65,537 of 65,536 bytes: too long");
+    browser.click("Rotate value").await;
+    let error = field_error(browser, "New value").await;
+    assert_eq!(error, "New value: is longer than 65536 bytes");
+    browser.shoot("secret-value-too-long").await;
+    let stored = owner_api
+        .get("/v1/organizations/acme/secrets/pem-file")
+        .await
+        .expect(200);
+    assert_eq!(stored["version"], 3);
+}
+
+/// The ids of the audit events the page shows, in order.
+async fn audit_rows(browser: &Browser) -> Value {
+    browser
+        .run(
+            "return [...document.querySelectorAll('#audit-events tbody tr')].map((tr) => tr.dataset.event);",
+            json!([]),
+        )
+        .await
+}
+
+fn ids(events: &[Value]) -> Value {
+    events.iter().map(|e| e["id"].clone()).collect()
+}
+
+/// The admin's namespace bindings, organizations by name everywhere, the
+/// pages for an unknown organization and an unknown path, and an owner's
+/// audit log, paged and filtered.
+#[needs(chromium)]
+#[tokio::test]
+async fn console_namespaces_audit_and_unknown_pages() {
+    in_browser(platform).await;
+}
+
+async fn platform(server: &Server, browser: &Browser) {
+    let owner = server
+        .seed("acme", "team-a", &[("db-password", "first")])
+        .await;
+    let owner_api = server.client_as(&owner);
+    let admin = server.client();
+    let acme_id = admin.get("/v1/organizations/acme").await.expect(200)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let globex_id = admin
+        .post("/v1/organizations", json!({"name": "globex"}))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let member = admin.create_token("acme", "viewer", "member").await;
+
+    // Namespaces, for the admin: bindings name their organization.
+    sign_in(browser, &server.admin_token, "Organizations").await;
+    browser.click("Namespaces").await;
+    browser.wait_heading("Namespaces").await;
+    assert_eq!(browser.path().await, "/namespaces");
+    let listed = browser
+        .run(
+            "return [...document.querySelectorAll('main table.list tbody tr')].map((tr) => [...tr.cells].slice(0, 2).map((c) => c.innerText.trim()));",
+            json!([]),
+        )
+        .await;
+    assert_eq!(listed, json!([["team-a", "acme"]]));
+    assert!(!browser.page_dump().await.contains(&acme_id));
+    browser.shoot("namespaces").await;
+
+    // A refusal names the field as the form does.
+    browser.fill("Namespace", "Team_B").await;
+    browser.choose("Organization", "globex").await;
+    browser.click("Bind namespace").await;
+    let error = field_error(browser, "Namespace").await;
+    assert!(error.starts_with("Namespace: "), "{error}");
+    let refusal = admin
+        .put("/v1/namespaces/Team_B", json!({"organization": "globex"}))
+        .await;
+    assert_eq!(refusal.status, 422);
+    assert_eq!(
+        error,
+        refusal
+            .error_message()
+            .replacen("namespace: ", "Namespace: ", 1)
+    );
+    browser.shoot("namespaces-error").await;
+
+    // Bound with the keyboard alone, with the focus in sight all the way.
+    browser.fill("Namespace", "team-b").await;
+    let focus = "const el = document.activeElement; \
+                 return [el.tagName, el.name || el.textContent, getComputedStyle(el).outlineStyle];";
+    browser.keys("\u{E004}").await;
+    assert_eq!(
+        browser.run(focus, json!([])).await,
+        json!(["SELECT", "organization", "solid"])
+    );
+    browser.keys("\u{E004}").await;
+    assert_eq!(
+        browser.run(focus, json!([])).await,
+        json!(["BUTTON", "Bind namespace", "solid"])
+    );
+    browser.keys("\u{E007}").await;
+    browser.wait_heading("team-b").await;
+    assert_eq!(browser.path().await, "/namespaces/team-b");
+    assert!(
+        browser
+            .main_text()
+            .await
+            .contains("Namespace “team-b” bound to globex."),
+        "{}",
+        browser.main_text().await
+    );
+    let bound = admin.get("/v1/namespaces/team-b").await.expect(200);
+    assert_eq!(bound["organization_id"], json!(globex_id));
+    browser.shoot("namespace").await;
+
+    // Moved to another organization.
+    browser.choose("Organization", "acme").await;
+    browser.click("Move namespace").await;
+    browser
+        .wait(
+            "the move's notice",
+            "document.querySelector('main .notice-ok')?.textContent.includes('moved from globex to acme')",
+        )
+        .await;
+    let moved = admin.get("/v1/namespaces/team-b").await.expect(200);
+    assert_eq!(moved["organization_id"], json!(acme_id));
+
+    // Unbound, after a confirmation.
+    browser.click("Unbind").await;
+    browser.wait_heading("Unbind namespace “team-b”").await;
+    browser.shoot("namespace-unbind").await;
+    browser.click("Unbind namespace").await;
+    browser.wait_heading("Namespaces").await;
+    assert!(
+        browser
+            .main_text()
+            .await
+            .contains("Namespace “team-b” unbound.")
+    );
+    assert_eq!(admin.get("/v1/namespaces/team-b").await.status, 404);
+
+    // An organization opened by its id is shown, and addressed, by its name.
+    browser
+        .open(&format!("/organizations/{acme_id}/secrets"))
+        .await;
+    browser.wait_heading("Secrets").await;
+    assert_eq!(browser.path().await, "/organizations/acme/secrets");
+    let header = browser
+        .run(
+            "return [document.querySelector('.org-name').textContent, document.getElementById('top').innerText];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(header[0], "acme");
+    assert!(!header[1].as_str().unwrap().contains(&acme_id), "{header}");
+
+    // An unknown organization: what happened and the way back, no sections.
+    browser.open("/organizations/nope/secrets").await;
+    browser.wait_heading("Organization not found").await;
+    let page = browser
+        .run(
+            "return [mainText(), !!document.querySelector('nav[aria-label=Organization]')];",
+            json!([]),
+        )
+        .await;
+    assert!(
+        page[0]
+            .as_str()
+            .unwrap()
+            .contains("No organization named “nope”, or you may not see it."),
+        "{page}"
+    );
+    assert_eq!(page[1], false, "the sections of an unknown organization");
+    browser.shoot("organization-unknown").await;
+    browser.click("Back to the list of organizations").await;
+    browser.wait_heading("Organizations").await;
+
+    // Unknown paths: the console's page, whoever serves them.
+    for path in [
+        "/console/nope",
+        "/nope",
+        "/organizations/acme/nope",
+        "/#/nope",
+    ] {
+        browser.open(path).await;
+        browser.wait_heading("Page not found").await;
+        assert!(
+            browser
+                .main_text()
+                .await
+                .contains("There is no console page at"),
+            "{path}"
+        );
+    }
+    browser.shoot("page-not-found").await;
+    browser.open("/#/organizations/acme/providers").await;
+    browser.wait_heading("Providers").await;
+    assert_eq!(browser.path().await, "/organizations/acme/providers");
+
+    // The audit log, for an owner: newest first, a page at a time.
+    for n in 1..=24 {
+        owner_api
+            .post(
+                "/v1/organizations/acme/secrets",
+                json!({"name": format!("s-{n:02}"), "value": format!("v{n}")}),
+            )
+            .await
+            .expect(201);
+    }
+    for n in 1..=22 {
+        owner_api
+            .patch(
+                "/v1/organizations/acme/secrets/s-07",
+                json!({"value": format!("rotated {n}")}),
+            )
+            .await
+            .expect(200);
+    }
+    let events = owner_api
+        .all_pages("/v1/organizations/acme/audit", 500)
+        .await;
+    assert!(events.len() > 40, "{}", events.len());
+    browser.click("Sign out").await;
+    sign_in(browser, &owner, "Secrets").await;
+    browser.click("Audit log").await;
+    browser.wait_heading("Audit log").await;
+    assert_eq!(audit_rows(browser).await, ids(&events[..20]));
+    browser.shoot("audit").await;
+    let mut shown = 20;
+    while shown < events.len() {
+        browser.click("Show older events").await;
+        shown = (shown + 20).min(events.len());
+        browser
+            .wait(
+                &format!("{shown} events"),
+                &format!("document.querySelectorAll('#audit-events tbody tr').length === {shown}"),
+            )
+            .await;
+    }
+    assert_eq!(audit_rows(browser).await, ids(&events));
+    let end = browser
+        .run(
+            "return [document.querySelector('.audit-status').textContent, byText('Show older events')?.hidden];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        end,
+        json!([
+            format!("{} events shown: that is all of them.", events.len()),
+            true
+        ])
+    );
+
+    // One secret's events, paged as well.
+    let of_s07: Vec<Value> = events
+        .iter()
+        .filter(|e| e["target_kind"] == "secret" && e["target_name"] == "s-07")
+        .cloned()
+        .collect();
+    assert_eq!(of_s07.len(), 23);
+    browser.choose("Secret", "s-07").await;
+    browser.click("Show").await;
+    browser.wait_heading("Audit log of “s-07”").await;
+    assert_eq!(
+        browser.run("return location.search;", json!([])).await,
+        "?secret=s-07"
+    );
+    assert_eq!(audit_rows(browser).await, ids(&of_s07[..20]));
+    browser.shoot("audit-secret").await;
+    browser.click("Show older events").await;
+    browser
+        .wait(
+            "all of s-07's events",
+            "document.querySelectorAll('#audit-events tbody tr').length === 23",
+        )
+        .await;
+    assert_eq!(audit_rows(browser).await, ids(&of_s07));
+
+    // The secret's page leads to its log.
+    browser.click("s-07").await;
+    browser.wait_heading("s-07").await;
+    browser.click("Audit history").await;
+    browser.wait_heading("Audit log of “s-07”").await;
+
+    // A member has no audit log.
+    browser.click("Sign out").await;
+    sign_in(browser, &member, "Secrets").await;
+    assert!(
+        browser
+            .run("return byText('Audit log') === null;", json!([]))
+            .await
+            == true
+    );
+    browser.open("/organizations/acme/audit").await;
+    browser.wait_heading("Read only").await;
+}
+
+/// A secret limited to some namespaces: set when it is made, shown, and
+/// changed without a new version.
+#[needs(chromium)]
+#[tokio::test]
+async fn console_allowed_namespaces() {
+    in_browser(allowed_namespaces).await;
+}
+
+async fn allowed_namespaces(server: &Server, browser: &Browser) {
+    let owner = server.seed("acme", "team-a", &[]).await;
+    let owner_api = server.client_as(&owner);
+    sign_in(browser, &owner, "Secrets").await;
+    browser.click("New secret").await;
+    browser.wait_heading("New secret").await;
+    browser.fill("Name", "scoped").await;
+    browser.fill("Value", "scoped-value").await;
+    browser
+        .fill("Allowed namespaces", "team-a, team-b-*\nteam-c")
+        .await;
+    browser.shoot("secret-new-namespaces").await;
+    browser.click("Save").await;
+    browser.wait_heading("scoped").await;
+    let stored = owner_api
+        .get("/v1/organizations/acme/secrets/scoped")
+        .await
+        .expect(200);
+    assert_eq!(
+        stored["allowed_namespaces"],
+        json!(["team-a", "team-b-*", "team-c"])
+    );
+    let shown = browser
+        .run(
+            "return document.getElementById('secret-namespaces').innerText;",
+            json!([]),
+        )
+        .await;
+    for pattern in ["team-a", "team-b-*", "team-c"] {
+        assert!(shown.as_str().unwrap().contains(pattern), "{shown}");
+    }
+    assert_eq!(
+        browser
+            .run("return byLabel('Allowed namespaces').value;", json!([]))
+            .await,
+        "team-a\nteam-b-*\nteam-c"
+    );
+    browser.shoot("secret-namespaces").await;
+
+    // Emptied: every bound namespace, and still version 1.
+    browser.fill("Allowed namespaces", "").await;
+    browser.click("Save namespaces").await;
+    browser
+        .wait(
+            "the saved notice",
+            "document.querySelector('main .notice-ok')?.textContent.includes('every namespace bound to acme')",
+        )
+        .await;
+    let stored = owner_api
+        .get("/v1/organizations/acme/secrets/scoped")
+        .await
+        .expect(200);
+    assert_eq!(stored["allowed_namespaces"], json!([]));
+    assert_eq!(stored["version"], 1);
+    assert!(
+        browser
+            .main_text()
+            .await
+            .contains("Every namespace bound to acme")
+    );
+
+    // A refusal names the field as the form does.
+    browser.fill("Allowed namespaces", "team-a Team_B").await;
+    browser.click("Save namespaces").await;
+    let error = field_error(browser, "Allowed namespaces").await;
+    assert!(
+        error.starts_with("Allowed namespaces: \"Team_B\" is not a namespace name"),
+        "{error}"
+    );
+    browser.shoot("secret-namespaces-error").await;
+
+    // The list says where each secret may be used.
+    browser.fill("Allowed namespaces", "team-a").await;
+    browser.click("Save namespaces").await;
+    browser
+        .wait(
+            "the saved notice",
+            "document.querySelector('main .notice-ok')?.textContent.includes('may now be used in team-a')",
+        )
+        .await;
+    browser.click("← Secrets").await;
+    browser.wait_heading("Secrets").await;
+    let cell = browser
+        .run(
+            "return document.querySelector('main td[data-label=Namespaces]')?.innerText;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(cell, "team-a");
+    browser.shoot("secrets-namespaces").await;
 }
