@@ -38,6 +38,12 @@ pub struct Settings {
     pub token_files: TokenFiles,
     /// What pods with delivery `exec` are given.
     pub exec: ExecSettings,
+    /// The shortest time between two restarts of one workload after
+    /// rotations.
+    pub restart_min_interval: Duration,
+    /// How often remote secrets' versions are read for rotation detection;
+    /// `None`: never.
+    pub rotation_poll_interval: Option<Duration>,
 }
 
 /// Delivery `exec`: where pods reach the exec listener, and with what.
@@ -79,6 +85,8 @@ impl Default for Settings {
             provider_net: NetPolicy::default(),
             token_files: TokenFiles::default(),
             exec: ExecSettings::default(),
+            restart_min_interval: Duration::from_secs(300),
+            rotation_poll_interval: None,
         }
     }
 }

@@ -231,6 +231,8 @@ async fn start(args: ServerArgs, roles: Roles, dev: bool) -> anyhow::Result<()> 
             Duration::from_secs(5)
         }),
         exec: exec_settings(&args)?,
+        restart_min_interval: args.api.restart_min_interval,
+        rotation_poll_interval: args.api.rotation_poll_interval,
     };
     if roles != Roles::Api {
         log_delivery(&settings);

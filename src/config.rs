@@ -298,6 +298,20 @@ pub struct ApiArgs {
     /// 0 turns the limit off.
     #[arg(long, env = "AGYN_AUTH_FAILURES_PER_MINUTE", default_value_t = 10)]
     pub auth_failures_per_minute: u32,
+
+    /// The shortest time between two restarts of one workload after
+    /// rotations (`secrets.agyn.io/restart-on-rotation`); a rotation within
+    /// it waits, and one restart then serves every secret that waited.
+    #[arg(long, env = "AGYN_RESTART_MIN_INTERVAL", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub restart_min_interval: Duration,
+
+    /// Remote rotation detection: how often to ask each remote secret's
+    /// provider for its current version (Vault KV v2 `current_version`, the
+    /// AWS version staged `AWSCURRENT`; metadata only, never the value). A
+    /// new version makes a new version of the secret and restarts the
+    /// workloads that opted in. Off when absent.
+    #[arg(long, env = "AGYN_ROTATION_POLL_INTERVAL", value_parser = humantime::parse_duration)]
+    pub rotation_poll_interval: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Args)]

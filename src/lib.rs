@@ -20,6 +20,7 @@ pub mod fence;
 pub mod http;
 pub mod metrics;
 pub mod resolve;
+pub mod rollout;
 pub mod server;
 pub mod store;
 pub mod telemetry;

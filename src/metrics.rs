@@ -34,6 +34,12 @@ pub struct KindLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RestartLabels {
+    pub kind: &'static str,
+    pub result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProviderLabels {
     pub provider: String,
 }
@@ -70,6 +76,8 @@ pub struct Metrics {
     pub resolutions: Family<DeliveryLabels, Counter>,
     pub resolution_errors: Family<KindLabels, Counter>,
     pub decrypt_failures: Counter,
+    /// Rollouts after rotations, by workload kind and how they ended.
+    pub workload_restarts: Family<RestartLabels, Counter>,
     pub keyring_healthy: Gauge,
     pub provider_requests: Family<ProviderLabels, Counter>,
     pub provider_errors: Family<ProviderErrorLabels, Counter>,
@@ -97,6 +105,7 @@ impl Metrics {
             resolutions: Family::default(),
             resolution_errors: Family::default(),
             decrypt_failures: Counter::default(),
+            workload_restarts: Family::default(),
             keyring_healthy: Gauge::default(),
             provider_requests: Family::default(),
             provider_errors: Family::default(),
@@ -136,6 +145,11 @@ impl Metrics {
             "decrypt_failures",
             "Stored values that failed to decrypt",
             metrics.decrypt_failures.clone(),
+        );
+        registry.register(
+            "workload_restarts",
+            "Workload rollouts after rotations, by kind and result (restarted, skipped, failed)",
+            metrics.workload_restarts.clone(),
         );
         registry.register(
             "keyring_healthy",

@@ -77,6 +77,12 @@ pub async fn run(app: Arc<App>, args: &ServerArgs, roles: Roles) -> anyhow::Resu
     } else {
         None
     };
+    // Rotations are made through the API, so its processes act on them.
+    let _rollouts = if roles != Roles::Webhook {
+        crate::rollout::spawn(app.clone()).map(AbortOnDrop)
+    } else {
+        None
+    };
     // Every certificate is checked and every port bound before anything is
     // served, so that a mistake stops the process at once.
     let webhook = if roles != Roles::Api {

@@ -27,8 +27,8 @@ pub use providers::{
 };
 pub use pull_secrets::{CreateImagePullSecret, ImagePullSecret};
 pub use secrets::{
-    CreateSecret, DeleteSecretQuery, Reference, ResolveRequest, ResolveResponse, Secret,
-    SecretText, Storage, UpdateSecret,
+    CreateSecret, DeleteSecretQuery, Reference, ResolveRequest, ResolveResponse, Rollout,
+    RolloutState, Secret, SecretText, Storage, UpdateSecret,
 };
 
 /// Most items one page of a list holds.

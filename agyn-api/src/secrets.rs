@@ -194,6 +194,46 @@ pub struct UpdateSecret {
     pub allowed_namespaces: Option<Vec<String>>,
 }
 
+/// How a rollout stands: `pending` (waiting for the workload's turn under
+/// `--restart-min-interval`), `restarted` (its pod template was annotated,
+/// and Kubernetes rolls it out), `skipped` (no opted-in pod ran an older
+/// version any more) or `failed` (`message` says why).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RolloutState {
+    Pending,
+    Restarted,
+    Skipped,
+    Failed,
+}
+
+/// A workload restarted, or to be, because a secret's version changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"id": "8d0c1e2f-3a4b-4c5d-9e6f-7a8b9c0d1e2f", "secret_id": "0b6f7c1e-8a53-4b0e-9a55-2f0a3c1d9e77", "secret_name": "stripe-api-key", "version": 4, "namespace": "payments", "kind": "Deployment", "workload": "checkout", "reason": "rotated by token:owner:9f3c2d1e0a8b4c6d7e5f4a3b2c1d0e9f", "state": "restarted", "message": "", "requested_at": "2025-01-31T10:12:30.482Z", "restarted_at": "2025-01-31T10:12:31.017Z"}))]
+pub struct Rollout {
+    pub id: String,
+    pub secret_id: String,
+    pub secret_name: String,
+    /// The version the workload is restarted to get.
+    pub version: i64,
+    pub namespace: String,
+    /// `Deployment`, `StatefulSet` or `DaemonSet`.
+    pub kind: String,
+    /// The workload's name.
+    pub workload: String,
+    /// What changed the version: a rotation or repointing (and by whom), or
+    /// a new version at the provider.
+    pub reason: String,
+    pub state: RolloutState,
+    /// Why it waits or failed; empty otherwise.
+    pub message: String,
+    #[schema(format = DateTime)]
+    pub requested_at: String,
+    /// When the pod template was annotated; `null` until then.
+    #[schema(format = DateTime, required = true)]
+    pub restarted_at: Option<String>,
+}
+
 /// The query of a secret's delete.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

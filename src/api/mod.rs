@@ -46,6 +46,7 @@ fn routes() -> OpenApiRouter<Arc<App>> {
         .routes(routes!(secrets::create, secrets::list))
         .routes(routes!(secrets::get, secrets::update, secrets::delete))
         .routes(routes!(secrets::references))
+        .routes(routes!(secrets::rollouts))
         .routes(routes!(providers::create, providers::list))
         .routes(routes!(
             providers::get,

@@ -20,8 +20,8 @@ use crate::crypto::SecretValue;
 use crate::http::{ApiError, ApiResult};
 use crate::resolve::{Kind, kind};
 use crate::store::{
-    NewSecret, Provider, Reference, RemoteChanges, RemoteRef, Secret, SecretContent, Storage,
-    format_time,
+    NewSecret, Provider, Reference, RemoteChanges, RemoteRef, Rollout, RolloutState, Secret,
+    SecretContent, Storage, format_time,
 };
 
 /// Largest accepted secret value.
@@ -455,6 +455,48 @@ fn referenced(references: Vec<Reference>, total: u64) -> ApiResult<Response> {
         references,
         total,
     })
+}
+
+impl From<Rollout> for api::Rollout {
+    fn from(rollout: Rollout) -> Self {
+        Self {
+            id: rollout.id,
+            secret_id: rollout.secret_id,
+            secret_name: rollout.secret_name,
+            version: rollout.version,
+            namespace: rollout.namespace,
+            kind: rollout.kind,
+            workload: rollout.workload,
+            reason: rollout.reason,
+            state: match rollout.state {
+                RolloutState::Pending => api::RolloutState::Pending,
+                RolloutState::Restarted => api::RolloutState::Restarted,
+                RolloutState::Skipped => api::RolloutState::Skipped,
+                RolloutState::Failed => api::RolloutState::Failed,
+            },
+            message: rollout.message,
+            requested_at: format_time(rollout.requested_at),
+            restarted_at: rollout.restarted_at.map(format_time),
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/organizations/{org}/secrets/{id}/rollouts", operation_id = "listSecretRollouts", tag = "secrets",
+    summary = "List the workloads restarted after the secret's rotations", description = "Member+. Newest first.", params(("org" = String, Path, description = "The organization's id or name.", example = "acme"), ("id" = String, Path, description = "The secret's id or name.", example = "stripe-api-key"), api::PageQuery),
+    responses((status = 200, description = "One page, newest first.", body = api::Page<api::Rollout>), Authenticated, Forbidden, NotFound, Paged))]
+pub async fn rollouts(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    Path((org, id)): Path<(String, String)>,
+    page: Page,
+) -> ApiResult<Json<api::Page<api::Rollout>>> {
+    let org = organization_for(&app, &caller, &org, Access::Read).await?;
+    let secret = find(&app, &org.id, &id).await?;
+    Ok(page_of(
+        app.store
+            .list_rollouts(&secret.id, page.cursor(), page.limit)
+            .await?,
+    ))
 }
 
 /// Largest number of names one `resolve` call may ask for.

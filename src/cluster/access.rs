@@ -12,18 +12,27 @@ use serde::Serialize;
 
 use super::Cluster;
 
-/// The (verb, resource) pairs the product needs in every bound namespace:
-/// Secrets it writes and cleans up, pods it lists to see which Secrets
-/// are still in use, and the pod it reads when the pod's wrapper asks for
-/// its values (delivery `exec`).
-pub const WORKLOAD_RULES: [(&str, &str); 7] = [
-    ("get", "secrets"),
-    ("list", "secrets"),
-    ("create", "secrets"),
-    ("update", "secrets"),
-    ("delete", "secrets"),
-    ("list", "pods"),
-    ("get", "pods"),
+/// The (API group, verb, resource) rules the product needs in every bound
+/// namespace: Secrets it writes and cleans up, pods it lists to see which
+/// Secrets are still in use, the pod it reads when the pod's wrapper asks
+/// for its values (delivery `exec`), and the workloads it restarts after a
+/// rotation.
+pub const WORKLOAD_RULES: [(&str, &str, &str); 14] = [
+    ("", "get", "secrets"),
+    ("", "list", "secrets"),
+    ("", "create", "secrets"),
+    ("", "update", "secrets"),
+    ("", "delete", "secrets"),
+    ("", "list", "pods"),
+    ("", "get", "pods"),
+    // Restart on rotation.
+    ("apps", "get", "deployments"),
+    ("apps", "patch", "deployments"),
+    ("apps", "get", "statefulsets"),
+    ("apps", "patch", "statefulsets"),
+    ("apps", "get", "daemonsets"),
+    ("apps", "patch", "daemonsets"),
+    ("apps", "get", "replicasets"),
 ];
 
 /// The product's access to one namespace.
@@ -136,8 +145,8 @@ impl Cluster {
 /// `namespace`, as `"<verb> <resource>"`, each asked at once.
 async fn missing_rules(client: kube::Client, namespace: &str) -> Result<Vec<String>, kube::Error> {
     let api: Api<SelfSubjectAccessReview> = Api::all(client);
-    let checks = WORKLOAD_RULES.iter().map(|(verb, resource)| {
-        let review = access_review(namespace, verb, resource);
+    let checks = WORKLOAD_RULES.iter().map(|(group, verb, resource)| {
+        let review = access_review(namespace, group, verb, resource);
         let api = api.clone();
         async move {
             let answer = api.create(&PostParams::default(), &review).await?;
@@ -158,11 +167,17 @@ async fn missing_rules(client: kube::Client, namespace: &str) -> Result<Vec<Stri
 }
 
 /// The question whether the product may `verb` `resource` in `namespace`.
-fn access_review(namespace: &str, verb: &str, resource: &str) -> SelfSubjectAccessReview {
+fn access_review(
+    namespace: &str,
+    group: &str,
+    verb: &str,
+    resource: &str,
+) -> SelfSubjectAccessReview {
     SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
             resource_attributes: Some(ResourceAttributes {
                 namespace: Some(namespace.to_owned()),
+                group: Some(group.to_owned()),
                 verb: Some(verb.to_owned()),
                 resource: Some(resource.to_owned()),
                 ..ResourceAttributes::default()

@@ -11,6 +11,7 @@ mod env;
 mod managed;
 mod pods;
 mod pull;
+mod workloads;
 
 use std::path::Path;
 use std::time::Duration;
@@ -23,6 +24,9 @@ pub use env::{ENV_PREFIX, EnvSecret, env_secret_name};
 pub use managed::{CleanUp, LAST_USED_ANNOTATION, MANAGED_BY, MANAGED_BY_LABEL};
 pub use pods::{BoundPod, TokenRefused};
 pub use pull::{Credentials, PULL_PREFIX, SOURCE_ANNOTATION, VERSION_ANNOTATION, docker_config};
+pub use workloads::{
+    RESTART_ON_ROTATION_ANNOTATION, RESTARTED_AT_ANNOTATION, Restart, Workload, WorkloadKind,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {

@@ -519,6 +519,38 @@ impl Resolver {
         Err(ResolveError::unusable(provider, problem))
     }
 
+    /// The version a remote secret has at its provider now, from metadata
+    /// that carries no value (`None` for a local secret, or where the
+    /// provider keeps no versions). Nothing is cached here: the caller keeps
+    /// the version it saw.
+    pub async fn remote_version(
+        &self,
+        organization: &Organization,
+        secret: &Secret,
+    ) -> Result<Option<String>, ResolveError> {
+        let Some(remote) = secret.remote() else {
+            return Ok(None);
+        };
+        let session = self
+            .session_of(organization, &remote.provider_id, &secret.name)
+            .await?;
+        let timeout = self.providers.timeout;
+        let path = remote.remote_path.as_str();
+        match tokio::time::timeout(timeout, session.current_version(path)).await {
+            Ok(result) => result.map_err(|failure| ResolveError::provider(&*session, failure)),
+            Err(_) => Err(ResolveError::provider(
+                &*session,
+                session.fail(
+                    FailureKind::Timeout,
+                    format!(
+                        "reading the version of {path}: timed out after {}",
+                        humantime::format_duration(timeout)
+                    ),
+                ),
+            )),
+        }
+    }
+
     /// Checks that `provider` can be reached and its credentials work,
     /// without reading any secret. Returns what was checked.
     pub async fn check(

@@ -234,6 +234,14 @@ pub trait Session: Send + Sync {
     /// reading no secret; returns what was checked.
     fn check(&self) -> BoxFuture<'_, Result<String, Failure>>;
 
+    /// The version the provider holds at `path` now, from metadata that
+    /// carries no value; `None` where the path keeps no versions (Vault KV
+    /// v1) or no longer exists.
+    fn current_version<'a>(
+        &'a self,
+        path: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, Failure>>;
+
     /// Records a failure of this session and returns it.
     fn fail(&self, kind: FailureKind, message: String) -> Failure;
 }

@@ -15,6 +15,7 @@ mod providers;
 mod pull_secrets;
 mod references;
 mod replicas;
+mod rollouts;
 mod secrets;
 mod tokens;
 
@@ -29,6 +30,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 pub use model::*;
 pub use providers::{NewProvider, ProviderChanges};
 pub use pull_secrets::NewImagePullSecret;
+pub use rollouts::{Rollout, RolloutState, Rotation};
 pub use secrets::{NewSecret, RemoteChanges};
 pub use tokens::{TOKEN_PREFIX, hash_token};
 

@@ -6,6 +6,7 @@ use sqlx::{AnyConnection, Row};
 use super::audit::Change;
 use super::paging::{decode_cursor, fetch_limit, into_page};
 use super::references::{InUse, hold_secret, in_use};
+use super::rollouts::queue_rotation;
 use super::{
     RemoteRef, Result, Secret, SecretContent, Store, StoreError, conflict_on_unique, new_id, now_ms,
 };
@@ -15,7 +16,7 @@ use crate::fence;
 /// The name cursors of the secrets list carry.
 const LIST: &str = "secrets";
 
-const COLUMNS: &str = "id, organization_id, name, storage, version, provider_id, remote_path, \
+pub(super) const COLUMNS: &str = "id, organization_id, name, storage, version, provider_id, remote_path, \
                        remote_key, kek_id, wrapped_dek, ciphertext, created_at, updated_at, \
                        allowed_namespaces";
 
@@ -35,7 +36,7 @@ pub struct RemoteChanges {
     pub remote_key: Option<Option<String>>,
 }
 
-fn from_row(row: &AnyRow) -> Result<Secret> {
+pub(super) fn from_row(row: &AnyRow) -> Result<Secret> {
     let storage: String = row.try_get("storage")?;
     let id: String = row.try_get("id")?;
     let corrupt = |what: &str| StoreError::Corrupt(format!("secret {id}: {what}"));
@@ -181,8 +182,8 @@ async fn update_remote(
     now: i64,
 ) -> Result<()> {
     let updated = sqlx::query(
-        "UPDATE secrets SET version = $1, provider_id = $2, remote_path = $3, remote_key = $4, updated_at = $5 \
-         WHERE id = $6 AND version = $7",
+        "UPDATE secrets SET version = $1, provider_id = $2, remote_path = $3, remote_key = $4, updated_at = $5, \
+         remote_version = NULL WHERE id = $6 AND version = $7",
     )
     .bind(version)
     .bind(remote.provider_id.clone())
@@ -403,6 +404,7 @@ impl Store {
         if let Some(fence) = fence {
             set_fence(&mut w.tx, &mut secret, fence, actor).await?;
         }
+        queue_rotation(&mut w.tx, &secret, version, &format!("rotated by {actor}")).await?;
         Change {
             organization_id: Some(organization_id),
             actor,
@@ -452,6 +454,13 @@ impl Store {
         if let Some(fence) = fence {
             set_fence(&mut w.tx, &mut secret, fence, actor).await?;
         }
+        queue_rotation(
+            &mut w.tx,
+            &secret,
+            version,
+            &format!("repointed by {actor}"),
+        )
+        .await?;
         Change {
             organization_id: Some(organization_id),
             actor,

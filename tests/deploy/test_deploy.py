@@ -185,12 +185,20 @@ KNOWN_ENV = {
     "AGYN_EXEC_CA_FILE",
     "AGYN_EXEC_IMAGE",
     "AGYN_EXEC_ENABLED",
+    "AGYN_RESTART_MIN_INTERVAL",
+    "AGYN_ROTATION_POLL_INTERVAL",
 }
 
 # What the workload ClusterRole grants, in each namespace bound to it.
 WORKLOAD_RULES = {
     ("", "secrets"): {"get", "list", "create", "update", "delete"},
     ("", "pods"): {"get", "list"},
+    # Restart on rotation: a ReplicaSet's Deployment, and the pod template
+    # annotation that rolls a workload out.
+    ("apps", "deployments"): {"get", "patch"},
+    ("apps", "statefulsets"): {"get", "patch"},
+    ("apps", "daemonsets"): {"get", "patch"},
+    ("apps", "replicasets"): {"get"},
 }
 WORKLOAD_ROLE = "agyn-secrets-workload"
 # The only cluster-wide grant: checking the tokens of delivery exec.
@@ -782,6 +790,9 @@ BAD_VALUES = [
     ({"keyring": {"secretName": "Not_A_Name"}}, "secretName"),
     ({"pullSecretGrace": "1h"}, "additional properties"),
     ({"managedSecretGrace": "one hour"}, "managedSecretGrace"),
+    ({"rotation": {"restartMinInterval": "soon"}}, "restartMinInterval"),
+    ({"rotation": {"pollInterval": "often"}}, "pollInterval"),
+    ({"rotation": {"restart": True}}, "additional properties"),
     ({"webhook": {"defaultDelivery": "inline"}}, "defaultDelivery"),
     ({"webhook": {"clientCA": {"enabled": "yes"}}}, "enabled"),
     ({"webhook": {"clientCA": {"enabled": True, "caCert": "not a certificate"}}}, "caCert"),
@@ -2184,3 +2195,12 @@ def test_kind_script_proves_exec_delivery():
         'answer="$(can_i get pods "$ns")"',
     ):
         assert needle in script[:start], needle
+
+
+def test_rotation_settings_reach_the_process(chart):
+    env = deployment_env(render(chart, None))
+    assert duration_seconds(env["AGYN_RESTART_MIN_INTERVAL"]["value"]) == 300
+    assert "AGYN_ROTATION_POLL_INTERVAL" not in env, "detection is off by default"
+    env = deployment_env(render(chart, {"rotation": {"pollInterval": "1m", "restartMinInterval": "10m"}}))
+    assert env["AGYN_ROTATION_POLL_INTERVAL"]["value"] == "1m"
+    assert env["AGYN_RESTART_MIN_INTERVAL"]["value"] == "10m"

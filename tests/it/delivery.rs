@@ -516,7 +516,14 @@ async fn namespaces_without_a_role_binding_are_reported_and_their_pods_denied() 
             "update secrets",
             "delete secrets",
             "list pods",
-            "get pods"
+            "get pods",
+            "get deployments",
+            "patch deployments",
+            "get statefulsets",
+            "patch statefulsets",
+            "get daemonsets",
+            "patch daemonsets",
+            "get replicasets"
         ])
     );
     let fix = "kubectl create rolebinding agyn-secrets -n team-b --clusterrole=agyn-secrets-workload --serviceaccount=agyn-secrets:agyn-secrets";

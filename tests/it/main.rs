@@ -25,6 +25,8 @@ mod properties;
 mod providers;
 mod pull_secrets;
 mod reliability;
+mod rollout;
 mod tls;
 mod vault;
 mod webhook;
+mod workloads;

@@ -564,6 +564,7 @@ fn lists_document_their_pages_and_values_are_write_only() {
         "/v1/organizations/{org}/tokens",
         "/v1/organizations/{org}/secrets",
         "/v1/organizations/{org}/secrets/{id}/references",
+        "/v1/organizations/{org}/secrets/{id}/rollouts",
         "/v1/organizations/{org}/providers",
         "/v1/organizations/{org}/image-pull-secrets",
         "/v1/organizations/{org}/audit",

@@ -211,6 +211,13 @@ impl super::provider::Session for Session {
         Box::pin(Session::check(self))
     }
 
+    fn current_version<'a>(
+        &'a self,
+        path: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, Failure>> {
+        Box::pin(Session::current_version(self, path))
+    }
+
     fn fail(&self, kind: FailureKind, message: String) -> Failure {
         Session::fail(self, kind, message)
     }

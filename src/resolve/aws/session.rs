@@ -238,6 +238,44 @@ impl Session {
         Ok(values)
     }
 
+    /// The id of the version staged `AWSCURRENT`, from `DescribeSecret`,
+    /// which answers metadata and never the value. `None` when the secret
+    /// is gone or has no current version.
+    pub async fn current_version(&self, path: &str) -> Result<Option<String>, Failure> {
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct DescribeSecret<'a> {
+            secret_id: &'a str,
+        }
+        let body =
+            serde_json::to_vec(&DescribeSecret { secret_id: path }).expect("a request serializes");
+        let keys = self.credentials().await?;
+        let reply = self
+            .signed(
+                &self.secrets_manager,
+                "secretsmanager",
+                "application/x-amz-json-1.1",
+                Some("secretsmanager.DescribeSecret"),
+                &body,
+                &keys,
+            )
+            .await
+            .map_err(|f| f.reading(path))?;
+        if reply.status != 200 {
+            return match error_code(&reply).as_deref() {
+                Some("ResourceNotFoundException") => Ok(None),
+                Some("AccessDeniedException") => Err(self.fail(
+                    FailureKind::PermissionDenied,
+                    format!(
+                        "access denied describing {path:?}: rotation detection needs secretsmanager:DescribeSecret on it"
+                    ),
+                )),
+                _ => Err(self.refused(&reply, path)),
+            };
+        }
+        Ok(current_version_id(&reply.body))
+    }
+
     async fn get_secret_value(&self, body: &[u8]) -> Result<Reply, Failure> {
         let keys = self.credentials().await?;
         self.signed(
@@ -670,6 +708,20 @@ fn lifetime(expiration: Option<&str>) -> Duration {
 }
 
 /// The error code of a JSON error answer (`__type`, without its namespace).
+/// The version id staged `AWSCURRENT` in a `DescribeSecret` answer.
+fn current_version_id(body: &[u8]) -> Option<String> {
+    let parsed: serde_json::Value = serde_json::from_slice(body).ok()?;
+    parsed["VersionIdsToStages"]
+        .as_object()?
+        .iter()
+        .find(|(_, stages)| {
+            stages
+                .as_array()
+                .is_some_and(|s| s.iter().any(|stage| stage == "AWSCURRENT"))
+        })
+        .map(|(id, _)| id.clone())
+}
+
 fn error_code(reply: &Reply) -> Option<String> {
     #[derive(Deserialize)]
     struct Error {
@@ -729,6 +781,13 @@ mod tests {
             Some("wJalr&XUtn")
         );
         assert_eq!(tag(xml, "Nope"), None);
+    }
+
+    #[test]
+    fn the_current_version_is_the_one_staged_awscurrent() {
+        let body = br#"{"Name":"db","VersionIdsToStages":{"a1":["AWSPREVIOUS"],"b2":["AWSCURRENT","AWSPENDING"]}}"#;
+        assert_eq!(current_version_id(body).as_deref(), Some("b2"));
+        assert_eq!(current_version_id(br#"{"Name":"db"}"#), None);
     }
 
     #[test]

@@ -209,9 +209,24 @@ impl super::provider::Session for Session {
         Box::pin(Session::check(self))
     }
 
+    fn current_version<'a>(
+        &'a self,
+        path: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, Failure>> {
+        Box::pin(Session::current_version(self, path))
+    }
+
     fn fail(&self, kind: FailureKind, message: String) -> Failure {
         Session::fail(self, kind, message)
     }
+}
+
+/// The KV v2 metadata path of a data path: `kv/data/prod/db` →
+/// `kv/metadata/prod/db`. The first `data` segment after the mount is the
+/// one KV v2 puts there; a path without one is not KV v2.
+pub fn metadata_path(path: &str) -> Option<String> {
+    let (mount, rest) = path.split_once("/data/")?;
+    (!mount.is_empty() && !rest.is_empty()).then(|| format!("{mount}/metadata/{rest}"))
 }
 
 /// Checks a `remote_path`: the API path after `/v1/`, made of plain
@@ -276,6 +291,21 @@ mod tests {
             panic!("an object")
         };
         Vault.validate(map, &NetPolicy::default())
+    }
+
+    #[test]
+    fn kv2_data_paths_have_metadata_paths() {
+        assert_eq!(
+            metadata_path("kv/data/prod/db").as_deref(),
+            Some("kv/metadata/prod/db")
+        );
+        assert_eq!(
+            metadata_path("team/kv/data/db").as_deref(),
+            Some("team/kv/metadata/db")
+        );
+        assert_eq!(metadata_path("secret/prod/db"), None);
+        assert_eq!(metadata_path("kv/data/"), None);
+        assert_eq!(metadata_path("data/db"), None);
     }
 
     #[test]

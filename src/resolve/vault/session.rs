@@ -303,6 +303,40 @@ impl Session {
         }
     }
 
+    /// The KV v2 `current_version` of `path` (`<mount>/data/<name>`), read
+    /// from `<mount>/metadata/<name>`, which holds versions and times but no
+    /// value. `None` for a path that is not KV v2, or that is gone.
+    pub async fn current_version(&self, path: &str) -> Result<Option<String>, Failure> {
+        super::check_path(path)
+            .map_err(|rule| self.fail(FailureKind::Config, format!("remote_path {rule}")))?;
+        let Some(metadata) = super::metadata_path(path) else {
+            return Ok(None);
+        };
+        let (_, reply) = self
+            .get_path(&metadata)
+            .await
+            .map_err(|f| f.reading(&metadata))?;
+        match reply.status {
+            200 => wire::current_version(&reply.body)
+                .map(|version| Some(version.to_string()))
+                .ok_or_else(|| {
+                    self.fail(
+                        FailureKind::Server,
+                        format!("the metadata at {metadata} holds no current_version"),
+                    )
+                }),
+            404 => Ok(None),
+            403 => Err(self.fail(
+                FailureKind::PermissionDenied,
+                format!(
+                    "permission denied reading {metadata}: rotation detection needs `read` on it ({})",
+                    self.credentials.policy_hint()
+                ),
+            )),
+            _ => Err(self.refused(&reply).reading(&metadata)),
+        }
+    }
+
     /// `GET <path>` with the session's token, and the token it was sent
     /// with. A refusal of a cached token that is no longer valid (revoked,
     /// or the server lost its state) logs in again and asks once more.

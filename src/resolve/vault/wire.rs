@@ -170,6 +170,12 @@ fn found(
     }
 }
 
+/// `data.current_version` of a KV v2 metadata answer.
+pub fn current_version(body: &[u8]) -> Option<u64> {
+    let parsed: Value = serde_json::from_slice(body).ok()?;
+    parsed["data"]["current_version"].as_u64()
+}
+
 /// Whether the `errors` of a failed request mention `phrase` (in lower
 /// case), e.g. "sealed".
 pub fn says(body: &[u8], phrase: &str) -> bool {
