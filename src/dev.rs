@@ -81,3 +81,47 @@ pub async fn prepare(data_dir: &Path, server: &mut ServerArgs) -> anyhow::Result
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::config::{Cli, Command, ServerArgs};
+
+    fn serve_args(line: &[&str]) -> ServerArgs {
+        let Command::Serve(args) = Cli::try_parse_from(line).unwrap().command else {
+            panic!("parsed as another command");
+        };
+        ServerArgs {
+            common: args.common,
+            webhook: args.webhook,
+            api: args.api,
+        }
+    }
+
+    #[tokio::test]
+    async fn every_listener_is_on_loopback_unless_told_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = serve_args(&["agyn-secrets", "serve", "--dev"]);
+        super::prepare(dir.path(), &mut server).await.unwrap();
+        let addrs = [
+            server.api.api_addr,
+            server.webhook.webhook_addr,
+            server.webhook.exec_addr,
+        ];
+        assert_eq!(
+            addrs.map(|a| a.unwrap().to_string()),
+            ["127.0.0.1:8080", "127.0.0.1:8443", "127.0.0.1:8444"]
+        );
+
+        let mut told = serve_args(&[
+            "agyn-secrets",
+            "serve",
+            "--dev",
+            "--api-addr",
+            "0.0.0.0:9090",
+        ]);
+        super::prepare(dir.path(), &mut told).await.unwrap();
+        assert_eq!(told.api.api_addr.unwrap().to_string(), "0.0.0.0:9090");
+    }
+}

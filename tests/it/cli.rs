@@ -217,3 +217,16 @@ fn each_role_lists_only_its_own_flags() {
         assert!(serve.contains(flag), "serve lacks {flag}");
     }
 }
+
+#[tokio::test]
+async fn serve_dev_logs_the_console_url_and_no_colour_codes_into_a_file() {
+    let server = crate::common::Server::start(&crate::common::sqlite()).await;
+    let logs = server.logs();
+    let url = format!("http://localhost:{}/", server.api_port());
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("API and console listening") && l.contains(&url)),
+        "{logs}"
+    );
+    assert!(!logs.contains('\u{1b}'), "colour codes in a log file");
+}
