@@ -418,3 +418,80 @@ async fn a_new_kv2_version_in_openbao_restarts_without_reading_the_value() {
     );
     remote::assert_never_exposed(&server, &["BaoFirstVersion-81", "BaoSecondVersion-82"]).await;
 }
+
+/// Remote rotation detection against moto's Secrets Manager: a new value
+/// staged `AWSCURRENT` is found with `DescribeSecret`, which answers no
+/// value, and the opted-in workloads restart.
+#[tokio::test]
+#[needs(moto)]
+async fn a_new_awscurrent_version_restarts_the_opted_in_workloads() {
+    use crate::common::moto::{ACCESS_KEY_ID, Moto, REGION, SECRET_ACCESS_KEY};
+    use crate::common::remote;
+
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
+    moto.create_secret("prod/db-password", "AwsFirstValue-91")
+        .await;
+    let api = FakeApi::start().await;
+    cluster(&api);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.kubeconfig(dir.path());
+    let (server, owner) = remote::start(&[
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--rotation-poll-interval",
+        "1s",
+    ])
+    .await;
+    remote::local_secret(&owner, "aws-secret-key", SECRET_ACCESS_KEY).await;
+    owner
+        .post(
+            "/v1/organizations/acme/providers",
+            json!({"name": "aws", "kind": "aws-secrets-manager", "region": REGION,
+                   "endpoint": moto.endpoint, "sts_endpoint": moto.endpoint,
+                   "auth": {"method": "static", "access_key_id": ACCESS_KEY_ID,
+                            "secret_access_key_secret": "aws-secret-key"}}),
+        )
+        .await
+        .expect(201);
+    remote::remote_secret(&owner, "db-password", "aws", "prod/db-password", None).await;
+    let env = remote::admit(&server, "DB=db-password").await.unwrap();
+    assert_eq!(env["DB"], "AwsFirstValue-91");
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let calls = |call: &str| {
+        let needle = format!("call=\"secretsmanager.{call}\"");
+        server.logs().matches(needle.as_str()).count()
+    };
+    while calls("DescribeSecret") < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no DescribeSecret:\n{}",
+            server.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reads_before = calls("GetSecretValue");
+    assert_eq!(reads_before, 1, "the admission's read");
+    moto.put_value("prod/db-password", "AwsSecondValue-92")
+        .await;
+    let raw = owner.token.clone().unwrap();
+    let items = rollouts_until(&server, &raw, |items| {
+        in_state(items, 2, "restarted") == ["agent", "web"]
+    })
+    .await;
+    assert!(
+        items[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("new version at the provider ("),
+        "{items:#?}"
+    );
+    assert_eq!(
+        calls("GetSecretValue"),
+        reads_before,
+        "detection read a value"
+    );
+    remote::assert_never_exposed(&server, &["AwsFirstValue-91", "AwsSecondValue-92"]).await;
+}
