@@ -6,7 +6,6 @@ use sqlx::{AnyConnection, Row};
 
 use super::audit::Change;
 use super::paging::{decode_cursor, fetch_limit, into_page};
-use super::secrets::{COLUMNS as SECRET_COLUMNS, from_row as secret_from_row};
 use super::{Result, Secret, Store, StoreError, new_id, now_ms};
 
 /// The name cursors of the rollouts list carry.
@@ -132,82 +131,6 @@ impl Store {
         let mut w = self.write().await?;
         queue_rotation(&mut w.tx, secret, version, reason).await?;
         w.commit().await
-    }
-
-    /// A page of every organization's remote secrets, by id after
-    /// `after`, with the provider version last seen for each.
-    pub async fn remote_secrets(
-        &self,
-        after: &str,
-        limit: usize,
-    ) -> Result<Vec<(Secret, Option<String>)>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {SECRET_COLUMNS}, remote_version FROM secrets \
-             WHERE storage = 'remote' AND id > $1 ORDER BY id LIMIT $2"
-        ))
-        .bind(after.to_owned())
-        .bind(limit as i64)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| Ok((secret_from_row(row)?, row.try_get("remote_version")?)))
-            .collect()
-    }
-
-    /// Records the version a remote secret's provider reports. The first
-    /// one seen is only kept. A different one makes a new version of the
-    /// secret, audited and queued for restarts; the answer is that version.
-    /// A secret repointed or rotated since it was read is left alone.
-    pub async fn record_remote_version(
-        &self,
-        secret: &Secret,
-        last_seen: Option<&str>,
-        seen: &str,
-        reason: &str,
-    ) -> Result<Option<i64>> {
-        let mut w = self.write().await?;
-        let Some(last_seen) = last_seen else {
-            sqlx::query("UPDATE secrets SET remote_version = $1 WHERE id = $2 AND version = $3")
-                .bind(seen.to_owned())
-                .bind(secret.id.clone())
-                .bind(secret.version)
-                .execute(&mut *w.tx)
-                .await?;
-            w.commit().await?;
-            return Ok(None);
-        };
-        if last_seen == seen {
-            return Ok(None);
-        }
-        let version = secret.version + 1;
-        let updated = sqlx::query(
-            "UPDATE secrets SET remote_version = $1, version = $2, updated_at = $3 \
-             WHERE id = $4 AND version = $5 AND remote_version = $6",
-        )
-        .bind(seen.to_owned())
-        .bind(version)
-        .bind(now_ms())
-        .bind(secret.id.clone())
-        .bind(secret.version)
-        .bind(last_seen.to_owned())
-        .execute(&mut *w.tx)
-        .await?;
-        if updated.rows_affected() == 0 {
-            return Ok(None);
-        }
-        queue_rotation(&mut w.tx, secret, version, reason).await?;
-        Change {
-            organization_id: Some(&secret.organization_id),
-            actor: "rotation-detection",
-            action: "secret.remote_rotation",
-            target_kind: "secret",
-            target_id: &secret.id,
-            target_name: &secret.name,
-        }
-        .record(&mut w.tx)
-        .await?;
-        w.commit_and_invalidate().await?;
-        Ok(Some(version))
     }
 
     /// The oldest rotations not yet turned into rollouts.

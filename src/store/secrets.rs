@@ -16,7 +16,7 @@ use crate::fence;
 /// The name cursors of the secrets list carry.
 const LIST: &str = "secrets";
 
-pub(super) const COLUMNS: &str = "id, organization_id, name, storage, version, provider_id, remote_path, \
+const COLUMNS: &str = "id, organization_id, name, storage, version, provider_id, remote_path, \
                        remote_key, kek_id, wrapped_dek, ciphertext, created_at, updated_at, \
                        allowed_namespaces";
 
@@ -36,7 +36,7 @@ pub struct RemoteChanges {
     pub remote_key: Option<Option<String>>,
 }
 
-pub(super) fn from_row(row: &AnyRow) -> Result<Secret> {
+fn from_row(row: &AnyRow) -> Result<Secret> {
     let storage: String = row.try_get("storage")?;
     let id: String = row.try_get("id")?;
     let corrupt = |what: &str| StoreError::Corrupt(format!("secret {id}: {what}"));
@@ -476,6 +476,82 @@ impl Store {
         secret.updated_at = now;
         secret.content = SecretContent::Remote(remote);
         Ok(secret)
+    }
+
+    /// A page of every organization's remote secrets, by id after
+    /// `after`, with the provider version last seen for each.
+    pub async fn remote_secrets(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(Secret, Option<String>)>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS}, remote_version FROM secrets \
+             WHERE storage = 'remote' AND id > $1 ORDER BY id LIMIT $2"
+        ))
+        .bind(after.to_owned())
+        .bind(limit as i64)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| Ok((from_row(row)?, row.try_get("remote_version")?)))
+            .collect()
+    }
+
+    /// Records the version a remote secret's provider reports. The first
+    /// one seen is only kept. A different one makes a new version of the
+    /// secret, audited and queued for restarts; the answer is that version.
+    /// A secret repointed or rotated since it was read is left alone.
+    pub async fn record_remote_version(
+        &self,
+        secret: &Secret,
+        last_seen: Option<&str>,
+        seen: &str,
+        reason: &str,
+    ) -> Result<Option<i64>> {
+        let mut w = self.write().await?;
+        let Some(last_seen) = last_seen else {
+            sqlx::query("UPDATE secrets SET remote_version = $1 WHERE id = $2 AND version = $3")
+                .bind(seen.to_owned())
+                .bind(secret.id.clone())
+                .bind(secret.version)
+                .execute(&mut *w.tx)
+                .await?;
+            w.commit().await?;
+            return Ok(None);
+        };
+        if last_seen == seen {
+            return Ok(None);
+        }
+        let version = secret.version + 1;
+        let updated = sqlx::query(
+            "UPDATE secrets SET remote_version = $1, version = $2, updated_at = $3 \
+             WHERE id = $4 AND version = $5 AND remote_version = $6",
+        )
+        .bind(seen.to_owned())
+        .bind(version)
+        .bind(now_ms())
+        .bind(secret.id.clone())
+        .bind(secret.version)
+        .bind(last_seen.to_owned())
+        .execute(&mut *w.tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Ok(None);
+        }
+        queue_rotation(&mut w.tx, secret, version, reason).await?;
+        Change {
+            organization_id: Some(&secret.organization_id),
+            actor: "rotation-detection",
+            action: "secret.remote_rotation",
+            target_kind: "secret",
+            target_id: &secret.id,
+            target_name: &secret.name,
+        }
+        .record(&mut w.tx)
+        .await?;
+        w.commit_and_invalidate().await?;
+        Ok(Some(version))
     }
 
     /// Replaces a secret's namespace fence; the version stays, since no
