@@ -41,6 +41,7 @@ pub fn spawn(app: Arc<App>) -> Option<tokio::task::JoinHandle<()>> {
     Some(tokio::spawn(async move {
         let mut leader = Leader::new(app.store.clone());
         let mut detection = Detection::default();
+        let mut retries = Retries::default();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -48,7 +49,7 @@ pub fn spawn(app: Arc<App>) -> Option<tokio::task::JoinHandle<()>> {
             if !leader.hold().await {
                 continue;
             }
-            if let Err(error) = step(&app).await {
+            if let Err(error) = step(&app, &mut retries).await {
                 tracing::warn!(%error, "Restart on rotation failed; retrying");
             }
             if let Some(every) = app.settings.rotation_poll_interval
@@ -203,22 +204,71 @@ impl Leader {
     }
 }
 
+/// How long a rotation or rollout is retried after transient Kubernetes
+/// API failures before it is given up.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(600);
+/// The pause between two attempts after a transient failure.
+const RETRY_EVERY: Duration = Duration::from_secs(10);
+
+/// Rotations and rollouts that met a transient failure, and when each may
+/// be tried again. In memory: a replica that takes over tries at once.
+#[derive(Default)]
+struct Retries {
+    next: HashMap<String, tokio::time::Instant>,
+}
+
+impl Retries {
+    fn waiting(&self, id: &str) -> bool {
+        self.next
+            .get(id)
+            .is_some_and(|at| tokio::time::Instant::now() < *at)
+    }
+
+    fn later(&mut self, id: &str) {
+        self.next
+            .insert(id.to_owned(), tokio::time::Instant::now() + RETRY_EVERY);
+    }
+
+    fn done(&mut self, id: &str) {
+        self.next.remove(id);
+    }
+}
+
+/// Whether a failure may pass by itself (the API server busy, a timeout),
+/// as opposed to one that needs a person (RBAC, no client).
+fn transient(error: &ClusterError) -> bool {
+    matches!(error, ClusterError::Call { .. })
+}
+
+/// Whether something requested at `since` (Unix ms) is past retrying.
+fn given_up(since: i64) -> bool {
+    now_ms().saturating_sub(since) > GIVE_UP_AFTER.as_millis() as i64
+}
+
 /// One pass: new rotations become rollouts, then due rollouts restart.
-async fn step(app: &App) -> Result<(), StoreError> {
+async fn step(app: &App, retries: &mut Retries) -> Result<(), StoreError> {
+    let now = tokio::time::Instant::now();
+    retries.next.retain(|_, at| *at + RETRY_EVERY > now);
     for rotation in app.store.pending_rotations(BATCH).await? {
-        plan(app, &rotation).await?;
+        if !retries.waiting(&rotation.id) {
+            plan(app, &rotation, retries).await?;
+        }
     }
     for rollout in app.store.pending_rollouts(BATCH).await? {
-        act(app, &rollout).await?;
+        if !retries.waiting(&rollout.id) {
+            act(app, &rollout, retries).await?;
+        }
     }
     Ok(())
 }
 
-/// Finds the workloads a rotation reaches. A namespace the product cannot
-/// read is logged and left out; the rotation is still marked done, since
-/// retrying would not let it in.
-async fn plan(app: &App, rotation: &Rotation) -> Result<(), StoreError> {
+/// Finds the workloads a rotation reaches. A namespace the product may not
+/// search is recorded as a failed rollout of kind `Namespace` that says
+/// why, since retrying would not let it in; a transient failure leaves the
+/// rotation queued, to be tried again.
+async fn plan(app: &App, rotation: &Rotation, retries: &mut Retries) -> Result<(), StoreError> {
     let mut workloads: Vec<Workload> = Vec::new();
+    let mut refused: Vec<(String, String)> = Vec::new();
     for namespace in app.store.pod_namespaces(&rotation.secret_id).await? {
         match app
             .cluster
@@ -226,14 +276,23 @@ async fn plan(app: &App, rotation: &Rotation) -> Result<(), StoreError> {
             .await
         {
             Ok(found) => workloads.extend(found),
-            Err(error) => tracing::warn!(
-                %namespace,
-                secret = %rotation.secret_name,
-                %error,
-                "Could not look for workloads to restart"
-            ),
+            Err(error) if transient(&error) && !given_up(rotation.created_at) => {
+                tracing::warn!(%namespace, secret = %rotation.secret_name, %error, "Could not look for workloads to restart; retrying");
+                retries.later(&rotation.id);
+                return Ok(());
+            }
+            Err(error) => {
+                tracing::warn!(
+                    %namespace,
+                    secret = %rotation.secret_name,
+                    %error,
+                    "Could not look for workloads to restart"
+                );
+                refused.push((namespace, error.to_string()));
+            }
         }
     }
+    retries.done(&rotation.id);
     let refs: Vec<(&str, &str, &str)> = workloads
         .iter()
         .map(|w| (w.namespace.as_str(), w.kind.as_str(), w.name.as_str()))
@@ -245,12 +304,12 @@ async fn plan(app: &App, rotation: &Rotation) -> Result<(), StoreError> {
         reason = %rotation.reason,
         "Rotation planned"
     );
-    app.store.plan_rollouts(rotation, &refs).await
+    app.store.plan_rollouts(rotation, &refs, &refused).await
 }
 
 /// Restarts a pending rollout's workload if its turn has come and a pod
 /// still runs an older version.
-async fn act(app: &App, rollout: &Rollout) -> Result<(), StoreError> {
+async fn act(app: &App, rollout: &Rollout, retries: &mut Retries) -> Result<(), StoreError> {
     let Some(kind) = WorkloadKind::parse(&rollout.kind) else {
         finish(app, rollout, RolloutState::Failed, "unknown workload kind").await?;
         return Ok(());
@@ -263,7 +322,7 @@ async fn act(app: &App, rollout: &Rollout) -> Result<(), StoreError> {
     {
         let due = last.saturating_add(interval.as_millis() as i64);
         if now_ms() < due {
-            if rollout.message.is_empty() {
+            if !rollout.message.starts_with("waiting until ") {
                 let message = format!(
                     "waiting until {}: restarted at {}, and --restart-min-interval is {}",
                     format_time(due),
@@ -290,7 +349,7 @@ async fn act(app: &App, rollout: &Rollout) -> Result<(), StoreError> {
             return finish(app, rollout, RolloutState::Skipped, message).await;
         }
         Ok(_) => {}
-        Err(error) => return fail(app, rollout, &error).await,
+        Err(error) => return fail(app, rollout, &error, retries).await,
     }
     let at = format_time(now_ms());
     match app.cluster.restart_workload(&workload, &at).await {
@@ -309,11 +368,18 @@ async fn act(app: &App, rollout: &Rollout) -> Result<(), StoreError> {
             );
             finish(app, rollout, RolloutState::Restarted, "").await
         }
-        Err(error) => fail(app, rollout, &error).await,
+        Err(error) => fail(app, rollout, &error, retries).await,
     }
 }
 
-async fn fail(app: &App, rollout: &Rollout, error: &ClusterError) -> Result<(), StoreError> {
+/// A transient failure is noted on the rollout and tried again; any other,
+/// or one that lasted too long, ends it as failed.
+async fn fail(
+    app: &App,
+    rollout: &Rollout,
+    error: &ClusterError,
+    retries: &mut Retries,
+) -> Result<(), StoreError> {
     tracing::warn!(
         namespace = %rollout.namespace,
         kind = %rollout.kind,
@@ -321,6 +387,12 @@ async fn fail(app: &App, rollout: &Rollout, error: &ClusterError) -> Result<(), 
         %error,
         "Could not restart a workload after a rotation"
     );
+    if transient(error) && !given_up(rollout.requested_at) {
+        retries.later(&rollout.id);
+        let message = format!("retrying: {error}");
+        return app.store.note_rollout(rollout, &message).await;
+    }
+    retries.done(&rollout.id);
     finish(app, rollout, RolloutState::Failed, &error.to_string()).await
 }
 

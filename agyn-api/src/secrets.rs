@@ -217,7 +217,9 @@ pub struct Rollout {
     /// The version the workload is restarted to get.
     pub version: i64,
     pub namespace: String,
-    /// `Deployment`, `StatefulSet` or `DaemonSet`.
+    /// `Deployment`, `StatefulSet` or `DaemonSet`; `Namespace` (with
+    /// `workload` the namespace, `state` `failed`) when a namespace could
+    /// not be searched, e.g. for a missing RBAC rule.
     pub kind: String,
     /// The workload's name.
     pub workload: String,

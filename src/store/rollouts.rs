@@ -20,6 +20,7 @@ pub struct Rotation {
     pub secret_name: String,
     pub version: i64,
     pub reason: String,
+    pub created_at: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +137,7 @@ impl Store {
     /// The oldest rotations not yet turned into rollouts.
     pub async fn pending_rotations(&self, limit: usize) -> Result<Vec<Rotation>> {
         let rows = sqlx::query(
-            "SELECT id, organization_id, secret_id, secret_name, version, reason FROM rotations \
+            "SELECT id, organization_id, secret_id, secret_name, version, reason, created_at FROM rotations \
              WHERE done_at IS NULL ORDER BY created_at, id LIMIT $1",
         )
         .bind(limit as i64)
@@ -151,6 +152,7 @@ impl Store {
                     secret_name: row.try_get("secret_name")?,
                     version: row.try_get("version")?,
                     reason: row.try_get("reason")?,
+                    created_at: row.try_get("created_at")?,
                 })
             })
             .collect()
@@ -167,14 +169,16 @@ impl Store {
         .await?)
     }
 
-    /// Records the workloads `rotation` reaches as pending rollouts and
-    /// marks it done, in one transaction. A workload still pending for an
-    /// older version of the same secret moves to this one instead of
-    /// getting a second row.
+    /// Records the workloads `rotation` reaches as pending rollouts, and the
+    /// namespaces that could not be searched as failed ones (kind
+    /// `Namespace`), and marks it done, in one transaction. A workload still
+    /// pending for an older version of the same secret moves to this one
+    /// instead of getting a second row.
     pub async fn plan_rollouts(
         &self,
         rotation: &Rotation,
         workloads: &[WorkloadRef<'_>],
+        refused: &[(String, String)],
     ) -> Result<()> {
         let now = now_ms();
         let mut w = self.write().await?;
@@ -218,6 +222,23 @@ impl Store {
             .bind(kind.to_owned())
             .bind(workload.to_owned())
             .bind(rotation.reason.clone())
+            .bind(now)
+            .execute(&mut *w.tx)
+            .await?;
+        }
+        for (namespace, message) in refused {
+            sqlx::query(&format!(
+                "INSERT INTO rollouts ({ROLLOUT_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'Namespace', $6, $7, 'failed', $8, $9, NULL)"
+            ))
+            .bind(new_id())
+            .bind(rotation.organization_id.clone())
+            .bind(rotation.secret_id.clone())
+            .bind(rotation.secret_name.clone())
+            .bind(rotation.version)
+            .bind(namespace.clone())
+            .bind(rotation.reason.clone())
+            .bind(message.clone())
             .bind(now)
             .execute(&mut *w.tx)
             .await?;

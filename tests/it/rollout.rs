@@ -495,3 +495,30 @@ async fn a_new_awscurrent_version_restarts_the_opted_in_workloads() {
     );
     remote::assert_never_exposed(&server, &["AwsFirstValue-91", "AwsSecondValue-92"]).await;
 }
+
+/// A workload role from before restart on rotation (no rules in group
+/// `apps`): the namespace is reported as a failed rollout naming the fix,
+/// and nothing is patched.
+#[tokio::test]
+async fn a_namespace_without_the_apps_rules_is_reported_with_the_fix() {
+    let api = FakeApi::start().await;
+    cluster(&api);
+    api.cluster().apps_refused = true;
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(&common::sqlite(), &api, dir.path()).await;
+    let owner = seed(&server).await;
+    rotate(&server, &owner, "RotatedAway-2").await;
+    let items = rollouts_until(&server, &owner, |items| !items.is_empty()).await;
+    assert_eq!(items.len(), 1, "{items:#?}");
+    let failed = &items[0];
+    assert_eq!(
+        (&failed["kind"], &failed["workload"], &failed["state"]),
+        (&json!("Namespace"), &json!("team-a"), &json!("failed"))
+    );
+    let message = failed["message"].as_str().unwrap();
+    assert!(
+        message.contains("replicasets") && message.contains("kubectl create rolebinding"),
+        "{message}"
+    );
+    assert!(patched(&api).is_empty());
+}
