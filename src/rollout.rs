@@ -267,7 +267,7 @@ async fn step(app: &App, retries: &mut Retries) -> Result<(), StoreError> {
 /// why, since retrying would not let it in; a transient failure leaves the
 /// rotation queued, to be tried again.
 async fn plan(app: &App, rotation: &Rotation, retries: &mut Retries) -> Result<(), StoreError> {
-    let mut workloads: Vec<Workload> = Vec::new();
+    let mut workloads: Vec<(Workload, i64)> = Vec::new();
     let mut refused: Vec<(String, String)> = Vec::new();
     for namespace in app.store.pod_namespaces(&rotation.secret_id).await? {
         match app
@@ -293,9 +293,16 @@ async fn plan(app: &App, rotation: &Rotation, retries: &mut Retries) -> Result<(
         }
     }
     retries.done(&rotation.id);
-    let refs: Vec<(&str, &str, &str)> = workloads
+    let refs: Vec<(&str, &str, &str, i64)> = workloads
         .iter()
-        .map(|w| (w.namespace.as_str(), w.kind.as_str(), w.name.as_str()))
+        .map(|(w, from)| {
+            (
+                w.namespace.as_str(),
+                w.kind.as_str(),
+                w.name.as_str(),
+                *from,
+            )
+        })
         .collect();
     tracing::info!(
         secret = %rotation.secret_name,
@@ -344,7 +351,7 @@ async fn act(app: &App, rollout: &Rollout, retries: &mut Retries) -> Result<(), 
         .stale_workloads(&rollout.namespace, &rollout.secret_name, rollout.version)
         .await;
     match stale {
-        Ok(found) if !found.contains(&workload) => {
+        Ok(found) if !found.iter().any(|(stale, _)| *stale == workload) => {
             let message = "no opted-in pod runs an older version any more";
             return finish(app, rollout, RolloutState::Skipped, message).await;
         }

@@ -209,20 +209,24 @@ pub enum RolloutState {
 
 /// A workload restarted, or to be, because a secret's version changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"id": "8d0c1e2f-3a4b-4c5d-9e6f-7a8b9c0d1e2f", "secret_id": "0b6f7c1e-8a53-4b0e-9a55-2f0a3c1d9e77", "secret_name": "stripe-api-key", "version": 4, "namespace": "payments", "kind": "Deployment", "workload": "checkout", "reason": "rotated by token:owner:9f3c2d1e0a8b4c6d7e5f4a3b2c1d0e9f", "state": "restarted", "message": "", "requested_at": "2025-01-31T10:12:30.482Z", "restarted_at": "2025-01-31T10:12:31.017Z"}))]
+#[schema(example = json!({"id": "8d0c1e2f-3a4b-4c5d-9e6f-7a8b9c0d1e2f", "secret_id": "0b6f7c1e-8a53-4b0e-9a55-2f0a3c1d9e77", "secret_name": "stripe-api-key", "namespace": "payments", "kind": "Deployment", "name": "checkout", "from_version": 3, "to_version": 4, "reason": "rotated by token:owner:9f3c2d1e0a8b4c6d7e5f4a3b2c1d0e9f", "state": "restarted", "message": "", "requested_at": "2025-01-31T10:12:30.482Z", "restarted_at": "2025-01-31T10:12:31.017Z"}))]
 pub struct Rollout {
     pub id: String,
     pub secret_id: String,
     pub secret_name: String,
-    /// The version the workload is restarted to get.
-    pub version: i64,
     pub namespace: String,
-    /// `Deployment`, `StatefulSet` or `DaemonSet`; `Namespace` (with
-    /// `workload` the namespace, `state` `failed`) when a namespace could
-    /// not be searched, e.g. for a missing RBAC rule.
+    /// `Deployment`, `StatefulSet` or `DaemonSet`; `Namespace` (with `name`
+    /// the namespace and `state` `failed`) when a namespace could not be
+    /// searched, e.g. for a missing RBAC rule.
     pub kind: String,
     /// The workload's name.
-    pub workload: String,
+    pub name: String,
+    /// The oldest version of the secret the workload's opted-in pods ran;
+    /// `null` for a namespace that could not be searched.
+    #[schema(required = true)]
+    pub from_version: Option<i64>,
+    /// The version the workload is restarted to get.
+    pub to_version: i64,
     /// What changed the version: a rotation or repointing (and by whom), or
     /// a new version at the provider.
     pub reason: String,

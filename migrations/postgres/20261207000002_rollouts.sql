@@ -20,6 +20,7 @@ CREATE TABLE rollouts (
     secret_id       TEXT NOT NULL,
     secret_name     TEXT NOT NULL,
     version         BIGINT NOT NULL,
+    from_version    BIGINT,
     namespace       TEXT NOT NULL,
     kind            TEXT NOT NULL,
     workload        TEXT NOT NULL,

@@ -463,10 +463,11 @@ impl From<Rollout> for api::Rollout {
             id: rollout.id,
             secret_id: rollout.secret_id,
             secret_name: rollout.secret_name,
-            version: rollout.version,
             namespace: rollout.namespace,
             kind: rollout.kind,
-            workload: rollout.workload,
+            name: rollout.workload,
+            from_version: rollout.from_version,
+            to_version: rollout.version,
             reason: rollout.reason,
             state: match rollout.state {
                 RolloutState::Pending => api::RolloutState::Pending,

@@ -109,20 +109,21 @@ impl Cluster {
     /// followed by controller ownerReferences: Pod → ReplicaSet → Deployment,
     /// Pod → StatefulSet, Pod → DaemonSet. Pods owned by anything else (a
     /// Job, nothing, a ReplicaSet without a Deployment) are skipped, since
-    /// nothing would roll them out. Sorted, without duplicates.
+    /// nothing would roll them out. Sorted, without duplicates, each with
+    /// the oldest version of `secret` its pods run.
     pub async fn stale_workloads(
         &self,
         namespace: &str,
         secret: &str,
         version: i64,
-    ) -> Result<Vec<Workload>, ClusterError> {
+    ) -> Result<Vec<(Workload, i64)>, ClusterError> {
         let client = self.client()?.clone();
         let owners = self
             .stale_pod_owners(&client, namespace, secret, version)
             .await?;
         let replicasets: Api<ReplicaSet> = Api::namespaced(client, namespace);
-        let mut found = BTreeSet::new();
-        for owner in owners {
+        let mut found: BTreeMap<Workload, i64> = BTreeMap::new();
+        for (owner, oldest) in owners {
             let (kind, name) = match owner {
                 PodOwner::Workload(kind, name) => (kind, name),
                 PodOwner::ReplicaSet(replicaset) => {
@@ -135,11 +136,13 @@ impl Cluster {
                     }
                 }
             };
-            found.insert(Workload {
+            let workload = Workload {
                 namespace: namespace.to_owned(),
                 kind,
                 name,
-            });
+            };
+            let entry = found.entry(workload).or_insert(oldest);
+            *entry = (*entry).min(oldest);
         }
         Ok(found.into_iter().collect())
     }
@@ -189,9 +192,9 @@ impl Cluster {
         namespace: &str,
         secret: &str,
         version: i64,
-    ) -> Result<BTreeSet<PodOwner>, ClusterError> {
+    ) -> Result<BTreeMap<PodOwner, i64>, ClusterError> {
         let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-        let mut owners = BTreeSet::new();
+        let mut owners: BTreeMap<PodOwner, i64> = BTreeMap::new();
         let mut params = ListParams::default().limit(PAGE);
         loop {
             let page = match pods.list(&params).await {
@@ -210,12 +213,15 @@ impl Cluster {
                     ));
                 }
             };
-            owners.extend(
-                page.items
-                    .iter()
-                    .filter(|pod| is_stale(pod, secret, version))
-                    .filter_map(|pod| pod_owner(&pod.metadata)),
-            );
+            for pod in &page.items {
+                let Some(stamped) = stale_version(pod, secret, version) else {
+                    continue;
+                };
+                if let Some(owner) = pod_owner(&pod.metadata) {
+                    let oldest = owners.entry(owner).or_insert(stamped);
+                    *oldest = (*oldest).min(stamped);
+                }
+            }
             match page.metadata.continue_.filter(|token| !token.is_empty()) {
                 Some(token) => params = params.continue_token(&token),
                 None => return Ok(owners),
@@ -281,9 +287,9 @@ enum PodOwner {
     ReplicaSet(String),
 }
 
-/// Whether `pod` is live, opted in to restarts and was admitted with a
-/// version of `secret` below `version`.
-fn is_stale(pod: &Pod, secret: &str, version: i64) -> bool {
+/// The version of `secret` that `pod` was admitted with, when the pod is
+/// live, opted in to restarts, and that version is below `version`.
+fn stale_version(pod: &Pod, secret: &str, version: i64) -> Option<i64> {
     let annotations = pod.metadata.annotations.as_ref();
     let annotation = |key: &str| annotations.and_then(|a| a.get(key)).map(String::as_str);
     let live = pod.metadata.deletion_timestamp.is_none()
@@ -292,10 +298,12 @@ fn is_stale(pod: &Pod, secret: &str, version: i64) -> bool {
             Some("Succeeded" | "Failed")
         );
     let opted_in = annotation(RESTART_ON_ROTATION_ANNOTATION) == Some("true");
-    let behind = annotation(INJECTED_ANNOTATION)
+    if !live || !opted_in {
+        return None;
+    }
+    annotation(INJECTED_ANNOTATION)
         .and_then(|stamp| parse_stamp(stamp).get(secret).copied())
-        .is_some_and(|stamped| stamped < version);
-    live && opted_in && behind
+        .filter(|stamped| *stamped < version)
 }
 
 /// The owner that rolls a pod out, from its controller reference; `None`
@@ -438,29 +446,29 @@ mod tests {
     }
 
     #[rstest]
-    #[case::behind(opted_in("db@2"), running(), true)]
-    #[case::current(opted_in("db@3"), running(), false)]
-    #[case::ahead(opted_in("db@4"), running(), false)]
-    #[case::other_secret_behind(opted_in("api@1"), running(), false)]
-    #[case::not_opted_in(json!({INJECTED_ANNOTATION: "db@1"}), running(), false)]
-    #[case::opt_in_not_true(json!({RESTART_ON_ROTATION_ANNOTATION: "yes", INJECTED_ANNOTATION: "db@1"}), running(), false)]
-    #[case::no_stamp(json!({RESTART_ON_ROTATION_ANNOTATION: "true"}), running(), false)]
-    #[case::no_annotations(json!({}), running(), false)]
-    #[case::pending(opted_in("db@2"), json!({"phase": "Pending"}), true)]
-    #[case::no_status_yet(opted_in("db@2"), Value::Null, true)]
-    #[case::succeeded(opted_in("db@2"), json!({"phase": "Succeeded"}), false)]
-    #[case::failed(opted_in("db@2"), json!({"phase": "Failed"}), false)]
+    #[case::behind(opted_in("db@2"), running(), Some(2))]
+    #[case::current(opted_in("db@3"), running(), None)]
+    #[case::ahead(opted_in("db@4"), running(), None)]
+    #[case::other_secret_behind(opted_in("api@1"), running(), None)]
+    #[case::not_opted_in(json!({INJECTED_ANNOTATION: "db@1"}), running(), None)]
+    #[case::opt_in_not_true(json!({RESTART_ON_ROTATION_ANNOTATION: "yes", INJECTED_ANNOTATION: "db@1"}), running(), None)]
+    #[case::no_stamp(json!({RESTART_ON_ROTATION_ANNOTATION: "true"}), running(), None)]
+    #[case::no_annotations(json!({}), running(), None)]
+    #[case::pending(opted_in("db@2"), json!({"phase": "Pending"}), Some(2))]
+    #[case::no_status_yet(opted_in("db@1"), Value::Null, Some(1))]
+    #[case::succeeded(opted_in("db@2"), json!({"phase": "Succeeded"}), None)]
+    #[case::failed(opted_in("db@2"), json!({"phase": "Failed"}), None)]
     fn which_pods_are_stale(
         #[case] annotations: Value,
         #[case] status: Value,
-        #[case] expected: bool,
+        #[case] expected: Option<i64>,
     ) {
         let pod = pod(
             Some(("apps/v1", "ReplicaSet", "web-7d9")),
             annotations,
             status,
         );
-        assert_eq!(is_stale(&pod, "db", 3), expected);
+        assert_eq!(stale_version(&pod, "db", 3), expected);
     }
 
     #[test]
@@ -470,10 +478,10 @@ mod tests {
             opted_in("db@1"),
             running(),
         );
-        assert!(is_stale(&pod, "db", 2));
+        assert_eq!(stale_version(&pod, "db", 2), Some(1));
         pod.metadata.deletion_timestamp =
             serde_json::from_value(json!("2026-11-28T12:00:00Z")).unwrap();
-        assert!(!is_stale(&pod, "db", 2));
+        assert_eq!(stale_version(&pod, "db", 2), None);
     }
 
     #[rstest]

@@ -65,6 +65,9 @@ pub struct Rollout {
     pub secret_id: String,
     pub secret_name: String,
     pub version: i64,
+    /// The oldest version an opted-in pod of the workload ran; `None` for a
+    /// namespace that could not be searched.
+    pub from_version: Option<i64>,
     pub namespace: String,
     pub kind: String,
     pub workload: String,
@@ -75,8 +78,9 @@ pub struct Rollout {
     pub restarted_at: Option<i64>,
 }
 
-const ROLLOUT_COLUMNS: &str = "id, organization_id, secret_id, secret_name, version, namespace, \
-                               kind, workload, reason, state, message, requested_at, restarted_at";
+const ROLLOUT_COLUMNS: &str = "id, organization_id, secret_id, secret_name, version, from_version, \
+                               namespace, kind, workload, reason, state, message, requested_at, \
+                               restarted_at";
 
 fn rollout_from_row(row: &AnyRow) -> Result<Rollout> {
     let state: String = row.try_get("state")?;
@@ -86,6 +90,7 @@ fn rollout_from_row(row: &AnyRow) -> Result<Rollout> {
         secret_id: row.try_get("secret_id")?,
         secret_name: row.try_get("secret_name")?,
         version: row.try_get("version")?,
+        from_version: row.try_get("from_version")?,
         namespace: row.try_get("namespace")?,
         kind: row.try_get("kind")?,
         workload: row.try_get("workload")?,
@@ -122,8 +127,9 @@ pub(crate) async fn queue_rotation(
     Ok(())
 }
 
-/// A workload a rotation reaches: namespace, kind and name.
-pub type WorkloadRef<'a> = (&'a str, &'a str, &'a str);
+/// A workload a rotation reaches: namespace, kind, name, and the oldest
+/// version its pods run.
+pub type WorkloadRef<'a> = (&'a str, &'a str, &'a str, i64);
 
 impl Store {
     /// Queues a rotation outside any other change: a remote secret whose
@@ -191,7 +197,7 @@ impl Store {
         if claimed.rows_affected() == 0 {
             return Ok(());
         }
-        for &(namespace, kind, workload) in workloads {
+        for &(namespace, kind, workload, from_version) in workloads {
             let moved = sqlx::query(
                 "UPDATE rollouts SET version = $1, reason = $2, requested_at = $3, message = '' \
                  WHERE secret_id = $4 AND namespace = $5 AND kind = $6 AND workload = $7 \
@@ -211,7 +217,7 @@ impl Store {
             }
             sqlx::query(&format!(
                 "INSERT INTO rollouts ({ROLLOUT_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', '', $10, NULL)"
+                 VALUES ($1, $2, $3, $4, $5, $11, $6, $7, $8, $9, 'pending', '', $10, NULL)"
             ))
             .bind(new_id())
             .bind(rotation.organization_id.clone())
@@ -223,13 +229,14 @@ impl Store {
             .bind(workload.to_owned())
             .bind(rotation.reason.clone())
             .bind(now)
+            .bind(from_version)
             .execute(&mut *w.tx)
             .await?;
         }
         for (namespace, message) in refused {
             sqlx::query(&format!(
                 "INSERT INTO rollouts ({ROLLOUT_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 'Namespace', $6, $7, 'failed', $8, $9, NULL)"
+                 VALUES ($1, $2, $3, $4, $5, NULL, $6, 'Namespace', $6, $7, 'failed', $8, $9, NULL)"
             ))
             .bind(new_id())
             .bind(rotation.organization_id.clone())

@@ -91,7 +91,7 @@ async fn server_with_interval(
 fn restarted_at(items: &[Value], version: i64, workload: &str) -> std::time::SystemTime {
     let rollout = items
         .iter()
-        .find(|r| r["version"] == version && r["workload"] == workload)
+        .find(|r| r["to_version"] == version && r["name"] == workload)
         .unwrap_or_else(|| panic!("no rollout of {workload} to {version}: {items:#?}"));
     humantime::parse_rfc3339(rollout["restarted_at"].as_str().unwrap()).unwrap()
 }
@@ -152,8 +152,8 @@ async fn rollouts_until(
 fn in_state<'a>(items: &'a [Value], version: i64, state: &str) -> Vec<&'a str> {
     let mut names: Vec<&str> = items
         .iter()
-        .filter(|r| r["version"] == version && r["state"] == state)
-        .map(|r| r["workload"].as_str().unwrap())
+        .filter(|r| r["to_version"] == version && r["state"] == state)
+        .map(|r| r["name"].as_str().unwrap())
         .collect();
     names.sort_unstable();
     names
@@ -187,6 +187,12 @@ async fn a_rotation_restarts_exactly_the_opted_in_workloads_on_the_old_version()
     })
     .await;
     assert_eq!(items.len(), 2, "{items:#?}");
+    assert!(
+        items
+            .iter()
+            .all(|r| r["from_version"] == 1 && r["namespace"] == "team-a"),
+        "{items:#?}"
+    );
     assert!(
         items[0]["reason"]
             .as_str()
@@ -512,7 +518,7 @@ async fn a_namespace_without_the_apps_rules_is_reported_with_the_fix() {
     assert_eq!(items.len(), 1, "{items:#?}");
     let failed = &items[0];
     assert_eq!(
-        (&failed["kind"], &failed["workload"], &failed["state"]),
+        (&failed["kind"], &failed["name"], &failed["state"]),
         (&json!("Namespace"), &json!("team-a"), &json!("failed"))
     );
     let message = failed["message"].as_str().unwrap();

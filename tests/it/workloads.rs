@@ -180,12 +180,13 @@ async fn stale_workloads_follow_owners_and_skip_the_rest() {
         .stale_workloads("team-a", "db-password", 2)
         .await
         .unwrap();
+    // Each with the oldest version its opted-in pods run.
     assert_eq!(
         stale,
         [
-            workload("team-a", WorkloadKind::Deployment, "web"),
-            workload("team-a", WorkloadKind::StatefulSet, "db"),
-            workload("team-a", WorkloadKind::DaemonSet, "agent"),
+            (workload("team-a", WorkloadKind::Deployment, "web"), 1),
+            (workload("team-a", WorkloadKind::StatefulSet, "db"), 1),
+            (workload("team-a", WorkloadKind::DaemonSet, "agent"), -1),
         ]
     );
     // One GET per ReplicaSet, however many pods it has; never a write.
@@ -206,11 +207,11 @@ async fn stale_workloads_follow_owners_and_skip_the_rest() {
             .stale_workloads("team-a", "db-password", 1)
             .await
             .unwrap(),
-        [workload("team-a", WorkloadKind::DaemonSet, "agent"),]
+        [(workload("team-a", WorkloadKind::DaemonSet, "agent"), -1)]
     );
     assert_eq!(
         cluster.stale_workloads("team-a", "api", 5).await.unwrap(),
-        [workload("team-a", WorkloadKind::Deployment, "web"),]
+        [(workload("team-a", WorkloadKind::Deployment, "web"), 4)]
     );
     assert!(
         cluster
@@ -367,7 +368,7 @@ async fn refusals_name_the_rbac_fix() {
             .stale_workloads("team-b", "db-password", 2)
             .await
             .unwrap(),
-        [workload("team-b", WorkloadKind::Deployment, "web"),]
+        [(workload("team-b", WorkloadKind::Deployment, "web"), 1)]
     );
 }
 
