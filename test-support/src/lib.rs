@@ -73,17 +73,20 @@ pub fn is_root() -> bool {
 /// Ports come from just below the kernel's ephemeral range, never from it:
 /// a port taken from the ephemeral range with `bind(:0)` is released before
 /// the server under test binds it, and in that gap any outgoing connection
-/// of a concurrent test may be given it as its source port.
+/// of a concurrent test may be given it as its source port. They are four
+/// apart, because some servers also take the ports after their own (an
+/// OpenBao dev server listens on port + 1 for its cluster).
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
+    const STRIDE: u32 = 4;
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let low = ephemeral_low();
-    let span = 8000.min(u32::from(low) - 1024);
+    let slots = 8000.min(u32::from(low) - 1024) / STRIDE;
     // Processes that run one after the other start at different places.
-    let start = std::process::id() % span;
-    for _ in 0..span {
-        let offset = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
-        let port = (u32::from(low) - span + offset) as u16;
+    let start = std::process::id() % slots;
+    for _ in 0..slots {
+        let slot = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % slots;
+        let port = (u32::from(low) - (slots - slot) * STRIDE) as u16;
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
