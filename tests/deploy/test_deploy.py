@@ -1997,6 +1997,8 @@ E2E_YAML = (
     "plain-pod.yaml",
     "exec-workload.yaml",
     "exec-no-command-pod.yaml",
+    "rotation-workloads.yaml",
+    "fenced-pod.yaml",
 )
 
 

@@ -18,8 +18,11 @@
 #   a certificate from another CA does not get through the TLS handshake;
 # - the product may touch Secrets (and get pods) only in the namespaces bound
 #   to it, and may create TokenReviews, nothing more, cluster-wide;
-# - a rotated value reaches a restarted pod, a pod naming an unknown secret
-#   is denied, and an unlabelled pod is left alone.
+# - a rotated value reaches a restarted pod; after a rotation the Deployment
+#   that opted in to restart on rotation rolls out to the new version and the
+#   other keeps its pods; a secret fenced to another namespace is refused;
+#   a pod naming an unknown secret is denied, and an unlabelled pod is left
+#   alone.
 #
 # Needs: docker, kind, kubectl, helm, jq, curl, openssl, base64.
 # Environment:
@@ -554,6 +557,58 @@ secret_ref "$NEW_POD" DB_PASSWORD db-password "$DB_VALUE_2" >/dev/null
 [[ "$STRIPE_SECRET_2" != "$STRIPE_SECRET_1" ]] ||
   fail "the new version of stripe-api-key was written into the old Secret $STRIPE_SECRET_1"
 expect_no_value "$NEW_POD" "$STRIPE_VALUE_2" "$DB_VALUE_2"
+
+# ---------------------------------------------------------------------------
+log "restart on rotation: only the opted-in Deployment rolls out"
+ROTATING_1="rot_$(openssl rand -hex 12)"
+ROTATING_2="rot_$(openssl rand -hex 12)"
+body="$(jq -nc --arg v "$ROTATING_1" '{name:"rotating-key",storage:"local",value:$v}')"
+api POST "/v1/organizations/$ORG/secrets" "$body" >/dev/null
+kubectl apply -f "$E2E/rotation-workloads.yaml"
+kubectl -n "$TEAM_NS" rollout status deploy/restarts --timeout=180s
+kubectl -n "$TEAM_NS" rollout status deploy/stays --timeout=180s
+RESTARTS_POD="$(running_pod "$TEAM_NS" app=restarts)"
+STAYS_POD="$(running_pod "$TEAM_NS" app=stays)"
+[[ -n "$RESTARTS_POD" && -n "$STAYS_POD" ]] || fail "the rotation workloads did not start"
+expect_env "$RESTARTS_POD" ROTATING "$ROTATING_1"
+body="$(jq -nc --arg v "$ROTATING_2" '{value:$v}')"
+api PATCH "/v1/organizations/$ORG/secrets/rotating-key" "$body" >/dev/null
+restarted=""
+for _ in $(seq 1 120); do
+  restarted="$(kubectl -n "$TEAM_NS" get deploy restarts -o json |
+    jq -r '.spec.template.metadata.annotations["secrets.agyn.io/restarted-at"] // empty')"
+  [[ -n "$restarted" ]] && break
+  sleep 1
+done
+[[ -n "$restarted" ]] || fail "deploy/restarts was not restarted after the rotation: $(api GET "/v1/organizations/$ORG/secrets/rotating-key/rollouts")"
+kubectl -n "$TEAM_NS" rollout status deploy/restarts --timeout=180s
+kubectl -n "$TEAM_NS" wait --for=delete "pod/$RESTARTS_POD" --timeout=120s
+NEW_RESTARTS_POD="$(running_pod "$TEAM_NS" app=restarts)"
+[[ -n "$NEW_RESTARTS_POD" && "$NEW_RESTARTS_POD" != "$RESTARTS_POD" ]] ||
+  fail "no new pod of deploy/restarts"
+kubectl -n "$TEAM_NS" get pod "$NEW_RESTARTS_POD" -o json |
+  jq -e '.metadata.annotations["secrets.agyn.io/injected"] // "" | test("(^|,)rotating-key@2(,|$)")' >/dev/null ||
+  fail "the new pod of deploy/restarts does not carry rotating-key@2"
+expect_env "$NEW_RESTARTS_POD" ROTATING "$ROTATING_2"
+[[ "$(running_pod "$TEAM_NS" app=stays)" == "$STAYS_POD" ]] ||
+  fail "deploy/stays, which did not opt in, was restarted"
+kubectl -n "$TEAM_NS" get deploy stays -o json |
+  jq -e '.spec.template.metadata.annotations["secrets.agyn.io/restarted-at"] == null' >/dev/null ||
+  fail "deploy/stays got a restarted-at annotation"
+api GET "/v1/organizations/$ORG/secrets/rotating-key/rollouts" |
+  jq -e '[.items[] | select(.kind == "Deployment" and .name == "restarts" and .state == "restarted" and .to_version == 2)] | length == 1' >/dev/null ||
+  fail "the rollouts of rotating-key do not list deploy/restarts"
+log "deploy/restarts rolled out to rotating-key@2; deploy/stays kept pod $STAYS_POD"
+
+log "a secret fenced to another namespace is refused"
+body="$(jq -nc '{name:"prod-only-key",storage:"local",value:"fenced-value",allowed_namespaces:["team-a-prod"]}')"
+api POST "/v1/organizations/$ORG/secrets" "$body" >/dev/null
+if out="$(kubectl apply -f "$E2E/fenced-pod.yaml" 2>&1)"; then
+  fail "a pod outside the fence was admitted: $out"
+fi
+grep -qF 'secret "prod-only-key" may not be used in namespace "team-a" (allowed: team-a-prod)' <<<"$out" ||
+  fail "unexpected denial message: $out"
+log "denied with: $out"
 
 # ---------------------------------------------------------------------------
 log "a pod naming an unknown secret is denied"
