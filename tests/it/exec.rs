@@ -630,6 +630,32 @@ async fn the_wrapped_command_starts_with_the_values_in_an_image_without_libc() {
 }
 
 #[tokio::test]
+async fn a_fence_narrowed_after_admission_holds_when_the_container_starts() {
+    let (server, api, _dir) = setup(&[]).await;
+    let (pod, uid) = admitted_pod(&server, &api, "team-a", &review("3c1f0e2a-exec-9")).await;
+    let token =
+        api.cluster()
+            .issue_token("team-a", "default", &["agyn-secrets"], Some((&pod, &uid)));
+    assert_eq!(fetch(&server, Some(&token), "agent").await.0, 200);
+
+    server
+        .client()
+        .patch(
+            "/v1/organizations/acme/secrets/db-password",
+            json!({"allowed_namespaces": ["team-a-prod"]}),
+        )
+        .await
+        .expect(200);
+    let (status, body) = fetch(&server, Some(&token), "agent").await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        r#"secret "db-password" may not be used in namespace "team-a" (allowed: team-a-prod)"#
+    );
+    assert!(!leaks(&body.to_string(), DB) && !leaks(&body.to_string(), STRIPE));
+}
+
+#[tokio::test]
 async fn a_source_that_sends_bad_tokens_stops_costing_token_reviews() {
     let (server, api, _dir) = setup(&["--auth-failures-per-minute", "3"]).await;
     let reviews = || {
