@@ -22,8 +22,8 @@ use crate::app::App;
 use crate::cluster::{ClusterError, Restart, Workload, WorkloadKind};
 use crate::metrics::RestartLabels;
 use crate::store::{
-    Backend, Organization, Rollout, RolloutState, Rotation, Secret, Store, StoreError, format_time,
-    now_ms,
+    Backend, Organization, Rollout, RolloutState, Rotation, Scope, Secret, Store, StoreError,
+    format_time, now_ms,
 };
 
 /// The advisory lock key of the rollout leader ("agynroll" in ASCII).
@@ -318,8 +318,8 @@ async fn plan(app: &App, rotation: &Rotation, retries: &mut Retries) -> Result<(
 /// still runs an older version.
 async fn act(app: &App, rollout: &Rollout, retries: &mut Retries) -> Result<(), StoreError> {
     let Some(kind) = WorkloadKind::parse(&rollout.kind) else {
-        finish(app, rollout, RolloutState::Failed, "unknown workload kind").await?;
-        return Ok(());
+        let message = "unknown workload kind";
+        return finish(app, rollout, Scope::Rollout, RolloutState::Failed, message).await;
     };
     let interval = app.settings.restart_min_interval;
     if let Some(last) = app
@@ -353,7 +353,7 @@ async fn act(app: &App, rollout: &Rollout, retries: &mut Retries) -> Result<(), 
     match stale {
         Ok(found) if !found.iter().any(|(stale, _)| *stale == workload) => {
             let message = "no opted-in pod runs an older version any more";
-            return finish(app, rollout, RolloutState::Skipped, message).await;
+            return finish(app, rollout, Scope::Rollout, RolloutState::Skipped, message).await;
         }
         Ok(_) => {}
         Err(error) => return fail(app, rollout, &error, retries).await,
@@ -362,7 +362,14 @@ async fn act(app: &App, rollout: &Rollout, retries: &mut Retries) -> Result<(), 
     match app.cluster.restart_workload(&workload, &at).await {
         Ok(Restart::Gone) => {
             let message = "the workload no longer exists";
-            finish(app, rollout, RolloutState::Skipped, message).await
+            finish(
+                app,
+                rollout,
+                Scope::Workload,
+                RolloutState::Skipped,
+                message,
+            )
+            .await
         }
         Ok(Restart::Requested) => {
             tracing::info!(
@@ -373,7 +380,7 @@ async fn act(app: &App, rollout: &Rollout, retries: &mut Retries) -> Result<(), 
                 version = rollout.version,
                 "Restarted a workload after a rotation"
             );
-            finish(app, rollout, RolloutState::Restarted, "").await
+            finish(app, rollout, Scope::Workload, RolloutState::Restarted, "").await
         }
         Err(error) => fail(app, rollout, &error, retries).await,
     }
@@ -400,16 +407,28 @@ async fn fail(
         return app.store.note_rollout(rollout, &message).await;
     }
     retries.done(&rollout.id);
-    finish(app, rollout, RolloutState::Failed, &error.to_string()).await
+    let message = error.to_string();
+    finish(
+        app,
+        rollout,
+        Scope::Workload,
+        RolloutState::Failed,
+        &message,
+    )
+    .await
 }
 
 async fn finish(
     app: &App,
     rollout: &Rollout,
+    scope: Scope,
     state: RolloutState,
     message: &str,
 ) -> Result<(), StoreError> {
-    let ended = app.store.finish_rollouts(rollout, state, message).await?;
+    let ended = app
+        .store
+        .finish_rollouts(rollout, scope, state, message)
+        .await?;
     app.metrics
         .workload_restarts
         .get_or_create(&RestartLabels {

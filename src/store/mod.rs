@@ -30,7 +30,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 pub use model::*;
 pub use providers::{NewProvider, ProviderChanges};
 pub use pull_secrets::NewImagePullSecret;
-pub use rollouts::{Rollout, RolloutState, Rotation};
+pub use rollouts::{Rollout, RolloutState, Rotation, Scope};
 pub use secrets::{NewSecret, RemoteChanges};
 pub use tokens::{TOKEN_PREFIX, hash_token};
 

@@ -127,6 +127,13 @@ pub(crate) async fn queue_rotation(
     Ok(())
 }
 
+/// Which pending rollouts an ending covers; see `Store::finish_rollouts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Workload,
+    Rollout,
+}
+
 /// A workload a rotation reaches: namespace, kind, name, and the oldest
 /// version its pods run.
 pub type WorkloadRef<'a> = (&'a str, &'a str, &'a str, i64);
@@ -294,26 +301,42 @@ impl Store {
         w.commit().await
     }
 
-    /// Ends every pending rollout of the workload `rollout` names, whatever
-    /// its secret: one restart serves them all. A restart is audited once
-    /// per rollout it ends.
+    /// Ends pending rollouts of the workload `rollout` names: with
+    /// `Scope::Workload` every one, whatever its secret (one restart serves
+    /// them all, and a workload that is gone or may not be touched is so for
+    /// every secret); with `Scope::Rollout` that one only (its secret's pods
+    /// are current, which says nothing of the others'). A restart is audited
+    /// once per rollout it ends.
     pub async fn finish_rollouts(
         &self,
         rollout: &Rollout,
+        scope: Scope,
         state: RolloutState,
         message: &str,
     ) -> Result<usize> {
         let now = now_ms();
         let mut w = self.write().await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE namespace = $1 AND kind = $2 \
-             AND workload = $3 AND state = 'pending'"
-        ))
-        .bind(rollout.namespace.clone())
-        .bind(rollout.kind.clone())
-        .bind(rollout.workload.clone())
-        .fetch_all(&mut *w.tx)
-        .await?;
+        let rows = match scope {
+            Scope::Workload => {
+                sqlx::query(&format!(
+                    "SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE namespace = $1 AND kind = $2 \
+                     AND workload = $3 AND state = 'pending'"
+                ))
+                .bind(rollout.namespace.clone())
+                .bind(rollout.kind.clone())
+                .bind(rollout.workload.clone())
+                .fetch_all(&mut *w.tx)
+                .await?
+            }
+            Scope::Rollout => {
+                sqlx::query(&format!(
+                    "SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE id = $1 AND state = 'pending'"
+                ))
+                .bind(rollout.id.clone())
+                .fetch_all(&mut *w.tx)
+                .await?
+            }
+        };
         let ended: Vec<Rollout> = rows.iter().map(rollout_from_row).collect::<Result<_>>()?;
         let restarted_at = (state == RolloutState::Restarted).then_some(now);
         for ended in &ended {
