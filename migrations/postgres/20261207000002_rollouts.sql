@@ -1,7 +1,8 @@
 -- Restart on rotation. A secret's version change queues a rotation in the
 -- transaction that makes it; the replica that holds the rollout lock turns
 -- each rotation into rollouts, one per opted-in workload that runs an older
--- version, and restarts them no more often than the per-workload limit.
+-- version (deleting the rotation in the same transaction), and restarts them
+-- no more often than the per-workload limit.
 CREATE TABLE rotations (
     id              TEXT PRIMARY KEY,
     organization_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
@@ -9,10 +10,9 @@ CREATE TABLE rotations (
     secret_name     TEXT NOT NULL,
     version         BIGINT NOT NULL,
     reason          TEXT NOT NULL,
-    created_at      BIGINT NOT NULL,
-    done_at         BIGINT
+    created_at      BIGINT NOT NULL
 );
-CREATE INDEX rotations_pending ON rotations (done_at, created_at);
+CREATE INDEX rotations_queue ON rotations (created_at);
 
 CREATE TABLE rollouts (
     id              TEXT PRIMARY KEY,

@@ -139,19 +139,11 @@ pub enum Scope {
 pub type WorkloadRef<'a> = (&'a str, &'a str, &'a str, i64);
 
 impl Store {
-    /// Queues a rotation outside any other change: a remote secret whose
-    /// provider reports a new version.
-    pub async fn queue_rotation(&self, secret: &Secret, version: i64, reason: &str) -> Result<()> {
-        let mut w = self.write().await?;
-        queue_rotation(&mut w.tx, secret, version, reason).await?;
-        w.commit().await
-    }
-
     /// The oldest rotations not yet turned into rollouts.
     pub async fn pending_rotations(&self, limit: usize) -> Result<Vec<Rotation>> {
         let rows = sqlx::query(
             "SELECT id, organization_id, secret_id, secret_name, version, reason, created_at FROM rotations \
-             WHERE done_at IS NULL ORDER BY created_at, id LIMIT $1",
+             ORDER BY created_at, id LIMIT $1",
         )
         .bind(limit as i64)
         .fetch_all(self.pool())
@@ -184,7 +176,7 @@ impl Store {
 
     /// Records the workloads `rotation` reaches as pending rollouts, and the
     /// namespaces that could not be searched as failed ones (kind
-    /// `Namespace`), and marks it done, in one transaction. A workload still
+    /// `Namespace`), and takes it off the queue, in one transaction. A workload still
     /// pending for an older version of the same secret moves to this one
     /// instead of getting a second row.
     pub async fn plan_rollouts(
@@ -195,12 +187,12 @@ impl Store {
     ) -> Result<()> {
         let now = now_ms();
         let mut w = self.write().await?;
-        let claimed =
-            sqlx::query("UPDATE rotations SET done_at = $1 WHERE id = $2 AND done_at IS NULL")
-                .bind(now)
-                .bind(rotation.id.clone())
-                .execute(&mut *w.tx)
-                .await?;
+        // Taken off the queue in the transaction that plans it, so that the
+        // queue holds only what is still to do.
+        let claimed = sqlx::query("DELETE FROM rotations WHERE id = $1")
+            .bind(rotation.id.clone())
+            .execute(&mut *w.tx)
+            .await?;
         if claimed.rows_affected() == 0 {
             return Ok(());
         }
