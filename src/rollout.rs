@@ -70,9 +70,12 @@ pub fn spawn(app: Arc<App>) -> Option<tokio::task::JoinHandle<()>> {
 #[derive(Default)]
 struct Detection {
     last_pass: Option<tokio::time::Instant>,
-    /// Secrets whose version could not be read last time: a lasting
-    /// problem is logged at warn once, then at debug.
+    /// Secrets whose version could not be read in the last pass: a lasting
+    /// problem is logged at warn once, then at debug. Made anew each pass,
+    /// so a secret deleted meanwhile does not stay in it.
     failing: HashSet<String>,
+    /// The same, for the pass under way.
+    failing_now: HashSet<String>,
 }
 
 /// Remote secrets taken per database query during a pass.
@@ -89,11 +92,13 @@ impl Detection {
     }
 
     async fn pass(&mut self, app: &App) -> Result<(), StoreError> {
+        self.failing_now.clear();
         let mut organizations: HashMap<String, Option<Organization>> = HashMap::new();
         let mut after = String::new();
         loop {
             let page = app.store.remote_secrets(&after, DETECTION_PAGE).await?;
             let Some((last, _)) = page.last() else {
+                self.failing = std::mem::take(&mut self.failing_now);
                 return Ok(());
             };
             after = last.id.clone();
@@ -122,7 +127,8 @@ impl Detection {
             Ok(Some(seen)) => seen,
             Ok(None) => return Ok(()),
             Err(error) => {
-                if self.failing.insert(secret.id.clone()) {
+                self.failing_now.insert(secret.id.clone());
+                if !self.failing.contains(&secret.id) {
                     tracing::warn!(secret = %secret.name, organization = %organization.name, %error, "Could not read a remote secret's version");
                 } else {
                     tracing::debug!(secret = %secret.name, %error, "Could not read a remote secret's version again");
@@ -130,7 +136,6 @@ impl Detection {
                 return Ok(());
             }
         };
-        self.failing.remove(&secret.id);
         let reason = format!(
             "new version at the provider ({} -> {seen})",
             last_seen.unwrap_or("none")
@@ -183,7 +188,11 @@ impl Leader {
                 return true;
             }
             tracing::warn!("Lost the rollout lock's database session");
-            self.session = None;
+            // Closed, not handed back to the pool: a session that still
+            // holds the lock would keep it from every replica, this one too.
+            if let Some(session) = self.session.take() {
+                let _ = session.close().await;
+            }
         }
         let Ok(mut session) = self.store.pool().acquire().await else {
             return false;
