@@ -254,18 +254,47 @@ fn given_up(since: i64) -> bool {
     now_ms().saturating_sub(since) > GIVE_UP_AFTER.as_millis() as i64
 }
 
+/// The stale workloads found during one pass, by (namespace, secret,
+/// version): planning a rotation and restarting the workloads it reaches
+/// read a namespace's pods once, not once per workload.
+#[derive(Default)]
+struct Scans {
+    found: HashMap<(String, String, i64), Vec<(Workload, i64)>>,
+}
+
+impl Scans {
+    async fn stale(
+        &mut self,
+        app: &App,
+        namespace: &str,
+        secret: &str,
+        version: i64,
+    ) -> Result<&[(Workload, i64)], ClusterError> {
+        let key = (namespace.to_owned(), secret.to_owned(), version);
+        if !self.found.contains_key(&key) {
+            let found = app
+                .cluster
+                .stale_workloads(namespace, secret, version)
+                .await?;
+            self.found.insert(key.clone(), found);
+        }
+        Ok(&self.found[&key])
+    }
+}
+
 /// One pass: new rotations become rollouts, then due rollouts restart.
 async fn step(app: &App, retries: &mut Retries) -> Result<(), StoreError> {
     let now = tokio::time::Instant::now();
     retries.next.retain(|_, at| *at + RETRY_EVERY > now);
+    let mut scans = Scans::default();
     for rotation in app.store.pending_rotations(BATCH).await? {
         if !retries.waiting(&rotation.id) {
-            plan(app, &rotation, retries).await?;
+            plan(app, &rotation, retries, &mut scans).await?;
         }
     }
     for rollout in app.store.pending_rollouts(BATCH).await? {
         if !retries.waiting(&rollout.id) {
-            act(app, &rollout, retries).await?;
+            act(app, &rollout, retries, &mut scans).await?;
         }
     }
     Ok(())
@@ -275,16 +304,20 @@ async fn step(app: &App, retries: &mut Retries) -> Result<(), StoreError> {
 /// search is recorded as a failed rollout of kind `Namespace` that says
 /// why, since retrying would not let it in; a transient failure leaves the
 /// rotation queued, to be tried again.
-async fn plan(app: &App, rotation: &Rotation, retries: &mut Retries) -> Result<(), StoreError> {
+async fn plan(
+    app: &App,
+    rotation: &Rotation,
+    retries: &mut Retries,
+    scans: &mut Scans,
+) -> Result<(), StoreError> {
     let mut workloads: Vec<(Workload, i64)> = Vec::new();
     let mut refused: Vec<(String, String)> = Vec::new();
     for namespace in app.store.pod_namespaces(&rotation.secret_id).await? {
-        match app
-            .cluster
-            .stale_workloads(&namespace, &rotation.secret_name, rotation.version)
+        match scans
+            .stale(app, &namespace, &rotation.secret_name, rotation.version)
             .await
         {
-            Ok(found) => workloads.extend(found),
+            Ok(found) => workloads.extend_from_slice(found),
             Err(error) if transient(&error) && !given_up(rotation.created_at) => {
                 tracing::warn!(%namespace, secret = %rotation.secret_name, %error, "Could not look for workloads to restart; retrying");
                 retries.later(&rotation.id);
@@ -325,7 +358,12 @@ async fn plan(app: &App, rotation: &Rotation, retries: &mut Retries) -> Result<(
 
 /// Restarts a pending rollout's workload if its turn has come and a pod
 /// still runs an older version.
-async fn act(app: &App, rollout: &Rollout, retries: &mut Retries) -> Result<(), StoreError> {
+async fn act(
+    app: &App,
+    rollout: &Rollout,
+    retries: &mut Retries,
+    scans: &mut Scans,
+) -> Result<(), StoreError> {
     let Some(kind) = WorkloadKind::parse(&rollout.kind) else {
         let message = "unknown workload kind";
         return finish(app, rollout, Scope::Rollout, RolloutState::Failed, message).await;
@@ -355,9 +393,13 @@ async fn act(app: &App, rollout: &Rollout, retries: &mut Retries) -> Result<(), 
         kind,
         name: rollout.workload.clone(),
     };
-    let stale = app
-        .cluster
-        .stale_workloads(&rollout.namespace, &rollout.secret_name, rollout.version)
+    let stale = scans
+        .stale(
+            app,
+            &rollout.namespace,
+            &rollout.secret_name,
+            rollout.version,
+        )
         .await;
     match stale {
         Ok(found) if !found.iter().any(|(stale, _)| *stale == workload) => {
