@@ -249,16 +249,8 @@ impl Session {
         }
         let body =
             serde_json::to_vec(&DescribeSecret { secret_id: path }).expect("a request serializes");
-        let keys = self.credentials().await?;
         let reply = self
-            .signed(
-                &self.secrets_manager,
-                "secretsmanager",
-                "application/x-amz-json-1.1",
-                Some("secretsmanager.DescribeSecret"),
-                &body,
-                &keys,
-            )
+            .secrets_manager("secretsmanager.DescribeSecret", &body)
             .await
             .map_err(|f| f.reading(path))?;
         if reply.status != 200 {
@@ -277,12 +269,18 @@ impl Session {
     }
 
     async fn get_secret_value(&self, body: &[u8]) -> Result<Reply, Failure> {
+        self.secrets_manager("secretsmanager.GetSecretValue", body)
+            .await
+    }
+
+    /// One signed Secrets Manager call, `target` naming the action.
+    async fn secrets_manager(&self, target: &str, body: &[u8]) -> Result<Reply, Failure> {
         let keys = self.credentials().await?;
         self.signed(
             &self.secrets_manager,
             "secretsmanager",
             "application/x-amz-json-1.1",
-            Some("secretsmanager.GetSecretValue"),
+            Some(target),
             body,
             &keys,
         )
